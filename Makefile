@@ -1,0 +1,89 @@
+# carprice: the Makefile is the pipeline DAG. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+LISTINGS ?=
+RAW := data/raw
+SNAPSHOTS := data/snapshots
+VALIDATED := data/validated
+PARAMS := params.yaml
+
+# Simulator seed data for a fresh checkout (used when data/raw/ holds no listings).
+SIM_WEEKS ?= 8
+SIM_START ?= 2026-01-05
+SIM_SEED ?= 42
+SIM_PER_WEEK ?= 5000
+
+PYTEST_ARGS ?=
+
+.PHONY: help setup retrain seed-raw ingest validate simulate test test-fast lint format bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: LISTINGS=path (CSV/Parquet file or folder), PYTEST_ARGS=..."
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the pinned requirements and carprice (editable)
+
+seed-raw: $(STAMP) ## fill an empty data/raw/ with simulated listings (no-op when it has data)
+	@if [ -z "$$(find $(RAW) -type f \( -name '*.csv' -o -name '*.parquet' \) -print -quit)" ]; then \
+	  echo "data/raw/ holds no listings: seeding it from the market simulator" \
+	       "($(SIM_WEEKS) weeks x $(SIM_PER_WEEK) listings from $(SIM_START), seed $(SIM_SEED))"; \
+	  $(BIN)/carprice simulate --weeks $(SIM_WEEKS) --start $(SIM_START) --seed $(SIM_SEED) \
+	    --listings-per-week $(SIM_PER_WEEK) --out $(RAW); \
+	fi
+
+retrain: $(STAMP) ## run the pipeline: ingest -> gate 1 (LISTINGS=path, default data/raw/)
+	@if [ -z "$(LISTINGS)" ]; then $(MAKE) --no-print-directory seed-raw; fi
+	@echo "== ingest: $(or $(LISTINGS),$(RAW))"
+	@snap=$$($(BIN)/carprice ingest --listings "$(or $(LISTINGS),$(RAW))"); \
+	echo "== gate 1: validate $$snap"; \
+	$(BIN)/carprice validate --listings "$$snap" --out $(VALIDATED) --params $(PARAMS) \
+	  || { echo "retrain stopped: gate 1 (data) failed; see $(VALIDATED)/data_report.html"; exit 1; }
+
+ingest: $(STAMP) ## snapshot LISTINGS (default data/raw/) into data/snapshots/
+	$(BIN)/carprice ingest --listings "$(or $(LISTINGS),$(RAW))"
+
+validate: $(STAMP) ## gate 1 on LISTINGS (a snapshot, file or folder) into data/validated/
+	$(BIN)/carprice validate --listings "$(or $(LISTINGS),$(RAW))" --out $(VALIDATED) --params $(PARAMS)
+
+simulate: $(STAMP) ## write simulated weeks to data/simulated/ (SIM_WEEKS, SIM_START, SIM_SEED)
+	$(BIN)/carprice simulate --weeks $(SIM_WEEKS) --start $(SIM_START) --seed $(SIM_SEED) \
+	  --listings-per-week $(SIM_PER_WEEK) --out data/simulated
+
+test: $(STAMP) ## the whole test suite (real listings, every tier)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the quick subset for the edit loop (no slow tests)
+	$(BIN)/pytest -m "not slow" -q $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## benchmarks: ingest+validate and the simulator on 1,000,000 rows
+	$(BIN)/python bench/bench_pipeline.py
+	@if [ -f bench/bench_simulate.py ]; then $(BIN)/python bench/bench_simulate.py; fi
+
+clean: ## remove derived data and reports (keeps data/raw/ and .venv)
+	rm -rf $(VALIDATED) reports data/simulated
+	chmod -R u+w $(SNAPSHOTS) 2>/dev/null || true
+	rm -rf $(SNAPSHOTS)

@@ -1,0 +1,135 @@
+"""The `carprice` command: one subcommand per pipeline stage.
+
+Subcommands parse arguments, call the stage functions, move files and set the exit code;
+the logic lives in the stage modules. Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from carprice.config import Paths, load_params
+
+
+def _progress(message: str) -> None:
+    print(f"[carprice] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from carprice.ingest import ingest
+
+    paths = Paths.from_env()
+    listings = Path(args.listings or paths.raw)
+    started = time.perf_counter()
+    snap = ingest(listings, Path(args.snapshots or paths.snapshots), progress=_progress)
+    state = "written" if snap.created else "already present, nothing written"
+    _progress(
+        f"snapshot {snap.snapshot_id[:12]} ({snap.rows:,} rows) {state} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    print(snap.parquet)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from carprice.clean import ValidationRules, validate
+    from carprice.datareport import build_report, write_outputs
+    from carprice.gates import DataThresholds, check_data_gate
+    from carprice.ingest import load_listings
+    from carprice.sufficiency import sufficiency
+
+    params = load_params(args.params)
+    rules = ValidationRules.from_params(params.get("validation", {}))
+    thresholds = DataThresholds.from_params(params.get("gate1", {}))
+    started = time.perf_counter()
+    frame = load_listings(args.listings, Paths.from_env().snapshots)
+    _progress(f"validating {len(frame):,} rows from {args.listings}")
+    result = validate(frame, rules)
+    table = sufficiency(result.clean, result.quarantine, thresholds.min_rows_per_model)
+    gate = check_data_gate(
+        rows_in=result.rows_in,
+        rows_clean=len(result.clean),
+        supported_models=int(table["supported"].sum()),
+        column_problems=result.column_problems,
+        thresholds=thresholds,
+    )
+    report = build_report(result, table, gate, str(args.listings))
+    paths = write_outputs(Path(args.out), result, table, report)
+    _progress(
+        f"{report['rows_in']:,} rows in: {report['rows_clean']:,} clean, "
+        f"{report['rows_quarantined']:,} quarantined; {report['supported_models']} of "
+        f"{report['models_seen']} car models supported "
+        f"({report['supported_rows_share']:.1%} of clean rows) "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    for code, count in sorted(report["reasons"].items(), key=lambda kv: -kv[1]):
+        _progress(f"  {code:<24} {count:>9,}")
+    _progress(f"report: {paths['report_html']}")
+    print(gate.summary(), file=sys.stderr if not gate.passed else sys.stdout)
+    return 0 if gate.passed else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from carprice.simulate import simulate
+
+    files = simulate(
+        weeks=args.weeks,
+        start=args.start,
+        seed=args.seed,
+        out_dir=Path(args.out),
+        listings_per_week=args.listings_per_week,
+        drift=args.drift,
+        progress=_progress,
+    )
+    _progress(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carprice", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="snapshot listing files (CSV/Parquet file or folder)")
+    p.add_argument("--listings", help="file or folder of listings (default: data/raw/)")
+    p.add_argument("--snapshots", help="snapshot folder (default: data/snapshots/)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("validate", help="gate 1: data rules, quarantine and sufficiency")
+    p.add_argument("--listings", required=True, help="snapshot (.parquet or id), file or folder")
+    p.add_argument("--out", required=True, help="output folder for clean data and the report")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("simulate", help="write simulated weekly listing and sales batches")
+    p.add_argument("--weeks", type=int, required=True)
+    p.add_argument("--start", type=_date, required=True, help="first week, YYYY-MM-DD")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--listings-per-week", type=int, default=5000)
+    p.add_argument("--drift", help="drift spec, see docs/simulator.md")
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"carprice {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Self-contained HTML reports: plots embedded as PNG data URIs, no external assets."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are rendered headless
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2rem} .pass{color:#11772d} .fail{color:#b3261e}
+table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;padding:.25rem .6rem}
+th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
+figure{display:inline-block;margin:.5rem} img{max-width:520px}
+"""
+
+
+def figure(fig) -> str:
+    """Render a matplotlib figure as an <img> tag with an embedded PNG, and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<figure><img alt="plot" src="data:image/png;base64,{data}"></figure>'
+
+
+def barh(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str = "rows") -> str:
+    """Return a horizontal bar chart as an <img> tag."""
+    fig, ax = plt.subplots(figsize=(6, max(1.5, 0.28 * len(labels) + 0.8)))
+    ax.barh(list(labels)[::-1], list(values)[::-1], color="#3f6fb5")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return figure(fig)
+
+
+def hist(values, title: str, xlabel: str, bins: int = 50, log: bool = False) -> str:
+    """Return a histogram as an <img> tag."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(values, bins=bins, color="#3f6fb5", log=log)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return figure(fig)
+
+
+def table(rows: Iterable[Sequence], header: Sequence[str]) -> str:
+    """Return an HTML table; numbers are right-aligned."""
+
+    def cell(value) -> str:
+        if isinstance(value, bool):
+            return f"<td>{'yes' if value else 'no'}</td>"
+        if isinstance(value, int | float):
+            text = f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+            return f'<td class="n">{text}</td>'
+        return f"<td>{html.escape(str(value))}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def page(title: str, verdict: tuple[bool, str], sections: Sequence[tuple[str, str]]) -> str:
+    """Assemble a complete HTML document from (heading, html) sections."""
+    passed, sentence = verdict
+    css = "pass" if passed else "fail"
+    parts = [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p class='{css}'><b>{html.escape(sentence)}</b></p>{''.join(parts)}</body></html>\n"
+    )

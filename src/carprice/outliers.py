@@ -1,0 +1,70 @@
+"""Statistical price outliers: robust z-scores of log price within (make, model).
+
+Price depends strongly on age, mileage and power, so the raw price of a (make, model) is not
+comparable across rows. A pooled linear fit of log price on age, log mileage and log hp removes
+those effects; what is left is compared with its group median, scaled by the group's median
+absolute deviation (MAD). A (make, model) with too few rows for stable statistics is not judged:
+borrowing its make's statistics flags rare but real variants (a camper van among hatchbacks).
+Two passes: the second fit ignores the rows the first one flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MAD_TO_SD = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+@dataclass(frozen=True)
+class OutlierRules:
+    """Thresholds of the price-outlier rule."""
+
+    z_max: float = 5.0
+    min_group_rows: int = 20
+    mad_floor: float = 0.05
+
+
+def _design(frame: pd.DataFrame) -> np.ndarray:
+    age = frame["year"].max() - frame["year"]
+    return np.column_stack(
+        [
+            np.ones(len(frame)),
+            age.to_numpy(dtype=float),
+            np.log1p(frame["mileage"].to_numpy(dtype=float)),
+            frame["mileage"].to_numpy(dtype=float) / 1e5,  # depreciation speeds up past ~150k km
+            np.log(frame["hp"].to_numpy(dtype=float)),
+        ]
+    )
+
+
+def _group_stats(residual: pd.Series, keys: list[pd.Series], min_rows: int):
+    """Return per-row median and MAD of the residual within its group; NaN for small groups."""
+    group = residual.groupby(keys, sort=False)
+    median = group.transform("median")
+    mad = (residual - median).abs().groupby(keys, sort=False).transform("median")
+    small = group.transform("size") < min_rows
+    return median.mask(small), mad.mask(small)
+
+
+def price_outliers(frame: pd.DataFrame, candidates: np.ndarray, rules: OutlierRules) -> np.ndarray:
+    """Flag candidate rows whose log price is far from similar cars of the same (make, model)."""
+    flags = np.zeros(len(frame), dtype=bool)
+    rows = frame.loc[candidates]
+    if len(rows) < rules.min_group_rows:
+        return flags
+    positive = (rows["price"] > 0) & (rows["hp"] > 0) & (rows["mileage"] >= 0)
+    rows = rows[positive]
+    x, y = _design(rows), np.log(rows["price"].to_numpy(dtype=float))
+    keep = np.ones(len(rows), dtype=bool)
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
+        residual = pd.Series(y - x @ coef, index=rows.index)
+        median, mad = _group_stats(residual, [rows["make"], rows["model"]], rules.min_group_rows)
+        scale = np.maximum(MAD_TO_SD * mad, rules.mad_floor)
+        z = ((residual - median) / scale).abs()
+        keep = ~(z > rules.z_max).to_numpy()  # NaN (not judged) keeps the row
+    flags[np.flatnonzero(candidates)[positive.to_numpy()]] = ~keep
+    return flags

@@ -1,0 +1,35 @@
+"""Per-(make, model) sufficiency: which car models have enough clean data to be priced at all."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+KEYS = ["make", "model"]
+
+
+def sufficiency(clean: pd.DataFrame, quarantine: pd.DataFrame, min_rows: int) -> pd.DataFrame:
+    """Count clean and quarantined rows per (make, model) and mark the supported ones.
+
+    A model is supported when it has at least `min_rows` clean rows. Quarantined rows are
+    counted where their make and model are known, so a model held back by dirty data shows it.
+    """
+    clean_counts = clean.groupby(KEYS, sort=False).size().rename("clean_rows")
+    known = quarantine.dropna(subset=KEYS) if len(quarantine) else quarantine
+    if len(known):
+        keys = known[KEYS].astype("str")
+        q_counts = keys.groupby(KEYS, sort=False).size().rename("quarantined_rows")
+    else:
+        q_counts = pd.Series(dtype="int64", name="quarantined_rows")
+    table = pd.concat([clean_counts, q_counts], axis=1).fillna(0).astype("int64")
+    table.index.names = KEYS
+    table = table.reset_index()
+    table["supported"] = table["clean_rows"] >= min_rows
+    return table.sort_values(
+        ["clean_rows", "make", "model"], ascending=[False, True, True], ignore_index=True
+    )
+
+
+def supported_rows_share(table: pd.DataFrame) -> float:
+    """Return the share of clean rows that belong to supported models."""
+    total = int(table["clean_rows"].sum())
+    return float(table.loc[table["supported"], "clean_rows"].sum() / total) if total else 0.0
