@@ -114,10 +114,6 @@ def read_listings(
         frame, ignored, missing = normalise(raw)
         if len(missing) == len(CANONICAL_COLUMNS):
             skipped.append({"path": str(source), "reason": "no listing columns"})
-            if progress:
-                progress(
-                    f"skipped {source}: no listing columns ({', '.join(map(str, raw.columns))})"
-                )
             continue
         record = {
             "path": str(source),
@@ -130,6 +126,10 @@ def read_listings(
         frames.append(frame)
         if progress:
             progress(f"read {source} ({len(frame):,} rows)")
+    if skipped and progress:
+        names = ", ".join(Path(s["path"]).name for s in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        progress(f"skipped {len(skipped)} files without listing columns: {names}{more}")
     if not frames:
         raise ValueError(f"no listing files with listing columns under {path}")
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
