@@ -13,6 +13,8 @@ LISTINGS ?=
 RAW := data/raw
 SNAPSHOTS := data/snapshots
 VALIDATED := data/validated
+MODEL := data/model
+EVALUATION := reports/evaluation
 PARAMS := params.yaml
 
 # Simulator seed data for a fresh checkout (used when data/raw/ holds no listings).
@@ -23,7 +25,7 @@ SIM_PER_WEEK ?= 5000
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup retrain seed-raw ingest validate simulate test test-fast lint format bench clean
+.PHONY: help setup retrain seed-raw ingest validate train evaluate mlflow-ui simulate test test-fast lint format bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -47,19 +49,34 @@ seed-raw: $(STAMP) ## fill an empty data/raw/ with simulated listings (no-op whe
 	    --listings-per-week $(SIM_PER_WEEK) --out $(RAW); \
 	fi
 
-retrain: $(STAMP) ## run the pipeline: ingest -> gate 1 (LISTINGS=path, default data/raw/)
+retrain: $(STAMP) ## run the pipeline: ingest -> gate 1 -> train -> gate 2 (LISTINGS=path)
 	@if [ -z "$(LISTINGS)" ]; then $(MAKE) --no-print-directory seed-raw; fi
 	@echo "== ingest: $(or $(LISTINGS),$(RAW))"
 	@snap=$$($(BIN)/carprice ingest --listings "$(or $(LISTINGS),$(RAW))"); \
-	echo "== gate 1: validate $$snap"; \
+	echo "== gate 1 (data): validate $$snap"; \
 	$(BIN)/carprice validate --listings "$$snap" --out $(VALIDATED) --params $(PARAMS) \
 	  || { echo "retrain stopped: gate 1 (data) failed; see $(VALIDATED)/data_report.html"; exit 1; }
+	@echo "== train"
+	@$(BIN)/carprice train --data $(VALIDATED) --out $(MODEL) --params $(PARAMS) >/dev/null
+	@echo "== gate 2 (model): evaluate"
+	@$(BIN)/carprice evaluate --data $(VALIDATED) --model $(MODEL) --out $(EVALUATION) \
+	    --params $(PARAMS) \
+	  || { echo "retrain stopped: gate 2 (model) failed; see $(EVALUATION)/evaluation.html"; exit 1; }
 
 ingest: $(STAMP) ## snapshot LISTINGS (default data/raw/) into data/snapshots/
 	$(BIN)/carprice ingest --listings "$(or $(LISTINGS),$(RAW))"
 
 validate: $(STAMP) ## gate 1 on LISTINGS (a snapshot, file or folder) into data/validated/
 	$(BIN)/carprice validate --listings "$(or $(LISTINGS),$(RAW))" --out $(VALIDATED) --params $(PARAMS)
+
+train: $(STAMP) ## train on data/validated/ and register the challenger in MLflow
+	$(BIN)/carprice train --data $(VALIDATED) --out $(MODEL) --params $(PARAMS)
+
+evaluate: $(STAMP) ## gate 2 on the trained challenger into reports/evaluation/
+	$(BIN)/carprice evaluate --data $(VALIDATED) --model $(MODEL) --out $(EVALUATION) --params $(PARAMS)
+
+mlflow-ui: $(STAMP) ## browse runs and the registry on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$${CARPRICE_HOME:-var}/mlflow.db --host 127.0.0.1
 
 simulate: $(STAMP) ## write simulated weeks to data/simulated/ (SIM_WEEKS, SIM_START, SIM_SEED)
 	$(BIN)/carprice simulate --weeks $(SIM_WEEKS) --start $(SIM_START) --seed $(SIM_SEED) \
@@ -84,6 +101,6 @@ bench: $(STAMP) ## benchmarks: ingest+validate and the simulator on 1,000,000 ro
 	@if [ -f bench/bench_simulate.py ]; then $(BIN)/python bench/bench_simulate.py; fi
 
 clean: ## remove derived data and reports (keeps data/raw/ and .venv)
-	rm -rf $(VALIDATED) reports data/simulated
+	rm -rf $(VALIDATED) $(MODEL) reports data/simulated
 	chmod -R u+w $(SNAPSHOTS) 2>/dev/null || true
 	rm -rf $(SNAPSHOTS)

@@ -51,3 +51,60 @@ def listing(**overrides) -> dict:
 
 def frame(*rows: dict) -> pd.DataFrame:
     return pd.DataFrame(list(rows))
+
+
+SMALL_ROUNDS = {"num_boost_round": 150, "quantile_boost_round": 60}
+
+
+def small_params(params):
+    """Training parameters for a quick model: few rounds at a higher learning rate."""
+    import dataclasses
+
+    from carprice.train import TrainParams
+
+    tp = TrainParams.from_params(params["train"])
+    return dataclasses.replace(tp, **SMALL_ROUNDS, lgb={**tp.lgb, "learning_rate": 0.1})
+
+
+@pytest.fixture(scope="session")
+def market_frame() -> pd.DataFrame:
+    """A clean simulated market of 20,000 listings (always available, deterministic)."""
+    from carprice.market import generate_listings
+
+    frame = generate_listings(20_000, seed=11, when=dt.date(2026, 3, 2), dirty=False)
+    frame = frame.drop(columns=["listing_id", "listed_at"]).drop_duplicates(ignore_index=True)
+    frame["hp"] = frame["hp"].astype("int64")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def small_model(market_frame, params):
+    """A quickly trained model on the simulated market, with its split."""
+    from carprice.train import split_of, train
+
+    tp = small_params(params)
+    split = split_of(market_frame, tp.test_share, tp.calibration_share)
+    return train(market_frame, split, tp), split
+
+
+@pytest.fixture(scope="session")
+def small_bundle(small_model, market_frame, tmp_path_factory):
+    """The small model written as a bundle, supporting models with at least 20 rows."""
+    from carprice.bundle import write_bundle
+
+    model, _ = small_model
+    counts = market_frame.groupby(["make", "model"]).size()
+    supported = [key for key, n in counts.items() if n >= 20]
+    path = tmp_path_factory.mktemp("bundles") / "small"
+    return write_bundle(
+        path,
+        boosters={
+            "model.txt": model.point,
+            "model_q_low.txt": model.low,
+            "model_q_high.txt": model.high,
+        },
+        spec=model.spec,
+        supported=supported,
+        interval=model.interval,
+        metadata={"model_version": "m-test-small"},
+    )

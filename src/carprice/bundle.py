@@ -108,10 +108,31 @@ def verify_bundle(path: Path) -> dict[str, str]:
     return checksums
 
 
+def check_model_text(path: Path) -> None:
+    """Check a LightGBM model file is structurally complete before LightGBM parses it.
+
+    LightGBM aborts the whole process (not an exception) on some truncated files, so a damaged
+    file must be caught here, even when its checksum was recomputed after the damage.
+    """
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    sizes = next((ln for ln in text.splitlines() if ln.startswith("tree_sizes=")), None)
+    trees = sum(1 for ln in text.splitlines() if ln.startswith("Tree="))
+    if (
+        not text.startswith("tree\n")
+        or sizes is None
+        or "\nend of trees\n" not in text
+        or "\nend of parameters\n" not in text
+        or len(sizes.split("=", 1)[1].split()) != trees
+    ):
+        raise BundleError(f"{path}: cannot load: not a complete LightGBM model file")
+
+
 def load_bundle(path: Path) -> Bundle:
     """Verify and load a bundle; raise BundleError when it must not serve."""
     path = Path(path)
     verify_bundle(path)
+    for name in BOOSTERS:
+        check_model_text(path / name)
     try:
         spec = FeatureSpec.load(path / "feature_spec.json")
         boosters = [lgb.Booster(model_file=str(path / name)) for name in BOOSTERS]

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from carprice.config import Paths, load_params
+from carprice.config import PROJECT_ROOT, Paths, load_params
 
 
 def _progress(message: str) -> None:
@@ -73,6 +73,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if gate.passed else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from carprice.stages import run_training
+
+    record = run_training(
+        Path(args.data), Path(args.out), load_params(args.params), Paths.from_env(), _progress
+    )
+    print(record["bundle"])
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from carprice.stages import run_evaluation
+
+    gate = run_evaluation(
+        Path(args.data),
+        Path(args.model),
+        Path(args.out),
+        load_params(args.params),
+        Paths.from_env(),
+        _progress,
+    )
+    _progress(f"report: {Path(args.out) / 'evaluation.html'}")
+    print(gate.summary(), file=sys.stdout if gate.passed else sys.stderr)
+    for reason in gate.reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    return 0 if gate.passed else 1
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from carprice.simulate import simulate
 
@@ -96,6 +124,43 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from err
 
 
+def _serving_dir() -> Path:
+    for root in (Path.cwd(), PROJECT_ROOT):
+        if (root / "serving" / "gunicorn.conf.py").is_file():
+            return root / "serving"
+    raise FileNotFoundError("serving/gunicorn.conf.py not found (run from the project root)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from carprice import deploy
+    from carprice.bundle import BundleError, verify_bundle
+
+    serving = _serving_dir()
+    home = Paths.from_env().home
+    bundle = Path(args.bundle).resolve() if args.bundle else deploy.read_pointer(home)
+    if bundle is None:
+        raise FileNotFoundError(f"no bundle: pass --bundle DIR or set {deploy.pointer_path(home)}")
+    try:
+        verify_bundle(bundle)
+    except BundleError as err:
+        print(f"carprice serve: bundle refused: {err}", file=sys.stderr)
+        return 2
+    os.environ["CARPRICE_HOME"] = str(home)
+    if args.bundle:
+        os.environ["CARPRICE_BUNDLE"] = str(bundle)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(serving / "gunicorn.conf.py")]
+    argv += ["--bind", f"{args.host}:{args.port}", "--chdir", str(serving.parent)]
+    if args.workers:
+        argv += ["--workers", str(args.workers)]
+    argv.append("serving.app:create_app()")
+    _progress(f"serving {bundle} on http://{args.host}:{args.port} (CARPRICE_HOME={home})")
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)  # gunicorn replaces this process: signals reach it directly
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carprice", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -111,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("train", help="train the challenger on gate 1's clean rows and register it")
+    p.add_argument("--data", default="data/validated", help="gate 1 output folder")
+    p.add_argument("--out", default="data/model", help="folder for the bundle and train.json")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="gate 2: held-out error vs thresholds, baseline, champion")
+    p.add_argument("--data", default="data/validated", help="gate 1 output folder")
+    p.add_argument("--model", default="data/model", help="folder written by `carprice train`")
+    p.add_argument("--out", default="reports/evaluation")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("simulate", help="write simulated weekly listing and sales batches")
     p.add_argument("--weeks", type=int, required=True)
     p.add_argument("--start", type=_date, required=True, help="first week, YYYY-MM-DD")
@@ -119,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listings-per-week", type=int, default=5000)
     p.add_argument("--drift", help="drift spec, see docs/simulator.md")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("serve", help="run the HTTP price-estimate service (gunicorn, foreground)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    p.add_argument("--bundle", help="serve this bundle directory instead of the deploy pointer")
+    p.add_argument("--workers", type=int, help="gunicorn workers (default: one per core)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -1,10 +1,10 @@
 """Training: LightGBM on log price, a point model plus a calibrated 80% interval.
 
 Rows are split by a hash of their content, so a row never changes side between runs:
-`test` (held out for gate 2), `calibration` (sets the interval offsets), `train` (the rest).
-The point model learns on train + calibration; the two quantile models learn on train only, and
-their interval is widened by conformal offsets measured on calibration rows (conformalised
-quantile regression), which makes the coverage honest rather than hoped for.
+`test` (held out for gate 2), `calibration` and `train`. All three boosters learn on train rows
+only. Calibration rows, unseen by them, set the conformal interval offsets (conformalised
+quantile regression: honest coverage rather than hoped-for coverage) and measure each car
+model's error, so that a model priced far off can be withdrawn without touching test rows.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class TrainParams:
     interval_level: float
     num_boost_round: int
     quantile_boost_round: int
+    refit_point_with_calibration: bool
     lgb: dict[str, Any]
     quantile_lgb: dict[str, Any]
 
@@ -54,6 +55,7 @@ class TrainedModel:
     low: lgb.Booster
     high: lgb.Booster
     interval: dict
+    model_errors: pd.DataFrame
     split_counts: dict[str, int]
     seconds: float
 
@@ -87,19 +89,16 @@ def train(
     params: TrainParams,
     progress: Callable[[str], None] | None = None,
 ) -> TrainedModel:
-    """Fit the encoder and the three boosters on the non-test rows of a clean frame."""
+    """Fit the encoder and the three boosters on the train rows of a clean frame."""
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
-    fit_rows = split != TEST
-    spec = FeatureSpec.fit(frame[fit_rows])
+    tr, cal = split == TRAIN, split == CALIBRATION
+    spec = FeatureSpec.fit(frame[tr])
     x = spec.encode_frame(frame)
     y = np.log(frame["price"].to_numpy(dtype=np.float64))
     common = {"seed": params.seed, "deterministic": True, "verbose": -1}
-    say(f"point model: {int(fit_rows.sum()):,} rows, {params.num_boost_round} rounds")
-    point = _booster(
-        {**params.lgb, **common}, params.num_boost_round, x[fit_rows], y[fit_rows], spec
-    )
-    tr, cal = split == TRAIN, split == CALIBRATION
+    say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
+    point = _booster({**params.lgb, **common}, params.num_boost_round, x[tr], y[tr], spec)
     alpha = (1 - params.interval_level) / 2
     boosters = []
     for q in (alpha, 1 - alpha):
@@ -119,8 +118,34 @@ def train(
         "offset_high": offset,
         "calibration_rows": n,
     }
+    errors = model_errors(frame[cal], point.predict(x[cal]))
+    if params.refit_point_with_calibration:
+        # The decisions above used a point model that never saw calibration rows; the shipped
+        # point model may learn from them too (test rows stay untouched).
+        fit = tr | cal
+        say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
+        point = _booster({**params.lgb, **common}, params.num_boost_round, x[fit], y[fit], spec)
     counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
-    return TrainedModel(spec, point, low, high, interval, counts, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return TrainedModel(spec, point, low, high, interval, errors, counts, seconds)
+
+
+def model_errors(frame: pd.DataFrame, log_pred: np.ndarray) -> pd.DataFrame:
+    """Return rows and MAPE per (make, model) of log-price predictions."""
+    ape = np.abs(np.exp(log_pred) - frame["price"].to_numpy()) / frame["price"].to_numpy()
+    table = (
+        pd.DataFrame({"make": frame["make"], "model": frame["model"], "ape": ape})
+        .groupby(["make", "model"], sort=True)["ape"]
+        .agg(rows="size", mape="mean")
+        .reset_index()
+    )
+    return table
+
+
+def withdrawn_models(errors: pd.DataFrame, min_rows: int, max_mape: float) -> set[str]:
+    """Return the keys of models whose calibration error is far outside the bound."""
+    bad = errors[(errors["rows"] >= min_rows) & (errors["mape"] > max_mape)]
+    return {model_key(a, b) for a, b in zip(bad["make"], bad["model"], strict=True)}
 
 
 def supported_keys(table: pd.DataFrame) -> set[str]:

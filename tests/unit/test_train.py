@@ -1,0 +1,52 @@
+"""Training: a stable split, determinism and an honest interval."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from carprice.train import CALIBRATION, TEST, TRAIN, split_of, train, withdrawn_models
+from tests.conftest import small_params
+
+
+def test_a_row_keeps_its_side_whatever_the_order_and_the_other_rows(market_frame):
+    split = split_of(market_frame, 0.2, 0.15)
+    shuffled = market_frame.sample(frac=1, random_state=3)
+    again = split_of(shuffled, 0.2, 0.15)
+    assert (again == split[shuffled.index.to_numpy()]).all()
+    subset = split_of(market_frame.iloc[:500], 0.2, 0.15)
+    assert (subset == split[:500]).all()
+
+
+def test_the_split_shares_are_close_to_the_parameters(market_frame):
+    split = split_of(market_frame, 0.2, 0.15)
+    assert abs((split == TEST).mean() - 0.2) < 0.02
+    assert abs((split == CALIBRATION).mean() - 0.15) < 0.02
+    assert abs((split == TRAIN).mean() - 0.65) < 0.02
+
+
+def test_training_twice_gives_the_same_model(market_frame, params, small_model):
+    model, split = small_model
+    tp = small_params(params)
+    again = train(market_frame, split, tp)
+    assert again.point.model_to_string() == model.point.model_to_string()
+    assert again.interval == model.interval
+
+
+def test_the_calibrated_interval_covers_about_its_level_on_test_rows(market_frame, small_model):
+    model, split = small_model
+    test = market_frame[split == TEST]
+    x = model.spec.encode_frame(test)
+    y = np.log(test["price"].to_numpy())
+    low = model.low.predict(x) - model.interval["offset_low"]
+    high = model.high.predict(x) + model.interval["offset_high"]
+    coverage = ((y >= low) & (y <= high)).mean()
+    assert 0.76 <= coverage <= 0.84, coverage
+
+
+def test_models_far_off_on_calibration_rows_are_withdrawn(small_model):
+    model, _ = small_model
+    errors = model.model_errors.copy()
+    errors.loc[0, ["rows", "mape"]] = [10, 0.9]
+    withdrawn = withdrawn_models(errors, min_rows=5, max_mape=0.3)
+    assert f"{errors.loc[0, 'make']}|{errors.loc[0, 'model']}" in withdrawn
+    assert len(withdrawn) < len(errors) / 10
