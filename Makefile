@@ -96,9 +96,10 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## benchmarks: ingest+validate and the simulator on 1,000,000 rows
+bench: $(STAMP) ## benchmarks: ingest+validate, simulator and training on 1,000,000 rows
 	$(BIN)/python bench/bench_pipeline.py
-	@if [ -f bench/bench_simulate.py ]; then $(BIN)/python bench/bench_simulate.py; fi
+	$(BIN)/python bench/bench_simulate.py
+	$(BIN)/python bench/bench_train.py
 
 clean: ## remove derived data and reports (keeps data/raw/ and .venv)
 	rm -rf $(VALIDATED) $(MODEL) reports data/simulated
