@@ -11,7 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pricefit import REF_YEAR, design, effects, fit_price_models, fit_rows, pm, r, shrunk_sd
+from pricefit import (
+    REF_YEAR,
+    design,
+    effects,
+    fit_price_models,
+    fit_rows,
+    km_effect,
+    noise,
+    pm,
+    r,
+    shrunk_sd,
+)
 
 AGES = 11  # ages 0..10
 KM_FLOOR = 1000  # ln(1 + max(km, floor)): near-new cars must not extrapolate the mileage slope
@@ -203,6 +214,8 @@ def calibrate(df: pd.DataFrame, km_floor: int = KM_FLOOR) -> dict:
         ),
         "effects": fx,
         "z_quantiles": {"probs": list(Z_PROBS), "values": [r(q) for q in np.quantile(z, Z_PROBS)]},
+        "noise": noise(fit, resid, Z_PROBS),
+        "km_effect": km_effect(fit, resid, km_floor),
         "offer_type_by_age": [[r(s) for s in row] for row in offer.to_numpy()],
         "mileage": mileage(cars),
         "price_endings": endings(df["price"]),

@@ -10,6 +10,8 @@ PRIOR_WEIGHT = 25.0  # pseudo-observations pulling slopes toward the parent fit
 SD_PRIOR_ROWS = 20  # pseudo-rows pulling a residual sd toward its parent's
 MODEL_FIT_ROWS = 100  # models with fewer fit rows price with their make's fit
 EFFECT_PRIOR_ROWS = 20.0  # pseudo-rows pulling a fuel/gear/offer offset toward zero
+KM_BINS = 10  # mileage deciles of the residual curvature table
+NOISE_KM_BUCKET = 10_000  # listings of one spec: same car and year, mileage within 10,000 km
 
 
 def r(x: float, digits: int = 4) -> float:
@@ -90,3 +92,64 @@ def effects(fit: pd.DataFrame, resid: np.ndarray, levels: dict) -> tuple[dict, n
         out[col] = {v: r(shrunk.get(v, 0.0)) for v in values}
         resid = resid - fit[col].map(out[col]).fillna(0.0).to_numpy()
     return out, resid
+
+
+def pooled_var(resid: np.ndarray, groups: list) -> float:
+    """Return the pooled within-group variance over groups of at least two rows (dof-corrected)."""
+    frame = pd.DataFrame({"r": resid, **{f"k{i}": g for i, g in enumerate(groups)}})
+    by = frame.groupby([f"k{i}" for i in range(len(groups))]).r
+    n, dev = by.transform("size"), frame.r - by.transform("mean")
+    many = (n >= 2).to_numpy()
+    return float((dev[many] ** 2).sum() / max(many.sum() - by.ngroups + (~many).sum(), 1))
+
+
+def noise(fit: pd.DataFrame, resid: np.ndarray, probs) -> dict:
+    """Measure the asking-price noise: log-price spread among listings of one identical spec.
+
+    A spec is (make, model, fuel, gear, offerType, hp, year, mileage // NOISE_KM_BUCKET). Each
+    row's deviation from its group's mean log price is scaled by sqrt(n / (n - 1)), so it has
+    the spread of one listing around the spec's value; `sd` is the MAD-based sd of those
+    deviations and `values` their quantiles in units of `sd`. `spec_shares` split the persistent
+    (spec) variance among the keys (make, model) + fuel, gear, hp or year in proportion to how
+    much each one lowers the pooled residual variance within a model.
+    """
+    known = fit["gear"].notna().to_numpy()
+    fit, resid = fit[known], resid[known]
+    keys = ["make", "model", "fuel", "gear", "offerType", "hp", "year"]
+    spec = [fit[k].to_numpy() for k in keys] + [fit["mileage"].to_numpy() // NOISE_KM_BUCKET]
+    frame = pd.DataFrame({"lp": np.log(fit["price"].to_numpy(float))})
+    by = frame.groupby(spec).lp
+    n = by.transform("size").to_numpy()
+    many = n >= 2
+    dev = (frame.lp - by.transform("mean")).to_numpy()[many] * np.sqrt(n[many] / (n[many] - 1))
+    sd = 1.4826 * float(np.median(np.abs(dev)))
+    # How much the pooled variance within a model drops when each column joins the key.
+    levels, model = ("fuel", "gear", "hp", "year"), [fit[k].to_numpy() for k in ("make", "model")]
+    within_model = pooled_var(resid, model)
+    drops = [max(within_model - pooled_var(resid, [*model, fit[c].to_numpy()]), 0) for c in levels]
+    shares = np.asarray(drops) / max(sum(drops), 1e-12)
+    return {
+        "km_bucket": NOISE_KM_BUCKET,
+        "groups": int(by.ngroups - (~many).sum()),
+        "rows": int(many.sum()),
+        "sd": r(sd),
+        "rms": r(np.sqrt(np.mean(dev**2))),
+        "spec_shares": {level: r(x) for level, x in zip(levels, shares, strict=True)},
+        "probs": list(probs),
+        "values": [r(q) for q in np.quantile(dev / sd, probs)],
+    }
+
+
+def km_effect(fit: pd.DataFrame, resid: np.ndarray, km_floor: int) -> dict:
+    """Measure the residual mean by mileage decile: the curvature a line in ln(km) misses."""
+    x = np.log1p(np.maximum(fit["mileage"].to_numpy(float), km_floor))
+    edges = np.quantile(x, np.linspace(0, 1, KM_BINS + 1))
+    bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, KM_BINS - 1)
+    means = np.bincount(bins, resid, KM_BINS) / np.maximum(np.bincount(bins, None, KM_BINS), 1)
+    centers = np.bincount(bins, x, KM_BINS) / np.maximum(np.bincount(bins, None, KM_BINS), 1)
+    effect = np.interp(x, centers, means)
+    return {
+        "log_km": [r(c) for c in centers],
+        "values": [r(m) for m in means],
+        "var": r(float(np.var(effect)), 6),
+    }

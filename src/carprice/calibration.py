@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from functools import cache
@@ -19,6 +20,21 @@ def _cumulative(weights: np.ndarray) -> np.ndarray:
     cum /= cum[..., -1:]
     cum[..., -1] = 1.0
     return cum
+
+
+def moments(table: dict) -> tuple[float, float]:
+    """Return the mean and sd of a quantile table drawn by linear interpolation."""
+    p, q = np.asarray(table["probs"]), np.asarray(table["values"])
+    dp, a, b = np.diff(p), q[:-1], q[1:]
+    mean = float(np.sum(dp * (a + b) / 2))
+    return mean, float(np.sqrt(np.sum(dp * (a * a + a * b + b * b) / 3) - mean**2))
+
+
+def spec_uniforms(keys: list[str]) -> np.ndarray:
+    """Map each key to a uniform in (0, 1) by a stable hash: no seed, no random stream."""
+    digests = b"".join(hashlib.blake2b(k.encode(), digest_size=8).digest() for k in keys)
+    top = np.frombuffer(digests, ">u8") >> np.uint64(11)
+    return (top.astype(float) + 0.5) / 2.0**53
 
 
 @dataclass(frozen=True)

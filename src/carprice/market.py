@@ -8,12 +8,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from carprice.calibration import AGES, Calibration, Catalogue, load_calibration
+from carprice.calibration import (
+    AGES,
+    Calibration,
+    Catalogue,
+    load_calibration,
+    moments,
+    spec_uniforms,
+)
 from carprice.dirt import add_dirt
 from carprice.drift import Drift
 from carprice.schema import CANONICAL_COLUMNS
 
 Seed = int | Sequence[int]
+SPEC_LEVELS = ("fuel", "gear", "hp", "year")  # keys of the persistent spec effect
 
 
 def draw_in_groups(owner: np.ndarray, cum: np.ndarray, group: np.ndarray, u: np.ndarray):
@@ -86,6 +94,49 @@ def charm(price: np.ndarray, raw: dict, rng: np.random.Generator) -> np.ndarray:
     return np.where(fixed, ended, np.maximum(loose, 1.0)).astype(np.int64)
 
 
+def _scores(parts: list[np.ndarray], code: np.ndarray, zq: dict) -> np.ndarray:
+    """Return a unit-variance score per row, a stable hash of the row's key (its `parts`)."""
+    codes, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    keys = ["|".join(map(str, k)) for k in zip(*(p[first] for p in parts), strict=True)]
+    probs, values = np.asarray(zq["probs"]), np.asarray([zq["values"]])
+    z = inverse_cdf(probs, values, np.zeros(len(codes), np.int64), spec_uniforms(keys))
+    mean, sd = moments(zq)
+    return ((z - mean) / sd)[inverse]
+
+
+def residual(cal: Calibration, cat: Catalogue, cars: dict, model, trim, year, log_km, u_noise):
+    """Split ln(asking / linear price) into a persistent spec effect and i.i.d. asking noise.
+
+    The spec effect is the mileage curvature plus one hashed score per key (make, model, fuel),
+    (make, model, gear), (make, model, hp) and (make, model, year), so the same car gets the
+    same offset in every week, run and seed. The noise has the measured within-spec
+    spread. Each model keeps its total residual variance.
+    """
+    raw, table, km = cal.raw, cal.raw["noise"], cal.raw["km_effect"]
+    z_mean, z_sd = moments(raw["z_quantiles"])
+    n_mean, n_sd = moments(table)
+    budget = (cat.sd * z_sd) ** 2 - (table["sd"] * n_sd) ** 2 - km["var"]
+    spec_sd = np.sqrt(np.maximum(budget, 0.0))[model]
+    names = [cars[c] for c in ("make", "model", "fuel", "gear")] + [cat.trim_hp[trim], year]
+    codes = (
+        model * 100_000 + cat.trim_fuel[trim],
+        model * 100_000 + cat.trim_gear[trim],
+        model * 100_000 + cat.trim_hp[trim],
+        model * 100_000 + year,
+    )
+    pairs = zip(SPEC_LEVELS, names[2:], strict=True)
+    keys = [[np.full(len(year), level), *names[:2], column] for level, column in pairs]
+    unit = sum(
+        np.sqrt(table["spec_shares"][level]) * _scores(key, code, raw["z_quantiles"])
+        for level, key, code in zip(SPEC_LEVELS, keys, codes, strict=True)
+    )
+    spec = np.interp(log_km, km["log_km"], km["values"]) + cat.sd[model] * z_mean + spec_sd * unit
+    v = inverse_cdf(
+        np.asarray(table["probs"]), np.asarray([table["values"]]), np.zeros_like(model), u_noise
+    )
+    return spec, table["sd"] * (v - n_mean)
+
+
 def _ids(prefix: str, n: int) -> np.ndarray:
     return (pd.Series(np.arange(n)).astype(str).str.zfill(6).radd(prefix)).to_numpy()
 
@@ -133,19 +184,17 @@ def generate_listings(
         trim[rows] = draw_in_groups(cat.trim_model, cat.trim_cum[b], model[rows], u_trim[rows])
     hp, fuel, gear = cat.trim_hp[trim], cat.trim_fuel[trim], cat.trim_gear[trim]
     coef, fx = cat.coef[model], raw["effects"]
+    log_km = np.log1p(np.maximum(mileage, raw["km_floor"]))
     log_fair = (
         coef[:, 0]
         + coef[:, 1] * age
-        + coef[:, 2] * np.log1p(np.maximum(mileage, raw["km_floor"]))
+        + coef[:, 2] * log_km
         + coef[:, 3] * np.log(hp)
         + np.asarray(list(fx["fuel"].values()))[fuel]
         + np.asarray(list(fx["gear"].values()))[gear]
         + np.asarray(list(fx["offerType"].values()))[offer]
     )
-    zq = raw["z_quantiles"]
-    z = inverse_cdf(
-        np.asarray(zq["probs"]), np.asarray([zq["values"]]), np.zeros(n, np.int64), rng.random(n)
-    )
+    u_noise = rng.random(n)
     cars = {
         "make": cat.make[model],
         "model": cat.model[model],
@@ -153,10 +202,11 @@ def generate_listings(
         "gear": np.asarray(cal.gears, dtype=object)[gear],
         "offerType": np.asarray(cal.offer_types, dtype=object)[offer],
     }
-    fair = np.exp(log_fair)
+    spec, noise = residual(cal, cat, cars, model, trim, year_now - age, log_km, u_noise)
+    fair = np.exp(log_fair + spec)
     if drift is not None:
         fair = fair * drift.price_factor(listed, cars)
-    price = charm(np.maximum(fair * np.exp(cat.sd[model] * z), 100.0), raw, rng)
+    price = charm(np.maximum(fair * np.exp(noise), 100.0), raw, rng)
     frame = pd.DataFrame(
         {
             "listing_id": _ids(id_prefix, n),

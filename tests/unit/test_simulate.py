@@ -184,3 +184,34 @@ def test_overpriced_listings_sell_less_often_and_later():
     assert sold[over].mean() < sold[~over].mean() - 0.2
     days = sales.set_index("listing_id")["days_on_market"]
     assert days[frame.loc[over & sold, "listing_id"]].median() > days.median()
+
+
+def test_identical_specs_in_different_weeks_differ_only_by_the_asking_noise():
+    calibration = load_calibration()
+    keys = ["make", "model", "fuel", "gear", "offerType", "hp", "year", "km"]
+    weeks = []
+    for week in range(2):
+        frame = generate_listings(
+            40_000, seed=[21, week, 0], when=START + dt.timedelta(weeks=week), days=7, dirty=False
+        )
+        frame["km"] = frame["mileage"] // 10_000
+        weeks.append(frame.drop_duplicates(subset=keys))
+    pairs = weeks[0].merge(weeks[1], on=keys, suffixes=("_a", "_b"))
+    assert len(pairs) > 1000
+    diff = np.log(pairs["price_a"] / pairs["price_b"])
+    spread = 1.4826 * float(np.median(np.abs(diff - diff.median()))) / np.sqrt(2)
+    noise_sd = calibration.raw["noise"]["sd"]
+    # Measured 0.108 (heavy tails and mileage within the bucket widen the pairs a little);
+    # i.i.d. residuals alone would spread like the total residual sd (~0.2) instead.
+    assert spread == pytest.approx(noise_sd, rel=0.3)
+    assert spread < 0.6 * float(np.median(calibration.catalogue.sd))
+
+
+def test_the_spec_effect_is_the_same_in_every_seed():
+    a = generate_listings(20_000, seed=1, when=START, dirty=False, include_truth=True)
+    b = generate_listings(20_000, seed=2, when=START, dirty=False, include_truth=True)
+    keys = ["make", "model", "fuel", "gear", "offerType", "hp", "year", "mileage"]
+    pairs = a.drop_duplicates(keys).merge(b.drop_duplicates(keys), on=keys)
+    assert len(pairs) > 50
+    ratio = pairs["fair_price_x"] / pairs["fair_price_y"]
+    assert np.allclose(ratio, 1.0, atol=1e-3)

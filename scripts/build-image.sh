@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Build the service image with the bundle BUNDLE_DIR baked in; print the image id on stdout.
+#
+#   scripts/build-image.sh BUNDLE_DIR [TAG]        (default tag: carprice:<model_version>)
+#
+# Uses Docker when a Docker engine answers, else podman (set up by scripts/container-setup.sh,
+# which also makes the local Debian base image where no registry can be reached). The Dockerfile
+# is built unchanged either way; only the engine flags differ. The build context is assembled in
+# a temporary folder from the files .dockerignore lets through, with the bundle at the path the
+# Dockerfile's default BUNDLE argument names.
+#
+# Environment: CARPRICE_BASE_IMAGE (override the base), CARPRICE_CONTAINER_ENGINE (docker|podman).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { echo "[build-image] $*" >&2; }
+
+bundle="${1:?usage: scripts/build-image.sh BUNDLE_DIR [TAG]}"
+[ -f "$bundle/checksums.json" ] || { say "not a bundle (no checksums.json): $bundle"; exit 2; }
+version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_version"])' \
+  "$bundle/metadata.json")
+tag="${2:-carprice:$version}"
+
+engine="${CARPRICE_CONTAINER_ENGINE:-$(scripts/container-setup.sh)}"
+args=(build --tag "$tag" --label "org.carprice.model_version=$version")
+case "$engine" in
+  docker)
+    [ -n "${CARPRICE_BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$CARPRICE_BASE_IMAGE")
+    ;;
+  podman)
+    cache="${CARPRICE_CONTAINER_CACHE:-/var/cache/carprice}"
+    [ -w "$cache" ] || cache="$HOME/.cache/carprice"
+    export CONTAINERS_CONF="${CONTAINERS_CONF:-$cache/containers.conf}"
+    suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-bookworm}")
+    base="${CARPRICE_BASE_IMAGE:-localhost/carprice-base:${CARPRICE_BASE_SUITE:-${suite:-bookworm}}}"
+    # docker format keeps HEALTHCHECK; host network and the host CA (mounted, never copied) let
+    # apt and pip reach the mirrors of this sandbox.
+    args+=(--format docker --network host --build-arg "BASE_IMAGE=$base")
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+      args+=(-v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro
+             --build-arg PIP_CERT=/run/host-ca.crt)
+    fi
+    ;;
+  *) say "unknown container engine: $engine"; exit 2 ;;
+esac
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+mkdir -p "$context/src/carprice" "$context/serving" "$context/data/model/package"
+cp Dockerfile .dockerignore pyproject.toml README.md "$context/"
+cp src/carprice/*.py src/carprice/calibration.json "$context/src/carprice/"
+cp serving/*.py serving/requirements.txt "$context/serving/"
+cp -r "$bundle" "$context/data/model/package/bundle"
+
+say "$engine: building $tag"
+started=$(date +%s.%N)
+"$engine" "${args[@]}" "$context" >&2
+id=$("$engine" image inspect --format '{{.Id}}' "$tag")
+say "built $tag ($id) in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)") s"
+echo "$id"
