@@ -53,7 +53,7 @@ def frame(*rows: dict) -> pd.DataFrame:
     return pd.DataFrame(list(rows))
 
 
-SMALL_ROUNDS = {"num_boost_round": 150, "quantile_boost_round": 60}
+SMALL_ROUNDS = {"num_boost_round": 200, "quantile_boost_round": 60}
 
 
 def small_params(params):
@@ -63,7 +63,9 @@ def small_params(params):
     from carprice.train import TrainParams
 
     tp = TrainParams.from_params(params["train"])
-    return dataclasses.replace(tp, **SMALL_ROUNDS, lgb={**tp.lgb, "learning_rate": 0.1})
+    return dataclasses.replace(
+        tp, **SMALL_ROUNDS, lgb={**tp.lgb, "learning_rate": 0.1, "lambda_l2": 1.0}
+    )
 
 
 @pytest.fixture(scope="session")
