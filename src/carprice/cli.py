@@ -25,7 +25,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
     listings = Path(args.listings or paths.raw)
     started = time.perf_counter()
-    snap = ingest(listings, Path(args.snapshots or paths.snapshots), progress=_progress)
+    feedback = None
+    if not args.no_feedback:
+        feedback = _feedback_rows(paths)
+    snap = ingest(
+        listings, Path(args.snapshots or paths.snapshots), progress=_progress, feedback=feedback
+    )
     state = "written" if snap.created else "already present, nothing written"
     _progress(
         f"snapshot {snap.snapshot_id[:12]} ({snap.rows:,} rows) {state} "
@@ -33,6 +38,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     print(snap.parquet)
     return 0
+
+
+def _feedback_rows(paths: Paths):
+    """Return sold feedback from the store as training rows, or None without a store."""
+    import os
+
+    from carprice.store import DB_FILE, Store, default_url
+
+    if not os.environ.get("CARPRICE_DB_URL") and not (paths.home / DB_FILE).exists():
+        return None
+    from carprice.feedback import training_rows
+
+    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    store.create()
+    rows = training_rows(store)
+    store.dispose()
+    _progress(f"feedback: {len(rows):,} sold listings from the store join the snapshot")
+    return rows
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -101,6 +124,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if gate.passed else 1
 
 
+RETRAIN_RECOMMENDED = 10  # exit code of `carprice monitor` when it recommends retraining
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from carprice.monitorstage import run_monitoring
+
+    result, files = run_monitoring(
+        Paths.from_env(), load_params(args.params), args.since, Path(args.out), _progress
+    )
+    _progress(f"report: {files['html']}")
+    if result.retrain:
+        print("retrain recommended:")
+        for reason in result.reasons:
+            print(f"  - {reason}")
+        return RETRAIN_RECOMMENDED
+    print("no retrain needed")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from carprice.simulate import simulate
 
@@ -152,6 +194,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["CARPRICE_BUNDLE"] = str(bundle)
     argv = [sys.executable, "-m", "gunicorn", "-c", str(serving / "gunicorn.conf.py")]
     argv += ["--bind", f"{args.host}:{args.port}", "--chdir", str(serving.parent)]
+    from carprice.release import pidfile
+
+    pidfile(home).parent.mkdir(parents=True, exist_ok=True)
+    argv += ["--pid", str(pidfile(home))]  # promote and rollback reload it with SIGHUP
     if args.workers:
         argv += ["--workers", str(args.workers)]
     argv.append("serving.app:create_app()")
@@ -168,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="snapshot listing files (CSV/Parquet file or folder)")
     p.add_argument("--listings", help="file or folder of listings (default: data/raw/)")
     p.add_argument("--snapshots", help="snapshot folder (default: data/snapshots/)")
+    p.add_argument(
+        "--no-feedback",
+        action="store_true",
+        help="leave out sold feedback from the store (included by default when a store exists)",
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("validate", help="gate 1: data rules, quarantine and sufficiency")
@@ -189,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("monitor", help="usage, drift and realised error; exit 10 = retrain")
+    p.add_argument("--since", type=_date, help="only traffic from this date (YYYY-MM-DD)")
+    p.add_argument("--out", default="reports/monitoring")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_monitor)
+
     p = sub.add_parser("simulate", help="write simulated weekly listing and sales batches")
     p.add_argument("--weeks", type=int, required=True)
     p.add_argument("--start", type=_date, required=True, help="first week, YYYY-MM-DD")
@@ -204,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="serve this bundle directory instead of the deploy pointer")
     p.add_argument("--workers", type=int, help="gunicorn workers (default: one per core)")
     p.set_defaults(func=cmd_serve)
+
+    from carprice.releasecli import add_commands
+
+    add_commands(sub)
     return parser
 
 

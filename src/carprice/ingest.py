@@ -19,7 +19,8 @@ import pandas as pd
 
 from carprice.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, canonical_name
 
-INGEST_VERSION = "carprice-ingest-1"
+INGEST_VERSION = "carprice-ingest-2"
+LISTING_SOURCE = "listing"
 LISTING_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
@@ -136,20 +137,37 @@ def read_listings(
     return frame.reset_index(drop=True), {"sources": sources, "skipped": skipped}
 
 
-def snapshot_id(sources: list[dict]) -> str:
-    """Return the content address of a set of source files."""
+def snapshot_id(sources: list[dict], feedback_sha256: str = "") -> str:
+    """Return the content address of a set of source files (and of the feedback rows)."""
     digest = hashlib.sha256(INGEST_VERSION.encode())
     for sha in sorted(s["sha256"] for s in sources):
         digest.update(sha.encode())
+    digest.update(feedback_sha256.encode())
     return digest.hexdigest()
 
 
+def _with_feedback(frame: pd.DataFrame, feedback: pd.DataFrame | None, record: dict):
+    """Append sold-feedback rows (source marked) and return the frame and their sha256."""
+    frame = frame.assign(source=LISTING_SOURCE, prediction_id=pd.Series(dtype="str"))
+    if feedback is None or feedback.empty:
+        return frame, ""
+    rows = feedback[[*CANONICAL_COLUMNS, "source", "prediction_id"]]
+    rows = rows.drop_duplicates("prediction_id").sort_values("prediction_id", ignore_index=True)
+    sha = hashlib.sha256(rows.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+    record["feedback"] = {"rows": len(rows), "sha256": sha}
+    return pd.concat([frame, rows], ignore_index=True), sha
+
+
 def ingest(
-    listings: Path, snapshots_dir: Path, progress: Callable[[str], None] | None = None
+    listings: Path,
+    snapshots_dir: Path,
+    progress: Callable[[str], None] | None = None,
+    feedback: pd.DataFrame | None = None,
 ) -> Snapshot:
-    """Write (or find) the snapshot of the listings at a path."""
+    """Write (or find) the snapshot of the listings at a path, plus any sold-feedback rows."""
     frame, record = read_listings(Path(listings), progress)
-    sid = snapshot_id(record["sources"])
+    frame, feedback_sha = _with_feedback(frame, feedback, record)
+    sid = snapshot_id(record["sources"], feedback_sha)
     snapshots_dir = Path(snapshots_dir)
     parquet = snapshots_dir / f"{sid}.parquet"
     manifest = snapshots_dir / f"{sid}.json"
