@@ -1,0 +1,192 @@
+"""Write the notebooks from their cell sources (outputs stay out of git).
+
+    .venv/bin/python notebooks/build.py
+
+The .ipynb files are generated from this file so that their code is reviewed as code; edit the
+cells here and rebuild. The test suite executes every notebook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = """\
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+pd.set_option("display.width", 120)
+# Real listings when CARPRICE_LISTINGS names a file, the market simulator otherwise.
+LISTINGS = os.environ.get("CARPRICE_LISTINGS")
+ROWS = int(os.environ.get("CARPRICE_NB_ROWS", "30000"))"""
+
+LOAD = """\
+import datetime as dt
+
+from carprice.clean import ValidationRules, validate
+from carprice.config import PROJECT_ROOT, load_params
+from carprice.ingest import read_listings
+from carprice.market import generate_listings
+
+params = load_params(PROJECT_ROOT / "params.yaml")
+if LISTINGS:
+    raw, _ = read_listings(Path(LISTINGS))
+else:
+    raw = generate_listings(ROWS, seed=1, when=dt.date(2026, 6, 1))
+    raw = raw.drop(columns=["listing_id", "listed_at"])
+result = validate(raw, ValidationRules.from_params(params["validation"]))
+clean = result.clean
+print(f"{len(raw):,} rows: {len(clean):,} clean, {len(result.quarantine):,} quarantined")"""
+
+EXPLORE = [
+    "# Exploring the listings\n\nData quality, distributions and depreciation. Runs on the market "
+    "simulator by default; set `CARPRICE_LISTINGS=../../shared/data/autoscout24-listings.csv` for "
+    "the real listings.",
+    SETUP,
+    LOAD,
+    "## Data quality: why rows were quarantined",
+    "pd.Series(result.reason_counts).sort_values(ascending=False).plot.barh(figsize=(6, 4))\n"
+    "plt.title('quarantined rows per reason'); plt.show()",
+    "## Distributions of clean rows",
+    "fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))\n"
+    "clean['price'].clip(upper=80_000).hist(bins=60, ax=axes[0])\n"
+    "axes[0].set_title('price (EUR)')\n"
+    "(clean['mileage'] / 1000).hist(bins=60, ax=axes[1]); axes[1].set_title('mileage (1,000 km)')\n"
+    "clean['hp'].clip(upper=400).hist(bins=60, ax=axes[2]); axes[2].set_title('hp')\n"
+    "plt.show()",
+    "clean['make'].value_counts().head(15)",
+    "## Depreciation curves: median price by age for the largest makes",
+    "ref = clean['year'].max()\n"
+    "top = clean['make'].value_counts().index[:6]\n"
+    "curves = (clean[clean['make'].isin(top)].assign(age=lambda d: ref - d['year'])\n"
+    "          .groupby(['age', 'make'])['price'].median().unstack())\n"
+    "curves.plot(logy=True, marker='o', figsize=(7, 4))\n"
+    "plt.ylabel('median price (EUR)'); plt.show()\n"
+    "curves.round(0)",
+]
+
+DIAGNOSTICS = [
+    "# Model diagnostics\n\nErrors by segment, interval coverage, feature importance and the "
+    "champion vs challenger comparison. Trains a quick model on the same data as the "
+    "exploration notebook (a few hundred rounds; the pipeline uses params.yaml as is).",
+    SETUP,
+    LOAD,
+    "import dataclasses\n\n"
+    "from carprice.bundle import write_bundle, load_bundle\n"
+    "from carprice.evaluate import evaluate\n"
+    "from carprice.predictor import Predictor\n"
+    "from carprice.sufficiency import sufficiency\n"
+    "from carprice.train import TEST, TRAIN, TrainParams, split_of, supported_keys, train\n\n"
+    "tp = TrainParams.from_params(params['train'])\n"
+    "tp = dataclasses.replace(tp, num_boost_round=300, quantile_boost_round=150,\n"
+    "                         lgb={**tp.lgb, 'learning_rate': 0.08})\n"
+    "split = split_of(clean, tp.test_share, tp.calibration_share)\n"
+    "model = train(clean, split, tp)\n"
+    "table = sufficiency(clean, result.quarantine, params['gate1']['min_rows_per_model'])\n"
+    "import tempfile\n"
+    "bundle_dir = Path(tempfile.mkdtemp()) / 'bundle'\n"
+    "write_bundle(bundle_dir, boosters={'model.txt': model.point, 'model_q_low.txt': model.low,\n"
+    "             'model_q_high.txt': model.high}, spec=model.spec,\n"
+    "             supported=[tuple(k.split('|', 1)) for k in supported_keys(table)],\n"
+    "             interval=model.interval, metadata={'model_version': 'notebook'})\n"
+    "challenger = Predictor(load_bundle(bundle_dir))\n"
+    "ev = evaluate(challenger, None, clean[split == TRAIN], clean[split == TEST])\n"
+    "pd.Series(ev.metrics)",
+    "## Errors and bias by segment",
+    "seg = ev.segments\nseg[seg['rows'] >= 50].sort_values('mape', ascending=False).head(15)",
+    "## Interval coverage by estimated price",
+    "s = ev.scored[ev.scored['ok']]\n"
+    "inside = (s['price'] >= s['low']) & (s['price'] <= s['high'])\n"
+    "inside.groupby(pd.qcut(s['pred'], 5)).mean().plot.bar(figsize=(6, 3))\n"
+    "plt.axhline(0.8, color='red'); plt.ylabel('coverage'); plt.show()",
+    "## Feature importance (gain)",
+    "pd.Series(model.point.feature_importance('gain'), index=model.spec.features)"
+    ".sort_values().plot.barh(figsize=(6, 4)); plt.show()",
+    "## Champion vs challenger\n\nThe registry's champion, when there is one, scored on the same "
+    "held-out rows.",
+    "from carprice import registry\n"
+    "from carprice.config import Paths\n"
+    "paths = Paths.from_env()\n"
+    "champ = None\n"
+    "if (paths.home / 'mlflow.db').exists():\n"
+    "    registry.configure(paths)\n"
+    "    champ = registry.by_alias(registry.CHAMPION, paths.home / 'registry-cache')\n"
+    "if champ is None:\n"
+    "    print('no champion in the registry yet')\n"
+    "else:\n"
+    "    both = evaluate(challenger, Predictor(load_bundle(champ.path)), clean[split == TRAIN],\n"
+    "                    clean[split == TEST])\n"
+    "    print(pd.DataFrame(both.champion))",
+]
+
+MONITORING = [
+    "# Monitoring: drift and realised error from the store\n\nReads the prediction log and "
+    "feedback under `CARPRICE_HOME`. With an empty store it first replays two simulated weeks "
+    "(the second with a price shock) through the app into a temporary store, so the views have "
+    "something to show.",
+    SETUP,
+    "import dataclasses, datetime as dt, tempfile\n\n"
+    "from carprice.config import PROJECT_ROOT, Paths, load_params\n"
+    "from carprice.feedback import read_log\n"
+    "from carprice.monitor import MonitorThresholds, monitor\n"
+    "from carprice.store import Store, default_url\n\n"
+    "params = load_params(PROJECT_ROOT / 'params.yaml')\n"
+    "paths = Paths.from_env()\n"
+    "store = Store(default_url(paths.home)); store.create()\n"
+    "predictions, feedback = read_log(store)\n"
+    "print(f'{len(predictions):,} logged estimates, {len(feedback):,} feedback posts')",
+    "reference = None\n"
+    "if predictions.empty:\n"
+    "    from carprice.demo import replay_demo_store\n"
+    "    store, reference = replay_demo_store(Path(tempfile.mkdtemp()), rows=min(ROWS, 8000))\n"
+    "    predictions, feedback = read_log(store)\n"
+    "print(f'{len(predictions):,} estimates to monitor')",
+    "from carprice.monitorstage import champion_reference\n"
+    "thresholds = MonitorThresholds.from_params(params['monitor'])\n"
+    "if reference is None:\n"
+    "    _, reference, note = champion_reference(paths)\n"
+    "result = monitor(predictions, feedback, reference if reference is not None else\n"
+    "                 predictions.iloc[:0], thresholds)\n"
+    "print('retrain recommended' if result.retrain else 'no retrain needed')\n"
+    "for reason in result.reasons:\n"
+    "    print(' -', reason)",
+    "## Input drift (PSI against the training data)",
+    "result.drift",
+    "## Realised error on sold prices, per model version and segment",
+    "result.realised",
+    "result.segments.sort_values('mape', ascending=False).head(10)",
+    "## Realised error over time",
+    "from carprice.monitor import sold\n"
+    "j = sold(predictions, feedback)\n"
+    "if not j.empty:\n"
+    "    daily = j.groupby(j['created_at'].dt.floor('D'))['signed'].median()\n"
+    "    daily.plot(marker='o', figsize=(6, 3))\n"
+    "    plt.ylabel('median signed error vs sold price'); plt.show()",
+]
+
+
+def write(name: str, cells: list[str]) -> None:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbf.v4.new_markdown_cell(c) if c.startswith("#") else nbf.v4.new_code_cell(c) for c in cells
+    ]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: rebuilding changes nothing unless a cell does
+    nbf.write(nb, HERE / name)
+
+
+if __name__ == "__main__":
+    write("1.0-explore-listings.ipynb", EXPLORE)
+    write("2.0-model-diagnostics.ipynb", DIAGNOSTICS)
+    write("3.0-monitoring.ipynb", MONITORING)
