@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
@@ -37,6 +38,7 @@ class TrainParams:
     refit_point_with_calibration: bool
     lgb: dict[str, Any]
     quantile_lgb: dict[str, Any]
+    distributed: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> TrainParams:
@@ -72,7 +74,19 @@ def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -
     )
 
 
-def _booster(params: dict, rounds: int, x: np.ndarray, y: np.ndarray, spec: FeatureSpec):
+def _booster(params: dict, rounds: int, x: np.ndarray, y: np.ndarray, spec: FeatureSpec, client):
+    if client is not None:
+        from carprice.distributed import fit_booster
+
+        return fit_booster(
+            client,
+            params,
+            rounds,
+            x,
+            y,
+            spec,
+            partitions=2 * len(client.scheduler_info()["workers"]),
+        )
     data = lgb.Dataset(
         x,
         y,
@@ -97,37 +111,56 @@ def train(
     x = spec.encode_frame(frame)
     y = np.log(frame["price"].to_numpy(dtype=np.float64))
     common = {"seed": params.seed, "deterministic": True, "verbose": -1}
-    say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
-    point = _booster({**params.lgb, **common}, params.num_boost_round, x[tr], y[tr], spec)
-    alpha = (1 - params.interval_level) / 2
-    boosters = []
-    for q in (alpha, 1 - alpha):
-        say(f"quantile model q={q:.2f}: {int(tr.sum()):,} rows")
-        qp = {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q}
-        boosters.append(_booster(qp, params.quantile_boost_round, x[tr], y[tr], spec))
-    low, high = boosters
-    # Conformal offset: the (level)-quantile of how far calibration prices fall outside.
-    scores = np.maximum(low.predict(x[cal]) - y[cal], y[cal] - high.predict(x[cal]))
+    point_params = {**params.lgb, **common}
+    with _cluster(params, say) as client:
+        say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
+        point = _booster(point_params, params.num_boost_round, x[tr], y[tr], spec, client)
+        alpha = (1 - params.interval_level) / 2
+        boosters = []
+        for q in (alpha, 1 - alpha):
+            say(f"quantile model q={q:.2f}: {int(tr.sum()):,} rows")
+            qp = {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q}
+            boosters.append(_booster(qp, params.quantile_boost_round, x[tr], y[tr], spec, client))
+        low, high = boosters
+        interval = _conformal(low, high, x[cal], y[cal], params.interval_level)
+        errors = model_errors(frame[cal], point.predict(x[cal]))
+        if params.refit_point_with_calibration:
+            # The decisions above used a point model that never saw calibration rows; the
+            # shipped point model may learn from them too (test rows stay untouched).
+            fit = tr | cal
+            say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
+            point = _booster(point_params, params.num_boost_round, x[fit], y[fit], spec, client)
+    counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
+    seconds = time.perf_counter() - started
+    return TrainedModel(spec, point, low, high, interval, errors, counts, seconds)
+
+
+def _cluster(params: TrainParams, say):
+    if not params.distributed.get("enabled"):
+        return nullcontext(None)
+    from carprice.distributed import dask_client
+
+    where = (
+        params.distributed.get("scheduler")
+        or f"{params.distributed.get('workers', 2)} local workers"
+    )
+    say(f"distributed training with lightgbm.dask on {where}")
+    return dask_client(params.distributed)
+
+
+def _conformal(low, high, x_cal: np.ndarray, y_cal: np.ndarray, level: float) -> dict:
+    """Offset that makes the quantile band cover `level` of calibration prices."""
+    scores = np.maximum(low.predict(x_cal) - y_cal, y_cal - high.predict(x_cal))
     n = len(scores)
-    level = min(1.0, params.interval_level * (n + 1) / n) if n else 1.0
-    offset = float(np.quantile(scores, level)) if n else 0.0
-    interval = {
-        "level": params.interval_level,
+    q = min(1.0, level * (n + 1) / n) if n else 1.0
+    offset = float(np.quantile(scores, q)) if n else 0.0
+    return {
+        "level": level,
         "method": "conformalised quantile regression on log price",
         "offset_low": offset,
         "offset_high": offset,
         "calibration_rows": n,
     }
-    errors = model_errors(frame[cal], point.predict(x[cal]))
-    if params.refit_point_with_calibration:
-        # The decisions above used a point model that never saw calibration rows; the shipped
-        # point model may learn from them too (test rows stay untouched).
-        fit = tr | cal
-        say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
-        point = _booster({**params.lgb, **common}, params.num_boost_round, x[fit], y[fit], spec)
-    counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
-    seconds = time.perf_counter() - started
-    return TrainedModel(spec, point, low, high, interval, errors, counts, seconds)
 
 
 def model_errors(frame: pd.DataFrame, log_pred: np.ndarray) -> pd.DataFrame:
