@@ -143,6 +143,14 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from carprice.loadtest import run
+
+    return run(
+        args.host, args.users, args.duration, load_params(args.params), args.bundle, Path(args.out)
+    )
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from carprice.simulate import simulate
 
@@ -245,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/monitoring")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("loadtest", help="locust against a service; fails outside the budgets")
+    p.add_argument("--host", help="base URL of a running service (default: start one)")
+    p.add_argument("--users", type=int, help="concurrent users (default: params.yaml)")
+    p.add_argument("--duration", help="e.g. 30s or 2m (default: params.yaml)")
+    p.add_argument("--bundle", help="bundle for the service started here (default: champion)")
+    p.add_argument("--out", default="reports/load")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_loadtest)
 
     p = sub.add_parser("simulate", help="write simulated weekly listing and sales batches")
     p.add_argument("--weeks", type=int, required=True)
