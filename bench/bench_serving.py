@@ -1,0 +1,361 @@
+"""Benchmark: the price-estimate service against a bare Flask + gunicorn handler, side by side.
+
+Both servers run gunicorn with the same worker count on 127.0.0.1 and the same bundle (a
+1,000-tree point model; quantile models as in params.yaml), one LightGBM thread per worker. The
+product keeps everything in the measured path: validation, the prediction log in SQLite,
+metrics. Reported:
+
+- throughput: wrk, 8 connections, one single-listing request body (needs `wrk` on PATH), the
+  two servers measured alternately (median of --repeats runs), and the CPU time their workers
+  spent per request (a busy machine moves req/s a lot, CPU per request much less)
+- sequential round trip: mean latency of wrk with one connection, and of a Python client
+  sending single-listing requests one at a time (a new connection each, as gunicorn's sync
+  workers close them)
+- in-process: Predictor.estimate (as the service builds it) for one listing, repeated and
+  varied (µs), and for 1,000 listings (ms)
+- HTTP batch: one 1,000-listing request, round trip (ms)
+
+    .venv/bin/python bench/bench_serving.py [--bundle DIR] [--seconds 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = Path(__file__).resolve().parent / "serving_peers"
+LISTING = {
+    "make": "Volkswagen",
+    "model": "Golf",
+    "fuel": "Gasoline",
+    "gear": "Manual",
+    "offer_type": "Used",
+    "mileage": 60000,
+    "hp": 116,
+    "year": 2018,
+}
+BODY = json.dumps({"listings": [LISTING]})
+
+
+def build_bundle(out: Path, trees: int) -> Path:
+    """Train the benchmark bundle on the clean listings (point model with `trees` trees)."""
+    import pandas as pd
+
+    from carprice.bundle import write_bundle
+    from carprice.config import load_params
+    from carprice.train import TrainParams, split_of, train
+
+    clean = ROOT / "data" / "validated" / "clean.parquet"
+    if not clean.exists():
+        sys.exit(f"{clean} not found: run `make validate` first, or pass --bundle DIR")
+    frame = pd.read_parquet(clean)
+    params = TrainParams.from_params(load_params(ROOT / "params.yaml")["train"])
+    params = dataclasses.replace(params, num_boost_round=trees)  # quantile rounds as in params
+    model = train(frame, split_of(frame, params.test_share, params.calibration_share), params)
+    keys = sorted(set(zip(frame["make"], frame["model"], strict=True)))
+    return write_bundle(
+        out,
+        boosters={
+            "model.txt": model.point,
+            "model_q_low.txt": model.low,
+            "model_q_high.txt": model.high,
+        },
+        spec=model.spec,
+        supported=keys,
+        interval=model.interval,
+        metadata={"model_version": f"bench-{trees}"},
+    )
+
+
+def call(port: int, body: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/v1/estimates", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
+
+
+def start(argv: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if call(port, BODY) == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"server on port {port} did not come up; see {log}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def sequential_ms(port: int, count: int) -> float:
+    for _ in range(50):
+        call(port, BODY)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        assert call(port, BODY) == 200
+        times.append(time.perf_counter() - started)
+    return statistics.fmean(times) * 1000
+
+
+def _seconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+
+def server_cpu_seconds(master: int) -> float:
+    """Return the CPU time (user + system) the master's live workers have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    total = 0
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def wrk(port: int, seconds: int, script: Path, connections: int = 8, master: int = 0) -> dict:
+    cpu_before = server_cpu_seconds(master) if master else 0.0
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(connections, 2)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/estimates",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = server_cpu_seconds(master) - cpu_before if master else float("nan")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = _seconds(re.search(r"Latency\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "req_per_s": rps,
+        "server_cpu_us_per_request": cpu / max(requests, 1) * 1e6,
+        "latency_ms": latency * 1000,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+def varied_listings(bundle, count: int, seed: int = 1) -> list[dict]:
+    """Return API listings over the bundle's supported models with random plausible numbers."""
+    rng = random.Random(seed)
+    keys = sorted(bundle.supported)
+    vocab = bundle.spec.vocab
+    listings = []
+    for _ in range(count):
+        make, model = rng.choice(keys).split("|", 1)
+        listings.append(
+            {
+                "make": make,
+                "model": model,
+                "fuel": rng.choice(vocab["fuel"]),
+                "gear": rng.choice(vocab["gear"]),
+                "offer_type": rng.choice(vocab["offerType"]),
+                "mileage": rng.randint(0, 300_000),
+                "hp": rng.randint(60, 400),
+                "year": rng.randint(2005, 2025),
+            }
+        )
+    return listings
+
+
+def _canonical(listing: dict) -> dict:
+    return {("offerType" if k == "offer_type" else k): v for k, v in listing.items()}
+
+
+def in_process(bundle: Path) -> dict:
+    from carprice.bundle import load_bundle
+    from carprice.predictor import Predictor
+
+    predictor = Predictor(load_bundle(bundle), compiled=True)
+    one = _canonical(LISTING)
+    varied = [_canonical(x) for x in varied_listings(predictor.bundle, 1000)]
+    for _ in range(200):
+        predictor.estimate([one])
+    n = 5000
+    started = time.perf_counter()
+    for _ in range(n):
+        predictor.estimate([one])
+    repeated_us = (time.perf_counter() - started) / n * 1e6
+    started = time.perf_counter()
+    for _ in range(5):
+        for listing in varied:
+            predictor.estimate([listing])
+    varied_us = (time.perf_counter() - started) / (5 * len(varied)) * 1e6
+    runs = []
+    for _ in range(10):
+        started = time.perf_counter()
+        predictor.estimate(varied)
+        runs.append(time.perf_counter() - started)
+    return {
+        "compiled_trees": predictor.compiled,
+        "single_listing_us": repeated_us,
+        "single_varied_listing_us": varied_us,
+        "batch_1000_ms": statistics.median(runs) * 1000,
+    }
+
+
+def batch_http_ms(port: int, bundle: Path) -> float:
+    from carprice.bundle import load_bundle
+
+    body = json.dumps({"listings": varied_listings(load_bundle(bundle), 1000)})
+    runs = []
+    for _ in range(10):
+        started = time.perf_counter()
+        assert call(port, body) == 200
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs) * 1000
+
+
+def _peers(bundle: Path, work: Path, workers: int) -> dict[str, tuple[list[str], dict]]:
+    gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
+    bare = ["-c", str(PEERS / "bare.conf.py"), "--chdir", str(PEERS)]
+    product = ["-c", str(ROOT / "serving" / "gunicorn.conf.py")]
+    return {
+        "bare": (
+            [*gunicorn, *bare, "--bind", "127.0.0.1:{port}", "bare_app:create_app()"],
+            {"BARE_BUNDLE": str(bundle)},
+        ),
+        "product": (
+            [*gunicorn, *product, "--bind", "127.0.0.1:{port}", "serving.app:create_app()"],
+            {
+                "CARPRICE_BUNDLE": str(bundle),
+                "CARPRICE_HOME": str(work / "home"),
+                "CARPRICE_DB_URL": "",
+            },
+        ),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", help="bundle directory (default: train a 1,000-tree one)")
+    parser.add_argument("--trees", type=int, default=1000, help="point-model trees to train")
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating wrk runs per server")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sequential", type=int, default=2000)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    with tempfile.TemporaryDirectory(prefix="carprice-bench-serving-") as tmp:
+        work = Path(tmp)
+        bundle = Path(args.bundle) if args.bundle else build_bundle(work / "bundle", args.trees)
+        script = work / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(BODY)}\n"
+        )
+        results: dict = {"in_process": in_process(bundle)}
+        ports = {"bare": 8301, "product": 8302}
+        procs = {}
+        try:  # both servers up at once; measurements alternate so both see the same machine
+            for name, (argv, env) in _peers(bundle, work, args.workers).items():
+                port = ports[name]
+                procs[name] = start(
+                    [a.format(port=port) for a in argv], env, port, work / f"{name}.log"
+                )
+            figures: dict = {name: {"wrk": []} for name in ports}
+            for name, port in ports.items():
+                figures[name]["sequential_ms"] = sequential_ms(port, args.sequential)
+            if shutil.which("wrk"):
+                for repeat in range(args.repeats):
+                    order = list(ports) if repeat % 2 == 0 else list(reversed(ports))
+                    for name in order:
+                        run = wrk(ports[name], args.seconds, script, master=procs[name].pid)
+                        figures[name]["wrk"].append(run)
+                for name, port in ports.items():
+                    runs = figures[name]["wrk"]
+                    figures[name]["req_per_s"] = statistics.median(r["req_per_s"] for r in runs)
+                    figures[name]["non_2xx"] = sum(r["non_2xx"] for r in runs)
+                    figures[name]["server_cpu_us_per_request"] = statistics.median(
+                        r["server_cpu_us_per_request"] for r in runs
+                    )
+                    figures[name]["wrk_c1_latency_ms"] = wrk(port, 5, script, 1)["latency_ms"]
+            figures["product"]["batch_1000_http_ms"] = batch_http_ms(ports["product"], bundle)
+        finally:
+            for proc in procs.values():
+                stop(proc)
+        results.update(figures)
+        report(results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def report(results: dict) -> None:
+    bare, product, inproc = results["bare"], results["product"], results["in_process"]
+    print(f"{'':34}{'bare handler':>14}{'product':>14}")
+    if "req_per_s" in bare:
+        share = product["req_per_s"] / bare["req_per_s"]
+        print(
+            f"{'wrk -c8 req/s (median)':34}{bare['req_per_s']:>14,.0f}"
+            f"{product['req_per_s']:>14,.0f}   product = {share:.0%} of bare (target >= 70%)"
+        )
+        runs = zip(bare["wrk"], product["wrk"], strict=True)
+        pairs = ", ".join(f"{b['req_per_s']:,.0f}/{p['req_per_s']:,.0f}" for b, p in runs)
+        print(f"{'  each run, bare/product':34}{pairs}")
+        print(f"{'wrk -c8 non-2xx responses':34}{bare['non_2xx']:>14}{product['non_2xx']:>14}")
+        cpu_b, cpu_p = bare["server_cpu_us_per_request"], product["server_cpu_us_per_request"]
+        print(
+            f"{'server CPU µs per request':34}{cpu_b:>14,.0f}{cpu_p:>14,.0f}"
+            f"   capacity: product = {cpu_b / cpu_p:.0%} of bare (robust to a busy machine)"
+        )
+        print(
+            f"{'sequential (wrk -c1) mean ms':34}{bare['wrk_c1_latency_ms']:>14.3f}"
+            f"{product['wrk_c1_latency_ms']:>14.3f}   (target <= 0.6 ms)"
+        )
+    else:
+        print("wrk not found: throughput not measured (apt-get install -y wrk)")
+    print(
+        f"{'sequential (Python client) ms':34}{bare['sequential_ms']:>14.3f}"
+        f"{product['sequential_ms']:>14.3f}"
+    )
+    print(f"in-process, compiled trees: {inproc['compiled_trees']}")
+    print(f"  one listing, repeated:    {inproc['single_listing_us']:.1f} µs (target <= 25 µs)")
+    print(f"  one listing, varied:      {inproc['single_varied_listing_us']:.1f} µs")
+    print(f"  1,000 listings:           {inproc['batch_1000_ms']:.1f} ms")
+    print(f"HTTP 1,000-listing request: {product['batch_1000_http_ms']:.1f} ms (target <= 30 ms)")
+    print("mlflow models serve: not measured (mlflow is not part of the serving environment)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The carprice HTTP price-estimate service (Flask app factory, gunicorn config, OpenAPI)."""

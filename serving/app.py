@@ -1,0 +1,56 @@
+"""The Flask app factory: `gunicorn -c serving/gunicorn.conf.py 'serving.app:create_app()'`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from flask import Flask, g, request
+
+from serving import problems, routes
+from serving.runtime import Runtime
+
+DEFAULTS = {
+    "MAX_CONTENT_LENGTH": 1 << 20,  # 1 MiB: a full 1,000-listing batch needs about a quarter
+    "BUNDLE": None,  # champion bundle directory; default: the deploy pointer
+    "CHALLENGER_BUNDLE": None,  # shadow bundle directory; default: deploy/challenger
+    "CARPRICE_HOME": None,  # default: $CARPRICE_HOME or ./var
+    "DB_URL": None,  # default: $CARPRICE_DB_URL or SQLite under CARPRICE_HOME
+    "DB_PREFIX": None,  # table-name prefix; default: $CARPRICE_DB_PREFIX or none
+}
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app: load and verify the bundle, open the store, register the routes."""
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    problems.register(app)
+    app.register_blueprint(routes.bp)
+    runtime = Runtime.start(app.config)
+    app.extensions["carprice"] = runtime
+    _instrument(app, runtime)
+    return app
+
+
+def _instrument(app: Flask, runtime: Runtime) -> None:
+    """Count and time every request; stamp the model version on every answer."""
+    metrics = runtime.metrics
+
+    @app.before_request
+    def _start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        rule = request.url_rule
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe_request(
+            rule.rule if rule is not None else "unmatched",
+            request.method,
+            response.status_code,
+            seconds,
+        )
+        if runtime.champion is not None:
+            response.headers["X-Model-Version"] = runtime.champion.version
+        return response

@@ -1,0 +1,102 @@
+"""gunicorn settings for the carprice service.
+
+    gunicorn -c serving/gunicorn.conf.py 'serving.app:create_app()'
+
+Environment: CARPRICE_BIND (default 0.0.0.0:8000), CARPRICE_WORKERS (default: one per core),
+CARPRICE_WORKER_CLASS and CARPRICE_THREADS (default sync, 1; gthread keeps connections alive),
+CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
+deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL.
+
+The master resolves and verifies the bundle before any worker starts, and again on SIGHUP: a
+refused bundle stops the start (with the reason in the log); on reload it leaves the previous
+bundle serving. Workers load exactly the bundle the master verified (CARPRICE_SERVE_BUNDLE), so
+all workers of one generation serve one model.
+"""
+
+import os
+
+bind = os.environ.get("CARPRICE_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("CARPRICE_WORKERS") or os.cpu_count() or 1)
+worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "sync")
+threads = int(os.environ.get("CARPRICE_THREADS") or 1)
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+proc_name = "carprice"
+control_socket_disable = True
+accesslog = "-" if os.environ.get("CARPRICE_ACCESS_LOG") else None
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+errorlog = "-"
+logger_class = "serving.logs.JsonLogger"
+
+
+def _environment(server):
+    """One LightGBM thread per worker, and a fresh directory for multiprocess metrics."""
+    import glob
+    import tempfile
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(os.path.join(folder, "*.db")):
+            os.remove(stale)
+    else:
+        folder = tempfile.mkdtemp(prefix="carprice-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        os.environ["CARPRICE_METRICS_TMP"] = folder  # ours to remove on exit
+
+
+def _resolve_and_verify(server, starting):
+    """Verify the bundle to serve and hand it to the workers; return False if refused."""
+    from carprice import deploy
+    from carprice.bundle import BundleError, verify_bundle
+    from serving.runtime import default_home
+
+    explicit = os.environ.get("CARPRICE_BUNDLE")
+    path = explicit or deploy.read_pointer(default_home(), deploy.CURRENT)
+    previous = os.environ.get("CARPRICE_SERVE_BUNDLE")
+    try:
+        if path is None:
+            raise BundleError("no bundle: pass --bundle DIR or set the deploy pointer")
+        verify_bundle(path)
+    except BundleError as err:
+        if starting:
+            server.log.error("bundle refused, not starting: %s", err)
+        else:
+            server.log.error("bundle refused on reload, still serving %s: %s", previous, err)
+        return False
+    os.environ["CARPRICE_SERVE_BUNDLE"] = str(path)
+    server.log.info("bundle verified: %s", path)
+    return True
+
+
+def on_starting(server):
+    _environment(server)
+    if not _resolve_and_verify(server, starting=True):
+        raise SystemExit(3)
+    from carprice import treecode
+    from serving.runtime import default_home, open_store
+
+    home = default_home()
+    open_store(home).dispose()  # tables exist before several workers open the store
+    treecode.library(treecode.cache_dir(home))  # compiled here once, not by every worker at once
+
+
+def on_reload(server):
+    _resolve_and_verify(server, starting=False)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    import shutil
+
+    folder = os.environ.get("CARPRICE_METRICS_TMP")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

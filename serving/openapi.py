@@ -1,0 +1,210 @@
+"""The OpenAPI 3.1 document of the service (the /docs page is rendered from it: docs_page.py)."""
+
+from __future__ import annotations
+
+import functools
+
+from serving import validation as v
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _price(description: str) -> dict:
+    return {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": v.PRICE_MAX,
+        "description": description,
+    }
+
+
+def _schemas() -> dict:
+    listing = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(v.LISTING_FIELDS),
+        "properties": {
+            "make": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": v.TEXT_MAX,
+                "examples": ["Volkswagen"],
+            },
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": v.TEXT_MAX,
+                "examples": ["Golf"],
+            },
+            "fuel": {"enum": list(v.FUELS)},
+            "gear": {"enum": list(v.GEARS)},
+            "offer_type": {"enum": list(v.OFFER_TYPES)},
+            "mileage": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": v.MILEAGE_MAX,
+                "description": "km",
+            },
+            "hp": {"type": "integer", "minimum": v.HP_MIN, "maximum": v.HP_MAX},
+            "year": {
+                "type": "integer",
+                "minimum": v.YEAR_MIN,
+                "description": f"first registration; at most next year (+{v.YEARS_AHEAD})",
+            },
+            "listing_price": _price("asking price in EUR; adds a price_rating to the estimate"),
+        },
+    }
+    money = {"type": ["number", "null"], "description": "EUR; null when unsupported"}
+    estimate = {
+        "type": "object",
+        "required": ["prediction_id", "status", "price", "price_low", "price_high"],
+        "properties": {
+            "prediction_id": {"type": "string", "description": "quote it in /v1/feedback"},
+            "status": {"enum": ["ok", "unsupported"]},
+            "price": money,
+            "price_low": money,
+            "price_high": money,
+            "price_rating": {
+                "enum": ["great", "good", "fair", "high", "overpriced"],
+                "description": "only when listing_price was given",
+            },
+            "reason": {"type": "string", "description": "why a listing is unsupported"},
+        },
+    }
+    return {
+        "Listing": listing,
+        "EstimateRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["listings"],
+            "properties": {
+                "listings": {
+                    "type": "array",
+                    "items": _ref("Listing"),
+                    "minItems": 1,
+                    "maxItems": v.MAX_LISTINGS,
+                }
+            },
+        },
+        "Estimate": estimate,
+        "EstimateResponse": {
+            "type": "object",
+            "required": ["model_version", "estimates"],
+            "properties": {
+                "model_version": {"type": "string"},
+                "estimates": {"type": "array", "items": _ref("Estimate")},
+            },
+        },
+        "Feedback": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["prediction_id"],
+            "minProperties": 2,
+            "properties": {
+                "prediction_id": {"type": "string"},
+                "listing_price": _price("the price the car was listed at (EUR)"),
+                "sold_price": _price("the price the car sold for (EUR)"),
+                "sold_at": {"type": "string", "format": "date"},
+            },
+        },
+        "FeedbackAccepted": {
+            "type": "object",
+            "properties": {
+                "status": {"const": "accepted"},
+                "feedback_id": {"type": "integer"},
+                "prediction_id": {"type": "string"},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {
+                            "field": {"type": "string", "examples": ["listings[3].mileage"]},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _json_body(schema: str) -> dict:
+    return {"content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _op(summary: str, ok: tuple[str, str, dict], errors: tuple[str, ...] = ()) -> dict:
+    code, description, content = ok
+    responses = {code: {"description": description, **content}}
+    responses.update({e: _PROBLEM for e in errors})
+    return {"summary": summary, "responses": responses}
+
+
+@functools.cache
+def document() -> dict:
+    """Return the OpenAPI 3.1 document."""
+    plain = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    estimates = _op(
+        "Estimate prices for 1 to 1,000 listings",
+        ("200", "one estimate per listing, in order", _json_body("EstimateResponse")),
+        ("400", "413", "415", "422", "503"),
+    )
+    estimates["requestBody"] = {"required": True, **_json_body("EstimateRequest")}
+    feedback = _op(
+        "Report a listing price, sold price or sold date for a prediction",
+        ("202", "stored durably", _json_body("FeedbackAccepted")),
+        ("400", "404", "413", "415", "422", "503"),
+    )
+    feedback["requestBody"] = {"required": True, **_json_body("Feedback")}
+    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "carprice price estimates",
+            "version": "1",
+            "description": "Used-car price estimates with an 80% interval.",
+        },
+        "paths": {
+            "/v1/estimates": {"post": estimates},
+            "/v1/feedback": {"post": feedback},
+            "/v1/model": {
+                "get": _op(
+                    "The served model: version, lineage, metrics, gates",
+                    ("200", "model information", plain),
+                    ("503",),
+                )
+            },
+            "/healthz": {"get": _op("Liveness", ("200", "the process is alive", plain))},
+            "/readyz": {
+                "get": _op(
+                    "Readiness: a verified model is loaded", ("200", "ready", plain), ("503",)
+                )
+            },
+            "/metrics": {"get": _op("Prometheus metrics", ("200", "exposition text", text))},
+            "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1", plain))},
+            "/docs": {"get": _op("Human-readable API page", ("200", "HTML", text))},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "responses": {
+                "Problem": {
+                    "description": "RFC 9457 problem details",
+                    "content": {"application/problem+json": {"schema": _ref("Problem")}},
+                }
+            },
+        },
+    }

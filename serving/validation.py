@@ -1,0 +1,183 @@
+"""Strict listing validation: estimate requests checked field by field, every fault named.
+
+A request is rejected, never repaired: unknown fields, wrong types, NaN/Infinity, out-of-range
+numbers and oversize batches each produce one entry in the problem's `errors` list, addressed
+like `listings[3].mileage`. The allowed values mirror `carprice.schema` (which needs pandera, so
+the service keeps its own copy; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from serving.problems import Problem, field_error
+
+MAX_LISTINGS = 1000
+MAX_ERRORS = 100
+TEXT_MAX = 100
+MILEAGE_MAX = 990_000
+HP_MIN, HP_MAX = 5, 2000
+YEAR_MIN, YEARS_AHEAD = 1950, 1
+PRICE_MAX = 10_000_000
+GEARS = ("Manual", "Automatic", "Semi-automatic")
+OFFER_TYPES = ("Used", "Pre-registered", "Demonstration", "Employee's car", "New")
+FUELS = (
+    "Gasoline",
+    "Diesel",
+    "Electric/Gasoline",
+    "Electric",
+    "Electric/Diesel",
+    "LPG",
+    "CNG",
+    "Ethanol",
+    "Hydrogen",
+    "Others",
+)
+_FUELS, _GEARS, _OFFERS = frozenset(FUELS), frozenset(GEARS), frozenset(OFFER_TYPES)
+_ENUMS = {"fuel": _FUELS, "gear": _GEARS, "offer_type": _OFFERS}
+_INTS = {"mileage": (0, MILEAGE_MAX), "hp": (HP_MIN, HP_MAX), "year": (YEAR_MIN, None)}
+LISTING_FIELDS = ("make", "model", "fuel", "gear", "offer_type", "mileage", "hp", "year")
+_ALLOWED = frozenset(LISTING_FIELDS) | {"listing_price"}
+_MISSING = object()
+
+
+class NonFinite:
+    """Stands for a NaN or Infinity literal, so the field holding it can be named."""
+
+    def __init__(self, literal: str):
+        self.literal = literal
+
+
+def invalid(errors: list[dict]) -> Problem:
+    """Return the 422 problem listing the faulty fields."""
+    count = len(errors)
+    detail = f"{count} invalid field{'s' if count != 1 else ''}"
+    return Problem(422, "Unprocessable Content", detail, errors[:MAX_ERRORS])
+
+
+def _number(value, where: str, errors: list, *, integer: bool, low, high) -> bool:
+    kind = type(value)
+    if kind is NonFinite or (kind is float and not math.isfinite(value)):
+        errors.append(field_error(where, "must be a finite number"))
+    elif kind is not int and (integer or kind is not float):
+        errors.append(field_error(where, "must be an integer" if integer else "must be a number"))
+    elif (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        errors.append(field_error(where, f"must be {bounds}, got {value}"))
+    else:
+        return True
+    return False
+
+
+def price(item: dict, name: str, where: str, errors: list) -> float | None:
+    """Return an optional price field as a float, recording an error if it is not one."""
+    value = item.get(name)
+    if value is None:
+        return None
+    if _number(value, f"{where}{name}", errors, integer=False, low=1, high=PRICE_MAX):
+        return float(value)
+    return None
+
+
+def _valid_listing(item, year_max: int) -> dict | None:
+    """Return the canonical listing when every field is right at first sight, else None."""
+    if type(item) is not dict or not _ALLOWED.issuperset(item):
+        return None
+    get = item.get
+    make, model, fuel, gear = get("make"), get("model"), get("fuel"), get("gear")
+    offer, mileage, hp, year = get("offer_type"), get("mileage"), get("hp"), get("year")
+    asking = get("listing_price")
+    if (
+        type(make) is str
+        and 0 < len(make) <= TEXT_MAX
+        and type(model) is str
+        and 0 < len(model) <= TEXT_MAX
+        and fuel in _FUELS
+        and gear in _GEARS
+        and offer in _OFFERS
+        and type(mileage) is int
+        and 0 <= mileage <= MILEAGE_MAX
+        and type(hp) is int
+        and HP_MIN <= hp <= HP_MAX
+        and type(year) is int
+        and YEAR_MIN <= year <= year_max
+        and (
+            asking is None
+            or (type(asking) is int and 1 <= asking <= PRICE_MAX)
+            or (type(asking) is float and 1 <= asking <= PRICE_MAX)  # NaN fails both bounds
+        )
+    ):
+        return {
+            "make": make,
+            "model": model,
+            "fuel": fuel,
+            "gear": gear,
+            "offerType": offer,
+            "mileage": mileage,
+            "hp": hp,
+            "year": year,
+            "listing_price": None if asking is None else float(asking),
+        }
+    return None
+
+
+def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
+    valid = _valid_listing(item, year_max)
+    if valid is not None:
+        return valid
+    if type(item) is not dict:
+        errors.append(field_error(where, "must be an object"))
+        return None
+    before = len(errors)
+    if not _ALLOWED.issuperset(item):
+        errors.extend(
+            field_error(f"{where}.{key}", "unknown field") for key in item if key not in _ALLOWED
+        )
+    out = {}
+    for name in LISTING_FIELDS:
+        value = item.get(name, _MISSING)
+        at = f"{where}.{name}"
+        if value is _MISSING or value is None:
+            errors.append(
+                field_error(at, "is required" if value is _MISSING else "must not be null")
+            )
+        elif name in _INTS:
+            low, high = _INTS[name]
+            _number(value, at, errors, integer=True, low=low, high=high or year_max)
+        elif type(value) is not str:
+            errors.append(field_error(at, "must be a string"))
+        elif name in _ENUMS:
+            if value not in _ENUMS[name]:
+                allowed = ", ".join(sorted(_ENUMS[name]))
+                errors.append(field_error(at, f"must be one of: {allowed}"))
+        elif not 0 < len(value) <= TEXT_MAX:
+            errors.append(field_error(at, f"must hold 1 to {TEXT_MAX} characters"))
+        out["offerType" if name == "offer_type" else name] = value
+    out["listing_price"] = price(item, "listing_price", f"{where}.", errors)
+    return out if len(errors) == before else None
+
+
+def estimate_request(body) -> tuple[list[dict], list[float | None]]:
+    """Return canonical listings (encoder keys) and their asking prices, or raise a Problem."""
+    errors: list[dict] = []
+    if type(body) is not dict:
+        raise invalid([field_error("body", "must be a JSON object with a `listings` array")])
+    errors.extend(field_error(k, "unknown field") for k in body if k != "listings")
+    listings = body.get("listings", _MISSING)
+    if listings is _MISSING:
+        errors.append(field_error("listings", "is required"))
+    elif type(listings) is not list:
+        errors.append(field_error("listings", "must be an array of listings"))
+    elif not 1 <= len(listings) <= MAX_LISTINGS:
+        errors.append(
+            field_error("listings", f"must hold 1 to {MAX_LISTINGS} listings, got {len(listings)}")
+        )
+    if errors:
+        raise invalid(errors)
+    year_max = dt.date.today().year + YEARS_AHEAD
+    rows = [_listing(item, f"listings[{i}]", errors, year_max) for i, item in enumerate(listings)]
+    if errors:
+        raise invalid(errors)
+    prices = [row.pop("listing_price") for row in rows]
+    return rows, prices

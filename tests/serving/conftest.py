@@ -1,0 +1,170 @@
+"""Serving fixtures: a small trained bundle (built once per session), the app and its client."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from carprice.bundle import write_bundle
+from carprice.config import PROJECT_ROOT
+from tests.conftest import REAL_LISTINGS
+
+CLEAN = PROJECT_ROOT / "data" / "validated" / "clean.parquet"
+POINT_ROUNDS, QUANTILE_ROUNDS = 200, 80
+MIN_ROWS = 10  # clean rows a car model needs to be supported, as in params.yaml gate1
+
+
+def golf(**overrides) -> dict:
+    """Return one valid API listing (snake_case), with fields overridden."""
+    row = {
+        "make": "Volkswagen",
+        "model": "Golf",
+        "fuel": "Gasoline",
+        "gear": "Manual",
+        "offer_type": "Used",
+        "mileage": 60000,
+        "hp": 116,
+        "year": 2018,
+    }
+    row.update(overrides)
+    return row
+
+
+def _clean_frame(params):
+    import pandas as pd
+
+    if CLEAN.exists():
+        return pd.read_parquet(CLEAN)
+    if not REAL_LISTINGS.exists():
+        pytest.skip(f"no training data: neither {CLEAN} nor {REAL_LISTINGS} exists")
+    from carprice.clean import ValidationRules, validate
+    from carprice.ingest import read_listings
+
+    frame, _ = read_listings(REAL_LISTINGS)
+    return validate(frame, ValidationRules.from_params(params["validation"])).clean
+
+
+@dataclasses.dataclass
+class BundleFactory:
+    """Write bundles of one small trained model under distinct versions."""
+
+    root: Path
+    model: object
+    supported: list[tuple[str, str]]
+
+    def __call__(self, version: str) -> Path:
+        path = self.root / version
+        if not path.exists():
+            m = self.model
+            write_bundle(
+                path,
+                boosters={
+                    "model.txt": m.point,
+                    "model_q_low.txt": m.low,
+                    "model_q_high.txt": m.high,
+                },
+                spec=m.spec,
+                supported=self.supported,
+                interval=m.interval,
+                metadata={"model_version": version, "lineage": {"source": "tests"}},
+            )
+        return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tree_cache(tmp_path_factory):
+    """Keep compiled tree scorers of the test run out of the working tree."""
+    saved = os.environ.get("CARPRICE_TREE_CACHE")
+    os.environ["CARPRICE_TREE_CACHE"] = str(tmp_path_factory.mktemp("tree-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("CARPRICE_TREE_CACHE", None)
+    else:
+        os.environ["CARPRICE_TREE_CACHE"] = saved
+
+
+@pytest.fixture(scope="session")
+def make_bundle(tmp_path_factory, params) -> BundleFactory:
+    from carprice.train import TrainParams, split_of, train
+
+    frame = _clean_frame(params)
+    tp = TrainParams.from_params(params["train"])
+    tp = dataclasses.replace(tp, num_boost_round=POINT_ROUNDS, quantile_boost_round=QUANTILE_ROUNDS)
+    model = train(frame, split_of(frame, tp.test_share, tp.calibration_share), tp)
+    counts = frame.groupby(["make", "model"]).size()
+    supported = [key for key, n in counts.items() if n >= MIN_ROWS]
+    return BundleFactory(tmp_path_factory.mktemp("bundles"), model, supported)
+
+
+@pytest.fixture(scope="session")
+def c_compiler() -> str:
+    """Return the C compiler the tree scorer uses, or skip: without one LightGBM scores."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        pytest.skip("no C compiler (cc or gcc): the compiled tree scorer cannot be built here")
+    return compiler
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(make_bundle) -> Path:
+    return make_bundle("test-1")
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def app(bundle_dir, home):
+    from serving.app import create_app
+
+    url = f"sqlite:///{home / 'carprice.db'}"
+    app = create_app({"BUNDLE": bundle_dir, "CARPRICE_HOME": home, "DB_URL": url})
+    yield app
+    app.extensions["carprice"].store.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+PG_URL = os.environ.get("CARPRICE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """Return the PostgreSQL URL, or skip when the server cannot be reached."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as err:
+        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {str(err).splitlines()[0]}")
+    finally:
+        engine.dispose()
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> tuple[str, str]:
+    """Yield (url, table prefix) for each engine; PostgreSQL tables are dropped afterwards."""
+    from carprice.store import Store
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}", ""
+        return
+    url = request.getfixturevalue("pg_url")
+    prefix = f"t{os.getpid()}_{uuid.uuid4().hex[:8]}_"
+    yield url, prefix
+    store = Store(url, prefix)
+    store.drop()
+    store.dispose()
