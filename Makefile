@@ -15,7 +15,12 @@ SNAPSHOTS := data/snapshots
 VALIDATED := data/validated
 MODEL := data/model
 EVALUATION := reports/evaluation
+PACKAGE := data/model/package
+E2E := reports/e2e
 PARAMS := params.yaml
+PORT ?= 8000
+VERSION ?=
+E2E_LOCAL ?= 0
 
 # Simulator seed data for a fresh checkout (used when data/raw/ holds no listings).
 SIM_WEEKS ?= 8
@@ -25,12 +30,15 @@ SIM_PER_WEEK ?= 5000
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup retrain seed-raw ingest validate train evaluate mlflow-ui simulate test test-fast lint format bench clean
+.PHONY: help setup retrain seed-raw ingest validate train evaluate package image e2e promote \
+	rollback reproduce serve releases container-setup mlflow-ui simulate test test-fast lint \
+	format bench clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: LISTINGS=path (CSV/Parquet file or folder), PYTEST_ARGS=..."
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: LISTINGS=path (CSV/Parquet file or folder), VERSION=n (rollback," \
+	  "reproduce), PORT=8000 (serve), E2E_LOCAL=1 (gate 3 on a local process), PYTEST_ARGS=..."
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,19 +57,11 @@ seed-raw: $(STAMP) ## fill an empty data/raw/ with simulated listings (no-op whe
 	    --listings-per-week $(SIM_PER_WEEK) --out $(RAW); \
 	fi
 
-retrain: $(STAMP) ## run the pipeline: ingest -> gate 1 -> train -> gate 2 (LISTINGS=path)
+retrain: $(STAMP) ## ingest -> gate 1 -> train -> gate 2 -> package -> gate 3 -> promote
 	@if [ -z "$(LISTINGS)" ]; then $(MAKE) --no-print-directory seed-raw; fi
-	@echo "== ingest: $(or $(LISTINGS),$(RAW))"
-	@snap=$$($(BIN)/carprice ingest --listings "$(or $(LISTINGS),$(RAW))"); \
-	echo "== gate 1 (data): validate $$snap"; \
-	$(BIN)/carprice validate --listings "$$snap" --out $(VALIDATED) --params $(PARAMS) \
-	  || { echo "retrain stopped: gate 1 (data) failed; see $(VALIDATED)/data_report.html"; exit 1; }
-	@echo "== train"
-	@$(BIN)/carprice train --data $(VALIDATED) --out $(MODEL) --params $(PARAMS) >/dev/null
-	@echo "== gate 2 (model): evaluate"
-	@$(BIN)/carprice evaluate --data $(VALIDATED) --model $(MODEL) --out $(EVALUATION) \
-	    --params $(PARAMS) \
-	  || { echo "retrain stopped: gate 2 (model) failed; see $(EVALUATION)/evaluation.html"; exit 1; }
+	@BIN=$(BIN) LISTINGS="$(or $(LISTINGS),$(RAW))" PARAMS=$(PARAMS) VALIDATED=$(VALIDATED) \
+	  MODEL=$(MODEL) EVALUATION=$(EVALUATION) PACKAGE=$(PACKAGE) E2E=$(E2E) \
+	  E2E_LOCAL=$(E2E_LOCAL) scripts/retrain.sh
 
 ingest: $(STAMP) ## snapshot LISTINGS (default data/raw/) into data/snapshots/
 	$(BIN)/carprice ingest --listings "$(or $(LISTINGS),$(RAW))"
@@ -74,6 +74,36 @@ train: $(STAMP) ## train on data/validated/ and register the challenger in MLflo
 
 evaluate: $(STAMP) ## gate 2 on the trained challenger into reports/evaluation/
 	$(BIN)/carprice evaluate --data $(VALIDATED) --model $(MODEL) --out $(EVALUATION) --params $(PARAMS)
+
+package: $(STAMP) ## export the challenger + golden set into data/model/package/
+	$(BIN)/carprice package --data $(VALIDATED) --out $(PACKAGE) --params $(PARAMS)
+
+container-setup: ## install/configure podman and cache its Debian base image (when no Docker)
+	scripts/container-setup.sh
+
+image: $(STAMP) ## build the service image with the packaged bundle (docker or podman)
+	$(BIN)/carprice image --package $(PACKAGE)
+
+e2e: $(STAMP) ## gate 3: the built container vs the offline model (E2E_LOCAL=1: local process)
+	$(BIN)/carprice e2e --package $(PACKAGE) --out $(E2E) --params $(PARAMS) \
+	  $(if $(filter 1,$(E2E_LOCAL)),--local)
+
+promote: $(STAMP) ## make the gated package the champion: manifest, deploy pointer, reload
+	$(BIN)/carprice promote --package $(PACKAGE) --gate1 $(VALIDATED) --gate2 $(EVALUATION) \
+	  --gate3 $(E2E) --params $(PARAMS)
+
+rollback: $(STAMP) ## gate 3 on an earlier release, then switch back to it (VERSION=n)
+	$(BIN)/carprice rollback --params $(PARAMS) $(if $(VERSION),--version $(VERSION))
+
+reproduce: $(STAMP) ## rebuild release VERSION=n from its snapshot, params and code; compare
+	@test -n "$(VERSION)" || { echo "usage: make reproduce VERSION=n"; exit 2; }
+	$(BIN)/carprice reproduce $(VERSION)
+
+releases: ## list the release history (CARPRICE_HOME/releases/history.jsonl)
+	@cat $${CARPRICE_HOME:-var}/releases/history.jsonl 2>/dev/null || echo "no releases yet"
+
+serve: $(STAMP) ## serve the current champion with gunicorn on 127.0.0.1 (PORT=8000)
+	$(BIN)/carprice serve --port $(PORT)
 
 mlflow-ui: $(STAMP) ## browse runs and the registry on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$${CARPRICE_HOME:-var}/mlflow.db --host 127.0.0.1
@@ -101,7 +131,7 @@ bench: $(STAMP) ## benchmarks: ingest+validate, simulator and training on 1,000,
 	$(BIN)/python bench/bench_simulate.py
 	$(BIN)/python bench/bench_train.py
 
-clean: ## remove derived data and reports (keeps data/raw/ and .venv)
+clean: ## remove derived data and reports (keeps data/raw/, .venv and CARPRICE_HOME)
 	rm -rf $(VALIDATED) $(MODEL) reports data/simulated
 	chmod -R u+w $(SNAPSHOTS) 2>/dev/null || true
 	rm -rf $(SNAPSHOTS)

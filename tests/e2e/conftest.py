@@ -1,0 +1,164 @@
+"""The container tier: one throw-away CARPRICE_HOME, small models, real images, real containers.
+
+`world` is built once per session: simulated listings, a quick parameter set and the first
+release, made by `scripts/retrain.sh` (what `make retrain` runs) end to end, image and gate 3
+included. The tests then break each gate on purpose, roll back and reproduce against that state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from carprice import container, deploy
+from carprice.config import PROJECT_ROOT, load_params
+
+BIN = Path(sys.executable).parent
+SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
+# A quick model on 12,000 simulated rows misses the production error bounds; this tier is about
+# the artifact and the release machinery, so gate 2 judges it against looser bounds (a one-tree
+# model still fails them by far).
+LOOSE_GATE2 = {
+    "max_mape": 0.2,
+    "max_median_ape": 0.15,
+    "min_priced_share": 0.8,
+    "segment_max_mape": 0.5,
+    "segment_max_abs_bias": 0.35,
+    "champion_tolerance": 0.05,
+}
+
+
+@dataclass
+class World:
+    """Paths and helpers of the session's release history."""
+
+    root: Path
+    engine: container.Engine
+    images: list[str] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "CARPRICE_HOME": str(self.home), "CARPRICE_ROOT": str(self.root)}
+        for name in ("MLFLOW_TRACKING_URI", "CARPRICE_DB_URL", "CARPRICE_BUNDLE"):
+            env.pop(name, None)
+        return env
+
+    def carprice(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "carprice"), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+
+    def run_dirs(self, name: str) -> dict[str, str]:
+        base = self.root / "runs" / name
+        return {
+            "VALIDATED": str(base / "validated"),
+            "MODEL": str(base / "model"),
+            "EVALUATION": str(base / "evaluation"),
+            "PACKAGE": str(base / "model" / "package"),
+            "E2E": str(base / "e2e"),
+        }
+
+    def retrain(self, name: str, listings: Path, params: Path) -> subprocess.CompletedProcess:
+        """Run the whole `make retrain` chain (scripts/retrain.sh) into runs/<name>/."""
+        env = {
+            **self.env,
+            **self.run_dirs(name),
+            "BIN": str(BIN),
+            "LISTINGS": str(listings),
+            "PARAMS": str(params),
+        }
+        proc = subprocess.run(
+            [str(PROJECT_ROOT / "scripts" / "retrain.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=1800,
+        )
+        (self.root / "runs" / f"{name}.log").write_text(proc.stdout + proc.stderr)
+        package = Path(self.run_dirs(name)["PACKAGE"]) / "image.json"
+        if package.exists():
+            self.images.append(json.loads(package.read_text())["tag"])
+        return proc
+
+    def production(self) -> tuple[str | None, Path | None]:
+        """Return the champion alias version and the deploy pointer's bundle."""
+        from carprice import registry
+        from carprice.config import Paths
+
+        registry.configure(Paths(root=self.root, home=self.home))
+        from mlflow import MlflowClient
+
+        try:
+            champion = MlflowClient().get_model_version_by_alias(registry.MODEL_NAME, "champion")
+            version = str(champion.version)
+        except Exception:  # no champion yet
+            version = None
+        return version, deploy.read_pointer(self.home)
+
+
+def write_params(path: Path, **train) -> Path:
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    params["train"].update(SMALL, **train)
+    params["train"]["lgb"]["learning_rate"] = 0.1
+    params["gate2"].update(LOOSE_GATE2)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine() -> container.Engine:
+    found = container.detect() or container.setup()
+    if found is None:
+        reason = (
+            "no container engine: Docker does not answer and podman could not be installed "
+            "(scripts/container-setup.sh needs root and apt)"
+        )
+        if os.environ.get("CARPRICE_REQUIRE_CONTAINER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="session")
+def world(engine, tmp_path_factory) -> World:
+    """The first release: simulated weeks, quick parameters, the full retrain chain."""
+    root = tmp_path_factory.mktemp("release-world")
+    w = World(root, engine)
+    write_params(root / "params.yaml")
+    sim = w.carprice(
+        "simulate",
+        "--weeks",
+        "2",
+        "--start",
+        "2026-03-02",
+        "--seed",
+        "7",
+        "--listings-per-week",
+        "6000",
+        "--out",
+        str(root / "raw" / "a"),
+    )
+    assert sim.returncode == 0, sim.stderr
+    proc = w.retrain("first", root / "raw" / "a", root / "params.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    yield w
+    for tag in w.images:
+        engine.run("rmi", "-f", tag, check=False)

@@ -1,0 +1,49 @@
+"""Gate 3 without a container engine: a clear failure, or, only when asked, a local process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from carprice.bundle import load_bundle
+from carprice.e2e import run_gate3
+from carprice.golden import build_golden, write_golden
+from carprice.predictor import Predictor
+from tests.conftest import TODAY
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def package(small_bundle, market_frame, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("package")
+    shutil.copytree(small_bundle, folder / "bundle")
+    predictor = Predictor(load_bundle(folder / "bundle"))
+    write_golden(folder / "golden.jsonl", build_golden(predictor, market_frame, 500, 7, TODAY))
+    meta = {"registry_version": "0", "model_version": predictor.version}
+    (folder / "package.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_without_any_engine_gate_3_fails_and_says_why(package, params, monkeypatch):
+    monkeypatch.setenv("PATH", str(sys.prefix) + "/bin")  # no docker, no podman
+    monkeypatch.delenv("CARPRICE_CONTAINER_ENGINE", raising=False)
+    report = run_gate3(package, params["gate3"], lambda _m: None, image="carprice:any")
+    assert report["passed"] is False
+    [reason] = report["reasons"]
+    assert reason.startswith("container engine: no container engine")
+    assert "--local" in reason
+
+
+def test_the_local_opt_in_runs_every_check_and_says_it_did_not_test_the_image(package, params):
+    report = run_gate3(package, params["gate3"], lambda _m: None, local=True)
+    assert report["passed"], report["reasons"]
+    assert report["target"]["kind"] == "local process (opt-in)"
+    assert "NOT tested" in report["target"]["note"]
+    names = {c["check"] for c in report["checks"]}
+    assert {"parity (single)", "parity (batch)", "latency", "OpenAPI"} <= names
+    assert "non-root user" not in names  # only a container can show that
+    assert report["parity"]["single"]["cases"] >= 500

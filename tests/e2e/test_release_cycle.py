@@ -1,0 +1,291 @@
+"""The release cycle against real containers: every gate failing on purpose, rollback, reproduce.
+
+The tests run in file order on one session's history: release 1 is made by the `world` fixture;
+a second, good challenger is packaged once with a tampered bundle (gate 3 must stop it), then
+properly, and promoted; the rollback goes back to release 1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from carprice import container, release
+from carprice.bundle import BOOSTERS, JSON_FILES
+from carprice.package import sha256_file
+from tests.e2e.conftest import BIN, write_params
+
+pytestmark = [pytest.mark.slow, pytest.mark.container]
+
+
+def test_retrain_releases_the_first_model_through_all_three_gates(world):
+    log = (world.root / "runs" / "first.log").read_text()
+    for stage in (
+        "ingest",
+        "gate 1 (data)",
+        "train",
+        "gate 2 (model)",
+        "package",
+        "image build",
+        "gate 3 (artifact)",
+        "promote",
+        "total w/o image build",
+    ):
+        assert f"  {stage}" in log.split("== timings (s)")[1], stage
+    champion, pointer = world.production()
+    manifest = json.loads(
+        (release.releases_dir(world.home) / champion / "manifest.json").read_text()
+    )
+    assert pointer == (release.releases_dir(world.home) / champion / "bundle").resolve()
+    assert all(gate["passed"] for gate in manifest["gates"].values())
+    assert manifest["model_sha256"] == sha256_file(pointer / "model.txt")
+    assert len(manifest["snapshot"]["sha256"]) == 64 and len(manifest["params_hash"]) == 64
+    assert manifest["git_commit"] and world.engine.image_exists(manifest["image"]["id"])
+    gate3 = json.loads((pointer.parent / "gate3" / "e2e.json").read_text())
+    assert gate3["target"]["kind"] == "container"
+    assert gate3["parity"]["single"]["cases"] >= 500
+    [entry] = release.history(world.home)
+    assert entry["action"] == "promote" and entry["release"] == champion
+
+
+def test_the_container_runs_as_a_non_root_user(world):
+    champion, pointer = world.production()
+    manifest = json.loads((pointer.parent / "manifest.json").read_text())
+    image = manifest["image"]["id"]
+    assert world.engine.image_info(image)["user"] not in ("", "0", "root")
+    uid = world.engine.run("run", "--rm", "--entrypoint", "id", image, "-u").strip()
+    assert uid.splitlines()[-1] == "10001"
+
+
+def test_too_little_data_stops_retrain_at_gate_1_and_production_is_unchanged(world):
+    before = world.production()
+    tiny = world.root / "raw" / "tiny.csv"
+    rows = (world.root / "raw" / "a").glob("listings-*.csv").__next__().read_text().splitlines()
+    tiny.write_text("\n".join(rows[:300]) + "\n")
+    proc = world.retrain("tiny", tiny, world.root / "params.yaml")
+    assert proc.returncode == 1
+    assert "retrain stopped: gate 1 (data) failed" in proc.stdout
+    assert "== train" not in proc.stdout
+    assert world.production() == before
+
+
+def test_a_one_tree_model_stops_retrain_at_gate_2_and_production_is_unchanged(world):
+    before = world.production()
+    params = write_params(world.root / "one-tree.yaml", num_boost_round=1, quantile_boost_round=1)
+    proc = world.retrain("one-tree", world.root / "raw" / "a", params)
+    assert proc.returncode == 1
+    assert "retrain stopped: gate 2 (model) failed" in proc.stdout
+    assert "== package" not in proc.stdout
+    assert world.production() == before
+
+
+@pytest.fixture(scope="module")
+def second(world):
+    """A second good challenger (one more week of data) through gate 2, not yet packaged."""
+    sim = world.carprice(
+        "simulate",
+        "--weeks",
+        "1",
+        "--start",
+        "2026-03-16",
+        "--seed",
+        "8",
+        "--listings-per-week",
+        "6000",
+        "--out",
+        str(world.root / "raw" / "b"),
+    )
+    assert sim.returncode == 0, sim.stderr
+    for path in (world.root / "raw" / "a").iterdir():
+        shutil.copy(path, world.root / "raw" / "b" / path.name)
+    dirs = world.run_dirs("second")
+    params = str(world.root / "params.yaml")
+    snap = world.carprice("ingest", "--listings", str(world.root / "raw" / "b"))
+    steps = [
+        [
+            "validate",
+            "--listings",
+            snap.stdout.strip(),
+            "--out",
+            dirs["VALIDATED"],
+            "--params",
+            params,
+        ],
+        ["train", "--data", dirs["VALIDATED"], "--out", dirs["MODEL"], "--params", params],
+        [
+            "evaluate",
+            "--data",
+            dirs["VALIDATED"],
+            "--model",
+            dirs["MODEL"],
+            "--out",
+            dirs["EVALUATION"],
+            "--params",
+            params,
+        ],
+    ]
+    for step in steps:
+        proc = world.carprice(*step)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return dirs
+
+
+def _tamper(bundle: Path) -> None:
+    """Reorder the make vocabulary (an encoder that disagrees with the model) and re-sign."""
+    path = bundle / "feature_spec.json"
+    spec = json.loads(path.read_text())
+    spec["vocab"]["make"] = spec["vocab"]["make"][::-1]
+    path.write_text(json.dumps(spec, sort_keys=True) + "\n")
+    sums = {name: sha256_file(bundle / name) for name in BOOSTERS + JSON_FILES}
+    (bundle / "checksums.json").write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
+
+
+def test_a_service_answering_differently_fails_gate_3_and_cannot_be_promoted(world, second):
+    before = world.production()
+    params = str(world.root / "params.yaml")
+    package = Path(second["PACKAGE"])
+    proc = world.carprice(
+        "package", "--data", second["VALIDATED"], "--out", str(package), "--params", params
+    )
+    assert proc.returncode == 0, proc.stderr
+    _tamper(package / "bundle")  # after the golden set was computed from the registered bundle
+    proc = world.carprice("image", "--package", str(package))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    world.images.append(json.loads((package / "image.json").read_text())["tag"])
+    proc = world.carprice(
+        "e2e", "--package", str(package), "--out", second["E2E"], "--params", params
+    )
+    assert proc.returncode == 1
+    assert "gate 3 (artifact): FAILED" in proc.stderr and "parity" in proc.stderr
+    report = json.loads((Path(second["E2E"]) / "e2e.json").read_text())
+    assert report["parity"]["single"]["mismatches"] > 0
+    assert (Path(second["E2E"]) / "e2e.html").exists()
+    proc = world.carprice(
+        "promote",
+        "--package",
+        str(package),
+        "--gate1",
+        second["VALIDATED"],
+        "--gate2",
+        second["EVALUATION"],
+        "--gate3",
+        second["E2E"],
+        "--params",
+        params,
+    )
+    assert proc.returncode == 1 and "gate3='failed'" in proc.stderr
+    assert world.production() == before
+
+
+@pytest.fixture(scope="module")
+def second_release(world, second) -> str:
+    params = str(world.root / "params.yaml")
+    package = second["PACKAGE"]
+    for step in (
+        ["package", "--data", second["VALIDATED"], "--out", package, "--params", params],
+        ["image", "--package", package],
+        ["e2e", "--package", package, "--out", second["E2E"], "--params", params],
+        [
+            "promote",
+            "--package",
+            package,
+            "--gate1",
+            second["VALIDATED"],
+            "--gate2",
+            second["EVALUATION"],
+            "--gate3",
+            second["E2E"],
+            "--params",
+            params,
+        ],
+    ):
+        proc = world.carprice(*step)
+        if step[0] == "image":
+            world.images.append(json.loads((Path(package) / "image.json").read_text())["tag"])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip()
+
+
+def _estimate_version(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = {
+        "listings": [
+            {
+                "make": "Volkswagen",
+                "model": "Golf",
+                "fuel": "Gasoline",
+                "gear": "Manual",
+                "offer_type": "Used",
+                "mileage": 60000,
+                "hp": 116,
+                "year": 2018,
+            }
+        ]
+    }
+    try:
+        conn.request(
+            "POST", "/v1/estimates", json.dumps(body), {"Content-Type": "application/json"}
+        )
+        return json.loads(conn.getresponse().read())["model_version"]
+    finally:
+        conn.close()
+
+
+def _wait_for(port: int, version: str, seconds: float = 60) -> str:
+    deadline, seen = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            seen = _estimate_version(port)
+            if seen == version:
+                return seen
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.3)
+    return seen
+
+
+def test_rollback_reruns_gate_3_switches_back_and_the_service_answers_with_the_old_model(
+    world, second_release
+):
+    releases = release.releases_dir(world.home)
+    first = release.history(world.home)[0]["release"]
+    old = json.loads((releases / first / "manifest.json").read_text())["model_version"]
+    new = json.loads((releases / second_release / "manifest.json").read_text())["model_version"]
+    assert old != new and world.production()[0] == second_release
+    port = container.free_port()
+    server = subprocess.Popen(
+        [str(BIN / "carprice"), "serve", "--port", str(port), "--workers", "1"],
+        env=world.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_for(port, new) == new
+        proc = world.carprice("rollback", "--params", str(world.root / "params.yaml"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip() == first
+        assert _wait_for(port, old) == old
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert world.production() == (first, (releases / first / "bundle").resolve())
+    entry = release.history(world.home)[-1]
+    assert entry["action"] == "rollback" and entry["previous"] == second_release
+    assert entry["gate3_passed"] and Path(entry["gate3"]).exists()
+    assert "SIGHUP" in entry["reload"]
+
+
+def test_reproduce_rebuilds_release_1_with_identical_predictions(world):
+    first = release.history(world.home)[0]["release"]
+    proc = world.carprice("reproduce", first, "--out", str(world.root / "reproduce"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((world.root / "reproduce" / f"release-{first}.json").read_text())
+    assert result["identical"] and all(result["files"].values())
+    assert result["predictions"]["clean rows"]["rows"] > 10_000
