@@ -31,14 +31,15 @@ SIM_PER_WEEK ?= 5000
 PYTEST_ARGS ?=
 
 .PHONY: help setup retrain seed-raw ingest validate train evaluate package image e2e promote \
-	rollback reproduce serve releases container-setup mlflow-ui simulate test test-fast lint \
-	format bench clean
+	rollback reproduce serve releases container-setup monitor retrain-if-needed demo-loop \
+	loadtest mlflow-ui simulate test test-fast lint format bench bench-serving clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 	@echo "  variables: LISTINGS=path (CSV/Parquet file or folder), VERSION=n (rollback," \
-	  "reproduce), PORT=8000 (serve), E2E_LOCAL=1 (gate 3 on a local process), PYTEST_ARGS=..."
+	  "reproduce), PORT=8000 (serve), E2E_LOCAL=1 (gate 3 on a local process)," \
+	  "HOST= USERS= DURATION= (loadtest), PYTEST_ARGS=..."
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -105,6 +106,22 @@ releases: ## list the release history (CARPRICE_HOME/releases/history.jsonl)
 serve: $(STAMP) ## serve the current champion with gunicorn on 127.0.0.1 (PORT=8000)
 	$(BIN)/carprice serve --port $(PORT)
 
+monitor: $(STAMP) ## usage, drift, realised error on sold prices -> reports/monitoring/ (exit 10: retrain)
+	$(BIN)/carprice monitor --params $(PARAMS)
+
+retrain-if-needed: $(STAMP) ## monitor, then retrain when the verdict says so (the CD trigger)
+	@rc=0; $(BIN)/carprice monitor --params $(PARAMS) || rc=$$?; \
+	if [ $$rc -eq 10 ]; then echo "== monitor recommends retraining"; $(MAKE) --no-print-directory retrain; \
+	elif [ $$rc -eq 0 ]; then echo "== monitor: no retrain needed"; \
+	else echo "monitor failed (exit $$rc)"; exit $$rc; fi
+
+demo-loop: $(STAMP) ## simulated weeks end to end: retrain, serve, traffic, drift, monitor, retrain
+	$(BIN)/python -m carprice.demoloop
+
+loadtest: $(STAMP) ## locust against HOST (default: starts the champion), USERS=, DURATION=
+	$(BIN)/carprice loadtest --params $(PARAMS) $(if $(HOST),--host $(HOST)) \
+	  $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION))
+
 mlflow-ui: $(STAMP) ## browse runs and the registry on http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$${CARPRICE_HOME:-var}/mlflow.db --host 127.0.0.1
 
@@ -130,6 +147,10 @@ bench: $(STAMP) ## benchmarks: ingest+validate, simulator and training on 1,000,
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_simulate.py
 	$(BIN)/python bench/bench_train.py
+
+bench-serving: $(STAMP) ## service throughput and latency vs a bare handler (needs wrk)
+	@command -v wrk >/dev/null || { echo "bench-serving needs wrk: apt-get install -y wrk"; exit 2; }
+	$(BIN)/python bench/bench_serving.py
 
 clean: ## remove derived data and reports (keeps data/raw/, .venv and CARPRICE_HOME)
 	rm -rf $(VALIDATED) $(MODEL) reports data/simulated

@@ -20,9 +20,11 @@ from carprice.train import TrainParams, split_of, train
 START = dt.date(2026, 3, 2)
 
 
-def simulated_week(seed: int, when: dt.date, n: int, drift: str | None = None):
+def simulated_week(
+    seed: int, when: dt.date, n: int, drift: str | None = None, origin: dt.date = START
+):
     """Clean simulated listings of one week (with their fair prices) and their sales."""
-    parsed = parse_drift(drift, origin=START) if drift else None
+    parsed = parse_drift(drift, origin=origin) if drift else None
     listings = generate_listings(
         n,
         seed=seed,
