@@ -24,6 +24,8 @@ from pricefit import (
     shrunk_sd,
 )
 
+from carprice.vocab import FUELS, GEARS, OFFER_TYPES
+
 AGES = 11  # ages 0..10
 KM_FLOOR = 1000  # ln(1 + max(km, floor)): near-new cars must not extrapolate the mileage slope
 DEALER_PRIOR_ROWS = 10.0  # pseudo-rows pulling a make's non-Used odds toward the market's
@@ -31,20 +33,6 @@ AGE_BUCKETS = (0, 2, 5, 8)  # trim counts are kept per age bucket [0-1], [2-4], 
 MODEL_MIN_ROWS = 5  # models rarer than this are folded into their make's other models
 MAX_TRIMS = 20
 NON_CAR_MAKES = ("Trailer-Anhänger", "Caravans-Wohnm", "Trucks-Lkw")
-FUELS = (
-    "Gasoline",
-    "Diesel",
-    "Electric/Gasoline",
-    "Electric",
-    "Electric/Diesel",
-    "LPG",
-    "CNG",
-    "Ethanol",
-    "Hydrogen",
-    "Others",
-)
-GEARS = ("Manual", "Automatic", "Semi-automatic")
-OFFER_TYPES = ("Used", "Pre-registered", "Demonstration", "Employee's car", "New")
 MILEAGE_PROBS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 Z_PROBS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 # Sale behaviour cannot be measured on asking prices; these are stated assumptions.

@@ -2,8 +2,7 @@
 
 A request is rejected, never repaired: unknown fields, wrong types, NaN/Infinity, out-of-range
 numbers and oversize batches each produce one entry in the problem's `errors` list, addressed
-like `listings[3].mileage`. The allowed values mirror `carprice.schema` (which needs pandera, so
-the service keeps its own copy; a test keeps the two equal).
+like `listings[3].mileage`. The allowed values are the data rules' own (`carprice.vocab`).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+from carprice.vocab import FUELS, GEARS, OFFER_TYPES
 from serving.problems import Problem, field_error
 
 MAX_LISTINGS = 1000
@@ -20,20 +20,6 @@ MILEAGE_MAX = 990_000
 HP_MIN, HP_MAX = 5, 2000
 YEAR_MIN, YEARS_AHEAD = 1950, 1
 PRICE_MAX = 10_000_000
-GEARS = ("Manual", "Automatic", "Semi-automatic")
-OFFER_TYPES = ("Used", "Pre-registered", "Demonstration", "Employee's car", "New")
-FUELS = (
-    "Gasoline",
-    "Diesel",
-    "Electric/Gasoline",
-    "Electric",
-    "Electric/Diesel",
-    "LPG",
-    "CNG",
-    "Ethanol",
-    "Hydrogen",
-    "Others",
-)
 _FUELS, _GEARS, _OFFERS = frozenset(FUELS), frozenset(GEARS), frozenset(OFFER_TYPES)
 _ENUMS = {"fuel": _FUELS, "gear": _GEARS, "offer_type": _OFFERS}
 _INTS = {"mileage": (0, MILEAGE_MAX), "hp": (HP_MIN, HP_MAX), "year": (YEAR_MIN, None)}
@@ -60,6 +46,8 @@ def _number(value, where: str, errors: list, *, integer: bool, low, high) -> boo
     kind = type(value)
     if kind is NonFinite or (kind is float and not math.isfinite(value)):
         errors.append(field_error(where, "must be a finite number"))
+    elif integer and kind is float and value.is_integer():  # JSON Schema: 2018.0 is an integer
+        return _number(int(value), where, errors, integer=True, low=low, high=high)
     elif kind is not int and (integer or kind is not float):
         errors.append(field_error(where, "must be an integer" if integer else "must be a number"))
     elif (low is not None and value < low) or (high is not None and value > high):
@@ -93,8 +81,11 @@ def _valid_listing(item, year_max: int) -> dict | None:
         and 0 < len(make) <= TEXT_MAX
         and type(model) is str
         and 0 < len(model) <= TEXT_MAX
+        and type(fuel) is str  # a list or object is unhashable: `in` on a set would raise
         and fuel in _FUELS
+        and type(gear) is str
         and gear in _GEARS
+        and type(offer) is str
         and offer in _OFFERS
         and type(mileage) is int
         and 0 <= mileage <= MILEAGE_MAX
@@ -144,7 +135,8 @@ def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
             )
         elif name in _INTS:
             low, high = _INTS[name]
-            _number(value, at, errors, integer=True, low=low, high=high or year_max)
+            if _number(value, at, errors, integer=True, low=low, high=high or year_max):
+                value = int(value)
         elif type(value) is not str:
             errors.append(field_error(at, "must be a string"))
         elif name in _ENUMS:

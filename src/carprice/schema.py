@@ -6,6 +6,10 @@ import re
 
 import pandera.pandas as pa
 
+from carprice.vocab import FUELS, GEARS, OFFER_TYPES
+
+__all__ = ["FUELS", "GEARS", "OFFER_TYPES"]  # re-exported: the schema is where callers look
+
 # Canonical columns, in the order of the AutoScout24 export.
 CANONICAL_COLUMNS: tuple[str, ...] = (
     "mileage",
@@ -21,21 +25,6 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 NUMERIC_COLUMNS: tuple[str, ...] = ("mileage", "price", "hp", "year")
 CATEGORICAL_COLUMNS: tuple[str, ...] = ("make", "model", "fuel", "gear", "offerType")
 TARGET = "price"
-
-GEARS: tuple[str, ...] = ("Manual", "Automatic", "Semi-automatic")
-OFFER_TYPES: tuple[str, ...] = ("Used", "Pre-registered", "Demonstration", "Employee's car", "New")
-FUELS: tuple[str, ...] = (
-    "Gasoline",
-    "Diesel",
-    "Electric/Gasoline",
-    "Electric",
-    "Electric/Diesel",
-    "LPG",
-    "CNG",
-    "Ethanol",
-    "Hydrogen",
-    "Others",
-)
 
 # Column-name spellings seen in exports and in the HTTP API, keyed by their "squashed" form.
 _ALIASES = {"offertype": "offerType", "km": "mileage", "kilometers": "mileage", "power": "hp"}

@@ -9,12 +9,10 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from carprice.drift import parse_drift
+from carprice.demo import simulated_week
 from carprice.feedback import read_log, training_rows
-from carprice.market import generate_listings
 from carprice.monitor import MonitorThresholds, monitor
 from carprice.replay import flask_post, replay
-from carprice.sales import simulate_sales
 from carprice.store import Store
 
 pytestmark = pytest.mark.slow
@@ -31,18 +29,7 @@ def thresholds(params):
 
 def week(seed: int, when: dt.date, drift: str | None = None, n: int = 1200):
     """One week of clean simulated listings with their sales."""
-    parsed = parse_drift(drift, origin=START) if drift else None
-    listings = generate_listings(
-        n,
-        seed=seed,
-        when=when,
-        dirty=False,
-        include_truth=True,
-        drift=parsed,
-        id_prefix=f"S{seed}-",
-    )
-    listings["hp"] = listings["hp"].astype("int64")
-    return listings, simulate_sales(listings, seed=seed)
+    return simulated_week(seed, when, n, drift, origin=START)
 
 
 @pytest.fixture

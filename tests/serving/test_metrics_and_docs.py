@@ -6,8 +6,6 @@ import re
 
 import pytest
 
-from carprice import schema
-from serving import validation
 from tests.serving.conftest import golf
 
 
@@ -69,12 +67,6 @@ def test_the_docs_page_lists_every_operation(client):
     text = page.get_data(as_text=True)
     for path in client.get("/openapi.json").get_json()["paths"]:
         assert f"<code>{path}</code>" in text
-
-
-def test_the_service_allows_the_values_the_data_schema_allows():
-    assert validation.GEARS == schema.GEARS
-    assert validation.OFFER_TYPES == schema.OFFER_TYPES
-    assert validation.FUELS == schema.FUELS
 
 
 def test_a_batch_is_counted_as_if_observed_one_by_one():
