@@ -32,7 +32,8 @@ PYTEST_ARGS ?=
 
 .PHONY: help setup retrain seed-raw ingest validate train evaluate package image e2e promote \
 	rollback reproduce serve releases container-setup monitor retrain-if-needed demo-loop \
-	loadtest mlflow-ui simulate test test-fast lint format bench bench-serving clean
+	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-serving \
+	clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -134,6 +135,12 @@ test: $(STAMP) ## the whole test suite (real listings, every tier)
 
 test-fast: $(STAMP) ## the quick subset for the edit loop (no slow tests)
 	$(BIN)/pytest -m "not slow" -q $(PYTEST_ARGS)
+
+reliability: $(STAMP) ## faults, fuzzing and hostile input against a real gunicorn (~3 min)
+	$(BIN)/pytest tests/reliability -q $(PYTEST_ARGS)
+
+audit: $(STAMP) ## known-vulnerability audit of the pinned dependencies (pip-audit)
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r serving/requirements.txt
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

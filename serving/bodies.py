@@ -25,6 +25,7 @@ def parse_json(request: Request):
             [field_error("Content-Type", f"must be application/json, got {request.mimetype!r}")],
         )
     data = request.get_data(cache=False)
+    _refuse_truncated(request, len(data))
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as err:
@@ -34,6 +35,24 @@ def parse_json(request: Request):
             raise Problem(
                 400, "Bad Request", "the body is not valid JSON", [field_error("body", str(err))]
             ) from None
+
+
+def _refuse_truncated(request: Request, size: int) -> None:
+    """Answer 413 for a chunked body longer than the limit.
+
+    Without a Content-Length, werkzeug stops reading at MAX_CONTENT_LENGTH and hands over the
+    first bytes as if they were the whole body, which would end as a misleading 400.
+    """
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or size < limit:
+        return
+    if request.environ["wsgi.input"].read(1):
+        raise Problem(
+            413,
+            "Content Too Large",
+            f"the body is over {limit} bytes",
+            [field_error("body", f"must be at most {limit} bytes")],
+        )
 
 
 def feedback_request(body) -> dict:

@@ -5,7 +5,9 @@
 Environment: CARPRICE_BIND (default 0.0.0.0:8000), CARPRICE_WORKERS (default: one per core),
 CARPRICE_WORKER_CLASS and CARPRICE_THREADS (default sync, 1; gthread keeps connections alive),
 CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
-deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL.
+deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL, CARPRICE_DRAIN_SECONDS (default 0: after
+SIGTERM a worker answers /readyz with 503 and keeps serving this long, so a load balancer stops
+sending before the socket closes; it must stay below graceful_timeout).
 
 The master resolves and verifies the bundle before any worker starts, and again on SIGHUP: a
 refused bundle stops the start (with the reason in the log); on reload it leaves the previous
@@ -28,6 +30,13 @@ accesslog = "-" if os.environ.get("CARPRICE_ACCESS_LOG") else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
 logger_class = "serving.logs.JsonLogger"
+# Request limits (the body limit, 1 MiB, is the app's MAX_CONTENT_LENGTH): a request line or a
+# header over 8 KiB, or more than 50 headers, is refused by gunicorn before the app sees it.
+limit_request_line = 8190
+limit_request_fields = 50
+limit_request_field_size = 8190
+preload_app = False  # the app (LightGBM, OpenMP, store connections) is loaded after fork
+drain_seconds = float(os.environ.get("CARPRICE_DRAIN_SECONDS") or 0)
 
 
 def _environment(server):
@@ -48,6 +57,32 @@ def _environment(server):
         os.environ["CARPRICE_METRICS_TMP"] = folder  # ours to remove on exit
 
 
+def _load_elsewhere(path) -> None:
+    """Load the bundle in a child process: checksums are not enough (a truncated model or a
+    feature-list mismatch with recomputed checksums), and LightGBM must not run in the master,
+    whose forked workers would inherit its OpenMP state."""
+    import subprocess
+    import sys
+
+    from carprice.bundle import BundleError
+
+    code = (
+        "import sys\n"
+        "from carprice.bundle import BundleError, load_bundle\n"
+        "try:\n    load_bundle(sys.argv[1])\n"
+        "except BundleError as err:\n    sys.exit(str(err))\n"
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired as err:
+        raise BundleError(f"{path}: loading took over {err.timeout} s") from None
+    if result.returncode != 0:
+        lines = (result.stderr or "").strip().splitlines()
+        raise BundleError(lines[-1] if lines else f"{path}: cannot load (exit {result.returncode})")
+
+
 def _resolve_and_verify(server, starting):
     """Verify the bundle to serve and hand it to the workers; return False if refused."""
     from carprice import deploy
@@ -61,6 +96,7 @@ def _resolve_and_verify(server, starting):
         if path is None:
             raise BundleError("no bundle: pass --bundle DIR or set the deploy pointer")
         verify_bundle(path)
+        _load_elsewhere(path)
     except BundleError as err:
         if starting:
             server.log.error("bundle refused, not starting: %s", err)
@@ -74,6 +110,7 @@ def _resolve_and_verify(server, starting):
 
 def on_starting(server):
     _environment(server)
+    _mark_shutdown(server)
     if not _resolve_and_verify(server, starting=True):
         raise SystemExit(3)
     from carprice import treecode
@@ -82,6 +119,50 @@ def on_starting(server):
     home = default_home()
     open_store(home).dispose()  # tables exist before several workers open the store
     treecode.library(treecode.cache_dir(home))  # compiled here once, not by every worker at once
+
+
+def _shutdown_flag() -> str:
+    return os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "shutting-down")
+
+
+def _mark_shutdown(server):
+    """Let workers tell a shutdown (drain) from a reload retiring them (no drain needed)."""
+    flag = _shutdown_flag()
+    if os.path.exists(flag):
+        os.remove(flag)
+    handle_term = server.handle_term
+
+    def on_master_term():
+        with open(flag, "w"):
+            pass
+        handle_term()
+
+    server.handle_term = on_master_term  # the arbiter looks its handlers up per signal
+
+
+def post_worker_init(worker):
+    """On SIGTERM: readiness 503 at once; on shutdown keep serving `drain_seconds`; exit."""
+    import contextlib
+    import signal
+    import threading
+
+    runtime = getattr(worker.wsgi, "extensions", {}).get("carprice")
+    drain = min(drain_seconds, max(graceful_timeout - 5, 0))
+
+    def stop_accepting():
+        worker.alive = False
+        with contextlib.suppress(OSError):  # wake the worker's select() so it notices at once
+            os.write(worker.PIPE[1], b".")
+
+    def on_term(signum, frame):
+        if runtime is not None:
+            runtime.draining = True
+        if drain > 0 and os.path.exists(_shutdown_flag()):
+            threading.Timer(drain, stop_accepting).start()
+        else:
+            worker.alive = False
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def on_reload(server):

@@ -101,6 +101,17 @@ class Metrics:
             registry=r,
         )
         self.feedback = Counter("carprice_feedback_total", "Feedback records stored.", registry=r)
+        self.store_failures = Counter(
+            "carprice_store_failures_total",
+            "Store operations that failed (the store was unreachable or refused the write).",
+            ["operation"],
+            registry=r,
+        )
+        self.log_rows_dropped = Counter(
+            "carprice_prediction_log_dropped_total",
+            "Prediction-log rows dropped because the store stayed down past the buffer.",
+            registry=r,
+        )
         self._children: dict[tuple, tuple] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

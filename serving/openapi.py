@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 from serving import validation as v
@@ -14,15 +15,16 @@ def _ref(name: str) -> dict:
 
 
 def _price(description: str) -> dict:
+    """An optional price: null counts as absent (as the service reads it)."""
     return {
-        "type": "number",
-        "exclusiveMinimum": 0,
+        "type": ["number", "null"],
+        "minimum": 1,
         "maximum": v.PRICE_MAX,
         "description": description,
     }
 
 
-def _schemas() -> dict:
+def _schemas(year_max: int) -> dict:
     listing = {
         "type": "object",
         "additionalProperties": False,
@@ -53,6 +55,7 @@ def _schemas() -> dict:
             "year": {
                 "type": "integer",
                 "minimum": v.YEAR_MIN,
+                "maximum": year_max,
                 "description": f"first registration; at most next year (+{v.YEARS_AHEAD})",
             },
             "listing_price": _price("asking price in EUR; adds a price_rating to the estimate"),
@@ -103,13 +106,22 @@ def _schemas() -> dict:
             "type": "object",
             "additionalProperties": False,
             "required": ["prediction_id"],
-            "minProperties": 2,
             "properties": {
-                "prediction_id": {"type": "string"},
+                "prediction_id": {"type": "string", "minLength": 1, "maxLength": 64},
                 "listing_price": _price("the price the car was listed at (EUR)"),
                 "sold_price": _price("the price the car sold for (EUR)"),
-                "sold_at": {"type": "string", "format": "date"},
+                "sold_at": {
+                    "type": ["string", "null"],
+                    "format": "date",
+                    "pattern": r"^(19[5-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$",
+                    "description": f"YYYY-MM-DD, from {v.YEAR_MIN}-01-01 to today",
+                },
             },
+            # at least one of the three, not null
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("listing_price", "sold_price", "sold_at")
+            ],
         },
         "FeedbackAccepted": {
             "type": "object",
@@ -154,9 +166,13 @@ def _op(summary: str, ok: tuple[str, str, dict], errors: tuple[str, ...] = ()) -
     return {"summary": summary, "responses": responses}
 
 
-@functools.cache
 def document() -> dict:
-    """Return the OpenAPI 3.1 document."""
+    """Return the OpenAPI 3.1 document (its year bound moves with the calendar)."""
+    return _document(dt.date.today().year + v.YEARS_AHEAD)
+
+
+@functools.cache
+def _document(year_max: int) -> dict:
     plain = {"content": {"application/json": {"schema": {"type": "object"}}}}
     estimates = _op(
         "Estimate prices for 1 to 1,000 listings",
@@ -171,6 +187,7 @@ def document() -> dict:
     )
     feedback["requestBody"] = {"required": True, **_json_body("Feedback")}
     text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -196,10 +213,10 @@ def document() -> dict:
             },
             "/metrics": {"get": _op("Prometheus metrics", ("200", "exposition text", text))},
             "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1", plain))},
-            "/docs": {"get": _op("Human-readable API page", ("200", "HTML", text))},
+            "/docs": {"get": _op("Human-readable API page", ("200", "HTML", html))},
         },
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas(year_max),
             "responses": {
                 "Problem": {
                     "description": "RFC 9457 problem details",

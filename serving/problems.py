@@ -15,12 +15,20 @@ log = logging.getLogger("carprice.serving")
 class Problem(Exception):
     """An answer that is not a success: status, title, detail and the fields at fault."""
 
-    def __init__(self, status: int, title: str, detail: str = "", errors: list[dict] | None = None):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        errors: list[dict] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
         self.errors = errors or []
+        self.headers = headers or {}
 
     def to_response(self) -> Response:
         body = {
@@ -31,7 +39,9 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        return Response(orjson.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
+        response = Response(orjson.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
+        response.headers.update(self.headers)
+        return response
 
 
 def field_error(field: str, message: str) -> dict:

@@ -38,9 +38,17 @@ def _new_ids(count: int) -> list[str]:
     return [stamp + text[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
+RETRY_AFTER_SECONDS = 5
+
+
 def _store_failed(err: Exception) -> Problem:
     log.error("store unavailable: %s", err)
-    return Problem(503, "Service Unavailable", "the prediction store is unavailable; retry later")
+    return Problem(
+        503,
+        "Service Unavailable",
+        "the prediction store is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 @bp.post("/v1/estimates")
@@ -74,10 +82,7 @@ def estimates():
         answers.append(answer)
     latency_ms = (time.perf_counter() - started) * 1000.0
     rows = records.log_rows(rt, model.version, ids[-1], listings, asking, answers, latency_ms)
-    try:
-        rt.store.log_estimates(rows)
-    except SQLAlchemyError as err:
-        raise _store_failed(err) from None
+    rt.log_estimates(rows)  # a store outage holds the rows back; pricing goes on
     rt.metrics.observe_estimates(results)
     return _json({"model_version": model.version, "estimates": answers})
 
@@ -89,8 +94,10 @@ def feedback():
     fields = bodies.feedback_request(bodies.parse_json(request))
     pid = fields.pop("prediction_id")
     try:
+        rt.flush_pending()  # the prediction may be among the rows held back during an outage
         feedback_id = rt.store.add_feedback(pid, **fields)
     except SQLAlchemyError as err:
+        rt.metrics.store_failures.labels("add_feedback").inc()
         raise _store_failed(err) from None
     if feedback_id is None:
         raise Problem(
@@ -136,6 +143,8 @@ def readyz():
     rt = _runtime()
     if rt.champion is None:
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
+    if rt.draining:
+        raise Problem(503, "Service Unavailable", "shutting down: finishing requests in flight")
     return _json({"status": "ready", "model_version": rt.champion.version})
 
 

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from carprice import deploy, treecode
 from carprice.bundle import BundleError, load_bundle
@@ -20,6 +25,10 @@ from carprice.store import Store, default_url
 from serving.metrics import Metrics
 
 log = logging.getLogger("carprice.serving")
+# Prediction-log rows a worker keeps while the store is down, written once it is back. Beyond
+# this the oldest are dropped (and counted): estimates keep flowing, memory stays bounded.
+PENDING_MAX_ROWS = 50_000
+RETRY_SECONDS = 1.0
 
 
 def default_home() -> Path:
@@ -66,6 +75,67 @@ class Runtime:
     champion: Predictor | None = None
     challenger: Predictor | None = None
     refusal: str | None = None
+    draining: bool = False  # set on SIGTERM: readiness answers 503 while requests finish
+    pending: deque = field(default_factory=deque)  # log rows the store could not take yet
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _retrier: threading.Thread | None = field(default=None, repr=False)
+
+    def log_estimates(self, rows: list[dict]) -> bool:
+        """Write prediction-log rows (after any held back); keep them if the store is down.
+
+        Returns False when the rows were held back: the estimates are still answered (pricing
+        does not depend on the log), and the rows are written once the store answers again.
+        """
+        with self._pending_lock:
+            try:
+                self._flush_locked()
+                self.store.log_estimates(rows)
+                return True
+            except SQLAlchemyError as err:
+                self.metrics.store_failures.labels("log_estimates").inc()
+                log.error("store unavailable, holding %d log rows back: %s", len(rows), err)
+                self._hold_locked(rows)
+                return False
+
+    def flush_pending(self) -> None:
+        """Write held-back log rows; raise SQLAlchemyError while the store is still down."""
+        with self._pending_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self.pending:
+            return
+        rows = list(self.pending)
+        self.store.log_estimates(rows)
+        self.pending.clear()
+        log.info("store back: wrote %d held-back prediction-log rows", len(rows))
+
+    def _retry_pending(self, seconds: float = RETRY_SECONDS) -> None:
+        """Write held-back rows from a background thread until the store takes them."""
+        while True:
+            time.sleep(seconds)
+            with self._pending_lock:
+                try:
+                    self._flush_locked()
+                except SQLAlchemyError:
+                    continue  # still down; the next round tries again
+                if not self.pending:
+                    self._retrier = None  # under the lock: a later hold starts a new one
+                    return
+
+    def _hold_locked(self, rows: list[dict]) -> None:
+        if self._retrier is None:  # one retry thread per worker, only while rows wait
+            self._retrier = threading.Thread(
+                target=self._retry_pending, name="log-retry", daemon=True
+            )
+            self._retrier.start()
+        self.pending.extend(rows)
+        excess = len(self.pending) - PENDING_MAX_ROWS
+        if excess > 0:
+            for _ in range(excess):
+                self.pending.popleft()
+            self.metrics.log_rows_dropped.inc(excess)
+            log.error("dropped %d held-back prediction-log rows (buffer full)", excess)
 
     @property
     def tree_cache(self) -> Path:

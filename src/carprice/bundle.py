@@ -86,8 +86,25 @@ def write_bundle(
     _dump(tmp / "interval.json", interval)
     _dump(tmp / "metadata.json", metadata)
     _dump(tmp / CHECKSUMS, {name: _sha256(tmp / name) for name in BOOSTERS + JSON_FILES})
+    _fsync_tree(tmp)  # the files must be on disk before the rename makes the bundle visible
     os.replace(tmp, out_dir)
+    _fsync_dir(out_dir.parent)
     return out_dir
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for file in path.iterdir():
+        with file.open("rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(path)
 
 
 def verify_bundle(path: Path) -> dict[str, str]:

@@ -27,7 +27,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     feedback = None
     if not args.no_feedback:
-        feedback = _feedback_rows(paths)
+        feedback = _feedback_rows(paths, args.params)
     snap = ingest(
         listings, Path(args.snapshots or paths.snapshots), progress=_progress, feedback=feedback
     )
@@ -40,22 +40,33 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _feedback_rows(paths: Paths):
-    """Return sold feedback from the store as training rows, or None without a store."""
+def _feedback_rows(paths: Paths, params_file: str):
+    """Return plausible sold feedback from the store as training rows, or None without a store.
+
+    Implausible sales (params.yaml `feedback`) are written, with their reasons, to
+    CARPRICE_HOME/feedback/quarantine.csv instead of joining the snapshot.
+    """
     import os
 
     from carprice.store import DB_FILE, Store, default_url
 
     if not os.environ.get("CARPRICE_DB_URL") and not (paths.home / DB_FILE).exists():
         return None
-    from carprice.feedback import training_rows
+    from carprice.feedback import FeedbackCheck, feedback_rows
 
+    check = FeedbackCheck.from_params(load_params(params_file).get("feedback", {}))
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     store.create()
-    rows = training_rows(store)
+    result = feedback_rows(store, check)
     store.dispose()
-    _progress(f"feedback: {len(rows):,} sold listings from the store join the snapshot")
-    return rows
+    quarantine = paths.home / "feedback" / "quarantine.csv"
+    quarantine.parent.mkdir(parents=True, exist_ok=True)
+    result.quarantine.to_csv(quarantine, index=False)
+    _progress(
+        f"feedback: {len(result.rows):,} sold listings from the store join the snapshot; "
+        f"{len(result.quarantine):,} implausible ones quarantined ({quarantine})"
+    )
+    return result.rows
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -227,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out sold feedback from the store (included by default when a store exists)",
     )
+    p.add_argument("--params", default="params.yaml", help="for the feedback plausibility bounds")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("validate", help="gate 1: data rules, quarantine and sufficiency")

@@ -12,6 +12,7 @@ with `synchronous=FULL`, so a 202 means it is on disk. No pandas here: the servi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import operator
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from carprice.store_tables import tables
 
@@ -31,6 +33,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # thread does, every CHECKPOINT_SECONDS. The automatic checkpoint stays as a backstop.
 SQLITE_AUTOCHECKPOINT_PAGES = 20_000
 CHECKPOINT_SECONDS = 1.0
+# A PostgreSQL server that does not answer must not hold a request for the OS's TCP timeout.
+PG_CONNECT_TIMEOUT_S = 3
 
 
 def default_url(home: Path) -> str:
@@ -52,6 +56,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def dedupe_key(prediction_id: str, *values) -> str:
+    """Return the sha256 that identifies one feedback post (prediction and reported values)."""
+    text = "\x1f".join([prediction_id, *("" if v is None else repr(v) for v in values)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class Store:
     """The prediction log and feedback tables behind one engine."""
 
@@ -65,6 +75,8 @@ class Store:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         else:
             options.update(pool_pre_ping=True, pool_size=2, max_overflow=4)
+            if self.url.get_backend_name() == "postgresql":
+                options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
         self.engine = sa.create_engine(self.url, **options)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -109,8 +121,17 @@ class Store:
                 log.warning("WAL checkpoint failed: %s", err)
 
     def create(self) -> None:
-        """Create the tables that do not exist yet."""
+        """Create the tables that do not exist yet; add the dedupe key to an older feedback
+        table (its earlier rows keep a NULL key)."""
         self.meta.create_all(self.engine, checkfirst=True)
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(self.feedback.name)}
+        if "dedupe_key" not in columns:
+            name = self.feedback.name
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN dedupe_key VARCHAR(64)")
+                conn.exec_driver_sql(
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_dedupe_key ON {name} (dedupe_key)"
+                )
 
     def drop(self) -> None:
         """Drop both tables (tests and throw-away stores only)."""
@@ -161,24 +182,45 @@ class Store:
         sold_price: float | None = None,
         sold_at: dt.date | None = None,
     ) -> int | None:
-        """Store feedback durably; return its id, or None when the prediction is unknown."""
+        """Store feedback durably; return its id, or None when the prediction is unknown.
+
+        Posting the same values for the same prediction again stores nothing new and returns
+        the first record's id (a client retrying after a lost answer does not count twice).
+        """
         p, f = self.predictions, self.feedback
+        key = dedupe_key(prediction_id, listing_price, sold_price, sold_at)
         values = sa.select(
             p.c.prediction_id,
             sa.literal(listing_price, sa.Float),
             sa.literal(sold_price, sa.Float),
             sa.literal(sold_at, sa.Date),
             sa.literal(dt.datetime.now(dt.UTC), sa.DateTime(timezone=True)),
+            sa.literal(key, sa.String),
         ).where(p.c.prediction_id == prediction_id)
-        columns = ["prediction_id", "listing_price", "sold_price", "sold_at", "received_at"]
+        columns = [
+            "prediction_id",
+            "listing_price",
+            "sold_price",
+            "sold_at",
+            "received_at",
+            "dedupe_key",
+        ]
         # One INSERT ... SELECT: the existence check and the write are one statement, so SQLite
         # never has to upgrade a read transaction to a write one (which fails without waiting).
-        statement = f.insert().from_select(columns, values).returning(f.c.feedback_id)
+        insert = (sqlite if self.is_sqlite else postgresql).insert(f)
+        statement = (
+            insert.from_select(columns, values)
+            .on_conflict_do_nothing(index_elements=[f.c.dedupe_key])
+            .returning(f.c.feedback_id)
+        )
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.exec_driver_sql("PRAGMA synchronous=FULL")
             try:
                 feedback_id = conn.execute(statement).scalar()
+                if feedback_id is None:  # unknown prediction, or the same feedback again
+                    query = sa.select(f.c.feedback_id).where(f.c.dedupe_key == key)
+                    feedback_id = conn.execute(query).scalar()
                 conn.commit()
             finally:
                 if self.is_sqlite:

@@ -3,7 +3,8 @@
 predictions   one row per estimate: id (time-ordered), request id, time (UTC), model version,
               inputs (JSON), status, price, interval, rating, reason, latency, and the shadow
               challenger's version, status, price, interval or error
-feedback      listing price, sold price and sold date reported against a prediction
+feedback      listing price, sold price and sold date reported against a prediction; the
+              dedupe key (sha256 of those values) makes a repeated post one record
 """
 
 from __future__ import annotations
@@ -53,5 +54,6 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("sold_price", sa.Float),
         sa.Column("sold_at", sa.Date),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("dedupe_key", sa.String(64), unique=True),
     )
     return meta, predictions, feedback

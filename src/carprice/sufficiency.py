@@ -13,6 +13,11 @@ def sufficiency(clean: pd.DataFrame, quarantine: pd.DataFrame, min_rows: int) ->
     A model is supported when it has at least `min_rows` clean rows. Quarantined rows are
     counted where their make and model are known, so a model held back by dirty data shows it.
     """
+    if clean.empty and quarantine.empty:
+        empty = pd.DataFrame({"make": [], "model": [], "clean_rows": [], "quarantined_rows": []})
+        return empty.astype({"clean_rows": "int64", "quarantined_rows": "int64"}).assign(
+            supported=pd.Series(dtype=bool)
+        )
     clean_counts = clean.groupby(KEYS, sort=False).size().rename("clean_rows")
     known = quarantine.dropna(subset=KEYS) if len(quarantine) else quarantine
     if len(known):

@@ -8,8 +8,13 @@ only after it has reproduced `Booster.predict` bit for bit on probe rows built a
 split threshold and category; otherwise `load` returns None and the caller keeps LightGBM. The
 numbers never depend on which path ran.
 
-The cache holds shared libraries the service loads: keep CARPRICE_HOME writable by the service
-user only (or set CARPRICE_TREE_CACHE to a directory that is).
+Model files are data here, never code: the C source is a constant of this module and takes no
+text from a bundle; the trees reach the scorer only as numbers (treepack parses them with
+int()/float()) passed in arrays at run time. So one library serves every bundle, and its cache
+key is the sha256 of compiler, flags and source. The cache holds shared libraries the service
+loads, so it is guarded: the directory is created 0700 and refused when another user owns it or
+others may write to it; each library is recorded with its sha256 when compiled
+(`treecode-<key>.so.sha256`) and loaded only if its bytes still match; anything else is rebuilt.
 """
 
 from __future__ import annotations
@@ -44,19 +49,61 @@ def cache_dir(home: Path | None = None) -> Path:
     return Path(home) / "cache" / "trees"
 
 
+class UnsafeCache(OSError):
+    """The tree cache directory could be written by someone else: nothing is loaded from it."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def secure_cache(folder: Path) -> Path:
+    """Create the cache directory 0700, or make sure an existing one is ours and closed.
+
+    A directory others could write to is closed (chmod 0700) and emptied of libraries: what
+    it holds might not be what this code compiled. One owned by another user is refused.
+    """
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if folder.is_symlink() or info.st_uid != os.getuid():
+        raise UnsafeCache(f"{folder}: not a directory owned by uid {os.getuid()}")
+    if info.st_mode & 0o077:
+        log.warning("tree cache %s was mode %o: closing it, rebuilding", folder, info.st_mode)
+        folder.chmod(0o700)
+        for stale in folder.glob("treecode-*"):
+            stale.unlink()
+    return folder
+
+
+def verified(target: Path) -> bool:
+    """Whether a cached library exists and still has the sha256 recorded when it was built."""
+    record = target.with_name(target.name + ".sha256")
+    try:
+        return target.is_file() and record.read_text(encoding="ascii").strip() == _sha256(target)
+    except OSError:
+        return False
+
+
 def library(cache: Path | None = None) -> Path | None:
     """Return the compiled scorer library (in `cache`, default `cache_dir()`), compiling it on
-    first use; None without a working C compiler."""
+    first use; None without a working C compiler or a safe cache directory."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         log.warning("no C compiler: LightGBM evaluates the trees")
         return None
     key = hashlib.sha256(f"{compiler}\n{COMPILE_FLAGS}\n{SOURCE}".encode()).hexdigest()[:24]
-    target = Path(cache or cache_dir()) / f"treecode-{key}.so"
-    if target.exists():
+    try:
+        folder = secure_cache(Path(cache or cache_dir()))
+    except OSError as err:
+        log.error("tree cache refused, LightGBM evaluates the trees: %s", err)
+        return None
+    target = folder / f"treecode-{key}.so"
+    if verified(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    if target.exists():
+        log.error("%s does not match its recorded sha256: rebuilding it", target)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
         c_file, so_file = Path(tmp) / "treecode.c", Path(tmp) / "treecode.so"
         c_file.write_text(SOURCE, encoding="utf-8")
         result = subprocess.run(
@@ -68,7 +115,13 @@ def library(cache: Path | None = None) -> Path | None:
         if result.returncode != 0:
             log.warning("compiling the tree evaluator failed: %s", result.stderr[-500:])
             return None
-        os.replace(so_file, target)  # atomic: a concurrent worker never loads half a library
+        digest = _sha256(so_file)
+        record = Path(tmp) / "treecode.so.sha256"
+        record.write_text(digest + "\n", encoding="ascii")
+        # The library first, then its record: a reader that sees the new record sees the new
+        # library (both renames are atomic; a concurrent build writes the same bytes anyway).
+        os.replace(so_file, target)
+        os.replace(record, target.with_name(target.name + ".sha256"))
     return target
 
 
@@ -76,6 +129,8 @@ class CompiledTrees:
     """Score rows with several boosters through the compiled evaluator (one per thread)."""
 
     def __init__(self, library: Path, packed: treepack.Packed):
+        if not verified(library):  # checked again right before the dynamic loader runs it
+            raise UnsafeCache(f"{library} does not match its recorded sha256: not loaded")
         lib = ctypes.CDLL(str(library))
         self._packed = packed  # the evaluator reads these arrays in place: keep them alive
         lib.cp_model.restype = ctypes.c_void_p
