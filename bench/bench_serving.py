@@ -36,18 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from serving.docs_page import EXAMPLE_LISTING
+
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = Path(__file__).resolve().parent / "serving_peers"
-LISTING = {
-    "make": "Volkswagen",
-    "model": "Golf",
-    "fuel": "Gasoline",
-    "gear": "Manual",
-    "offer_type": "Used",
-    "mileage": 60000,
-    "hp": 116,
-    "year": 2018,
-}
+LISTING = EXAMPLE_LISTING
 BODY = json.dumps({"listings": [LISTING]})
 
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 import html
 import json
 
-EXAMPLE = {
-    "listings": [
-        {
-            "make": "Volkswagen",
-            "model": "Golf",
-            "fuel": "Gasoline",
-            "gear": "Manual",
-            "offer_type": "Used",
-            "mileage": 60000,
-            "hp": 116,
-            "year": 2018,
-            "listing_price": 14990,
-        }
-    ]
+EXAMPLE_LISTING = {
+    "make": "Volkswagen",
+    "model": "Golf",
+    "fuel": "Gasoline",
+    "gear": "Manual",
+    "offer_type": "Used",
+    "mileage": 60000,
+    "hp": 116,
+    "year": 2018,
 }
+EXAMPLE = {"listings": [{**EXAMPLE_LISTING, "listing_price": 14990}]}
 
 
 def page(doc: dict) -> str:

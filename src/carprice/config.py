@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -49,6 +50,15 @@ def load_params(path: Path | str = "params.yaml") -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError(f"{path} must hold a mapping of sections, got {type(params).__name__}")
     return params
+
+
+def from_section(cls, section: dict[str, Any] | None, name: str):
+    """Build a parameters dataclass from one params.yaml section, refusing unknown keys."""
+    section = dict(section or {})
+    unknown = set(section) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {name} parameters: {sorted(unknown)}")
+    return cls(**section)
 
 
 def params_hash(params: dict[str, Any]) -> str:

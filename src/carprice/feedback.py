@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from carprice.config import from_section
 from carprice.schema import CANONICAL_COLUMNS
 from carprice.store import Store
 
@@ -36,10 +37,7 @@ class FeedbackCheck:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> FeedbackCheck:
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown feedback parameters: {sorted(unknown)}")
-        check = cls(**section)
+        check = from_section(cls, section, "feedback")
         if not 0 < check.sold_to_estimate_min <= 1 <= check.sold_to_estimate_max:
             raise ValueError("feedback bounds must satisfy 0 < min <= 1 <= max")
         return check

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from carprice.config import from_section
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -31,10 +33,7 @@ class DataThresholds:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> DataThresholds:
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown gate1 parameters: {sorted(unknown)}")
-        return cls(**section)
+        return from_section(cls, section, "gate1")
 
 
 def check_data_gate(

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from carprice.config import from_section
+
 NUMERIC = ("mileage", "hp", "year")
 CATEGORICAL = ("make", "fuel", "gear", "offerType")
 INPUT_KEYS = {"offer_type": "offerType"}
@@ -33,10 +35,7 @@ class MonitorThresholds:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> MonitorThresholds:
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown monitor parameters: {sorted(unknown)}")
-        return cls(**section)
+        return from_section(cls, section, "monitor")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from carprice.config import from_section
 from carprice.features import FeatureSpec, model_key
 from carprice.schema import CANONICAL_COLUMNS
 
@@ -42,10 +43,7 @@ class TrainParams:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> TrainParams:
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown train parameters: {sorted(unknown)}")
-        return cls(**section)
+        return from_section(cls, section, "train")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import pytest
 from carprice import container, release
 from carprice.bundle import BOOSTERS, JSON_FILES
 from carprice.package import sha256_file
+from serving.docs_page import EXAMPLE_LISTING
 from tests.e2e.conftest import BIN, write_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
@@ -215,20 +216,7 @@ def second_release(world, second) -> str:
 
 def _estimate_version(port: int) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    body = {
-        "listings": [
-            {
-                "make": "Volkswagen",
-                "model": "Golf",
-                "fuel": "Gasoline",
-                "gear": "Manual",
-                "offer_type": "Used",
-                "mileage": 60000,
-                "hp": 116,
-                "year": 2018,
-            }
-        ]
-    }
+    body = {"listings": [EXAMPLE_LISTING]}
     try:
         conn.request(
             "POST", "/v1/estimates", json.dumps(body), {"Content-Type": "application/json"}

@@ -12,6 +12,7 @@ import pytest
 
 from carprice.bundle import write_bundle
 from carprice.config import PROJECT_ROOT
+from serving.docs_page import EXAMPLE_LISTING
 from tests.conftest import REAL_LISTINGS
 
 CLEAN = PROJECT_ROOT / "data" / "validated" / "clean.parquet"
@@ -21,18 +22,7 @@ MIN_ROWS = 10  # clean rows a car model needs to be supported, as in params.yaml
 
 def golf(**overrides) -> dict:
     """Return one valid API listing (snake_case), with fields overridden."""
-    row = {
-        "make": "Volkswagen",
-        "model": "Golf",
-        "fuel": "Gasoline",
-        "gear": "Manual",
-        "offer_type": "Used",
-        "mileage": 60000,
-        "hp": 116,
-        "year": 2018,
-    }
-    row.update(overrides)
-    return row
+    return {**EXAMPLE_LISTING, **overrides}
 
 
 def _clean_frame(params):
