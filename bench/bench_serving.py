@@ -62,11 +62,7 @@ def build_bundle(out: Path, trees: int) -> Path:
     keys = sorted(set(zip(frame["make"], frame["model"], strict=True)))
     return write_bundle(
         out,
-        boosters={
-            "model.txt": model.point,
-            "model_q_low.txt": model.low,
-            "model_q_high.txt": model.high,
-        },
+        boosters=model.boosters,
         spec=model.spec,
         supported=keys,
         interval=model.interval,

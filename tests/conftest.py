@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +32,18 @@ def real_listings_path() -> Path:
     if not REAL_LISTINGS.exists():
         pytest.skip(f"real listings not found at {REAL_LISTINGS} (they live in ../shared/data)")
     return REAL_LISTINGS
+
+
+def run_cli(*args, cwd, env=None):
+    """Run `carprice ARGS` in a fresh interpreter; return the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "carprice.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def listing(**overrides) -> dict:
@@ -100,11 +114,7 @@ def small_bundle(small_model, market_frame, tmp_path_factory):
     path = tmp_path_factory.mktemp("bundles") / "small"
     return write_bundle(
         path,
-        boosters={
-            "model.txt": model.point,
-            "model_q_low.txt": model.low,
-            "model_q_high.txt": model.high,
-        },
+        boosters=model.boosters,
         spec=model.spec,
         supported=supported,
         interval=model.interval,

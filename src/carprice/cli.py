@@ -72,9 +72,8 @@ def _feedback_rows(paths: Paths, params_file: str):
 def cmd_validate(args: argparse.Namespace) -> int:
     from carprice.clean import ValidationRules, validate
     from carprice.datareport import build_report, write_outputs
-    from carprice.gates import DataThresholds, check_data_gate
+    from carprice.gates import DataThresholds, data_gate
     from carprice.ingest import load_listings
-    from carprice.sufficiency import sufficiency
 
     params = load_params(args.params)
     rules = ValidationRules.from_params(params.get("validation", {}))
@@ -83,14 +82,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     frame = load_listings(args.listings, Paths.from_env().snapshots)
     _progress(f"validating {len(frame):,} rows from {args.listings}")
     result = validate(frame, rules)
-    table = sufficiency(result.clean, result.quarantine, thresholds.min_rows_per_model)
-    gate = check_data_gate(
-        rows_in=result.rows_in,
-        rows_clean=len(result.clean),
-        supported_models=int(table["supported"].sum()),
-        column_problems=result.column_problems,
-        thresholds=thresholds,
-    )
+    table, gate = data_gate(result, thresholds)
     report = build_report(result, table, gate, str(args.listings))
     paths = write_outputs(Path(args.out), result, table, report)
     _progress(

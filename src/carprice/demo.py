@@ -55,11 +55,7 @@ def quick_bundle(out: Path, rows: int) -> tuple[Path, pd.DataFrame]:
     counts = market.groupby(["make", "model"]).size()
     path = write_bundle(
         Path(out) / "bundle",
-        boosters={
-            "model.txt": model.point,
-            "model_q_low.txt": model.low,
-            "model_q_high.txt": model.high,
-        },
+        boosters=model.boosters,
         spec=model.spec,
         supported=[key for key, n in counts.items() if n >= 10],
         interval=model.interval,

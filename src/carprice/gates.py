@@ -63,6 +63,21 @@ def check_data_gate(
     return GateResult("gate 1 (data)", not reasons, reasons)
 
 
+def data_gate(result, thresholds: DataThresholds):
+    """Gate 1 on a validation result: return the sufficiency table and the verdict."""
+    from carprice.sufficiency import sufficiency
+
+    table = sufficiency(result.clean, result.quarantine, thresholds.min_rows_per_model)
+    gate = check_data_gate(
+        rows_in=result.rows_in,
+        rows_clean=len(result.clean),
+        supported_models=int(table["supported"].sum()),
+        column_problems=result.column_problems,
+        thresholds=thresholds,
+    )
+    return table, gate
+
+
 @dataclass(frozen=True)
 class ModelThresholds:
     """Gate 2 thresholds, from the `gate2` section of params.yaml."""

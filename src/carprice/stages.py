@@ -83,11 +83,7 @@ def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Pr
     shutil.rmtree(staging, ignore_errors=True)
     write_bundle(
         staging,
-        boosters={
-            "model.txt": model.point,
-            "model_q_low.txt": model.low,
-            "model_q_high.txt": model.high,
-        },
+        boosters=model.boosters,
         spec=model.spec,
         supported=[tuple(k.split("|", 1)) for k in supported],
         interval=model.interval,

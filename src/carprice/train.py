@@ -19,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from carprice.bundle import BOOSTERS
 from carprice.config import from_section
 from carprice.features import FeatureSpec, model_key
 from carprice.schema import CANONICAL_COLUMNS
@@ -58,6 +59,11 @@ class TrainedModel:
     model_errors: pd.DataFrame
     split_counts: dict[str, int]
     seconds: float
+
+    @property
+    def boosters(self) -> dict[str, lgb.Booster]:
+        """The boosters by their file name in a bundle (see carprice.bundle.BOOSTERS)."""
+        return dict(zip(BOOSTERS, (self.point, self.low, self.high), strict=True))
 
 
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:

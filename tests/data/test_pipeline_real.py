@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT, load_params
+from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -18,14 +17,7 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 def carprice(*args, home, params):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CARPRICE_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "carprice.cli", *args, "--params", str(params)],
-        cwd=home,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_cli(*args, "--params", str(params), cwd=home, env=env)
 
 
 def write_params(path, **overrides):

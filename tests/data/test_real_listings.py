@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from carprice.clean import validate
 from carprice.config import PROJECT_ROOT
 from carprice.ingest import read_listings
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.realdata
 
@@ -54,16 +53,6 @@ def test_missing_and_placeholder_fields_are_quarantined(real):
 def test_price_outliers_are_a_small_share(real):
     _, result = real
     assert 0 < result.reason_counts["price_outlier"] < 0.01 * result.rows_in
-
-
-def run_cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "carprice.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 @pytest.mark.slow

@@ -28,11 +28,7 @@ def test_dask_training_gives_a_model_that_passes_the_same_gate(
     supported = json_supported(small_bundle)
     path = write_bundle(
         tmp_path / "dask-bundle",
-        boosters={
-            "model.txt": model.point,
-            "model_q_low.txt": model.low,
-            "model_q_high.txt": model.high,
-        },
+        boosters=model.boosters,
         spec=model.spec,
         supported=supported,
         interval=model.interval,

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from carprice.clean import validate
-from carprice.gates import DataThresholds, check_data_gate
+from carprice.gates import DataThresholds, data_gate
 from carprice.ingest import read_listings
-from carprice.sufficiency import sufficiency
 
 ROWS = 3000
 
@@ -22,14 +21,7 @@ def _gate(path, rules, params):
     frame, record = read_listings(path)
     result = validate(frame, rules)
     thresholds = DataThresholds.from_params(params["gate1"])
-    table = sufficiency(result.clean, result.quarantine, thresholds.min_rows_per_model)
-    gate = check_data_gate(
-        rows_in=result.rows_in,
-        rows_clean=len(result.clean),
-        supported_models=int(table["supported"].sum()),
-        column_problems=result.column_problems,
-        thresholds=thresholds,
-    )
+    table, gate = data_gate(result, thresholds)
     assert len(frame) == result.rows_in == len(result.clean) + len(result.quarantine)
     assert (result.quarantine["reasons"].str.len() > 0).all()
     assert sorted(result.quarantine["row"]) == sorted(set(result.quarantine["row"]))

@@ -59,7 +59,7 @@ def variant(make_bundle, version: str, widen: float) -> Path:
         interval["offset_high"] = float(interval["offset_high"]) + widen
         write_bundle(
             path,
-            boosters={"model.txt": m.point, "model_q_low.txt": m.low, "model_q_high.txt": m.high},
+            boosters=m.boosters,
             spec=m.spec,
             supported=make_bundle.supported,
             interval=interval,

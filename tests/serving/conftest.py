@@ -53,11 +53,7 @@ class BundleFactory:
             m = self.model
             write_bundle(
                 path,
-                boosters={
-                    "model.txt": m.point,
-                    "model_q_low.txt": m.low,
-                    "model_q_high.txt": m.high,
-                },
+                boosters=m.boosters,
                 spec=m.spec,
                 supported=self.supported,
                 interval=m.interval,

@@ -70,11 +70,7 @@ def test_a_bundle_is_never_overwritten(small_bundle, small_model):
     with pytest.raises(FileExistsError):
         write_bundle(
             small_bundle,
-            boosters={
-                "model.txt": model.point,
-                "model_q_low.txt": model.low,
-                "model_q_high.txt": model.high,
-            },
+            boosters=model.boosters,
             spec=model.spec,
             supported=[],
             interval=model.interval,

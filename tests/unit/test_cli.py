@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from carprice.config import PROJECT_ROOT
+from tests.conftest import run_cli
 
 PARAMS = str(PROJECT_ROOT / "params.yaml")
 
 
-def carprice(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "carprice.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+carprice = run_cli
 
 
 @pytest.mark.slow
