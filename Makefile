@@ -117,7 +117,7 @@ retrain-if-needed: $(STAMP) ## monitor, then retrain when the verdict says so (t
 	else echo "monitor failed (exit $$rc)"; exit $$rc; fi
 
 demo-loop: $(STAMP) ## simulated weeks end to end: retrain, serve, traffic, drift, monitor, retrain
-	$(BIN)/python -m carprice.demoloop
+	$(BIN)/python -m carprice.simulator.demoloop
 
 loadtest: $(STAMP) ## locust against HOST (default: starts the champion), USERS=, DURATION=
 	$(BIN)/carprice loadtest --params $(PARAMS) $(if $(HOST),--host $(HOST)) \

@@ -34,7 +34,7 @@ def make_input(rows: int, path: Path) -> str:
             parts.append(part)
         pd.concat(parts, ignore_index=True).head(rows).to_csv(path, index=False)
         return f"real listings x{copies} (mileage offset per copy)"
-    from carprice.simulate import generate_listings  # noqa: PLC0415
+    from carprice.simulator.simulate import generate_listings  # noqa: PLC0415
 
     generate_listings(rows, seed=1).to_csv(path, index=False)
     return "market simulator"

@@ -48,9 +48,9 @@ def build_bundle(out: Path, trees: int) -> Path:
     """Train the benchmark bundle on the clean listings (point model with `trees` trees)."""
     import pandas as pd
 
-    from carprice.bundle import write_bundle
     from carprice.config import load_params
-    from carprice.train import TrainParams, split_of, train
+    from carprice.model.train import TrainParams, split_of, train
+    from carprice.runtime.bundle import write_bundle
 
     clean = ROOT / "data" / "validated" / "clean.parquet"
     if not clean.exists():
@@ -191,8 +191,8 @@ def _canonical(listing: dict) -> dict:
 
 
 def in_process(bundle: Path) -> dict:
-    from carprice.bundle import load_bundle
-    from carprice.predictor import Predictor
+    from carprice.runtime.bundle import load_bundle
+    from carprice.runtime.predictor import Predictor
 
     predictor = Predictor(load_bundle(bundle), compiled=True)
     one = _canonical(LISTING)
@@ -223,7 +223,7 @@ def in_process(bundle: Path) -> dict:
 
 
 def batch_http_ms(port: int, bundle: Path) -> float:
-    from carprice.bundle import load_bundle
+    from carprice.runtime.bundle import load_bundle
 
     body = json.dumps({"listings": varied_listings(load_bundle(bundle), 1000)})
     runs = []

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from carprice.simulate import simulate
+from carprice.simulator.simulate import simulate
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from carprice.clean import ValidationRules, validate
 from carprice.config import PROJECT_ROOT, load_params
-from carprice.ingest import read_listings
-from carprice.market import generate_listings
-from carprice.train import TrainParams, split_of, train
+from carprice.data.ingest import read_listings
+from carprice.data.rules import ValidationRules, validate
+from carprice.model.train import TrainParams, split_of, train
+from carprice.simulator.market import generate_listings
 
 REAL = PROJECT_ROOT.parent / "shared" / "data" / "autoscout24-listings.csv"
 

@@ -29,10 +29,10 @@ ROWS = int(os.environ.get("CARPRICE_NB_ROWS", "30000"))"""
 LOAD = """\
 import datetime as dt
 
-from carprice.clean import ValidationRules, validate
+from carprice.data.rules import ValidationRules, validate
 from carprice.config import PROJECT_ROOT, load_params
-from carprice.ingest import read_listings
-from carprice.market import generate_listings
+from carprice.data.ingest import read_listings
+from carprice.simulator.market import generate_listings
 
 params = load_params(PROJECT_ROOT / "params.yaml")
 if LISTINGS:
@@ -78,11 +78,11 @@ DIAGNOSTICS = [
     SETUP,
     LOAD,
     "import dataclasses\n\n"
-    "from carprice.bundle import write_bundle, load_bundle\n"
-    "from carprice.evaluate import evaluate\n"
-    "from carprice.predictor import Predictor\n"
-    "from carprice.sufficiency import sufficiency\n"
-    "from carprice.train import TEST, TRAIN, TrainParams, split_of, supported_keys, train\n\n"
+    "from carprice.runtime.bundle import write_bundle, load_bundle\n"
+    "from carprice.model.evaluate import evaluate\n"
+    "from carprice.runtime.predictor import Predictor\n"
+    "from carprice.data.sufficiency import sufficiency\n"
+    "from carprice.model.train import TEST, TRAIN, TrainParams, split_of, supported_keys, train\n\n"
     "tp = TrainParams.from_params(params['train'])\n"
     "tp = dataclasses.replace(tp, num_boost_round=300, quantile_boost_round=150,\n"
     "                         lgb={**tp.lgb, 'learning_rate': 0.08})\n"
@@ -132,9 +132,9 @@ MONITORING = [
     SETUP,
     "import dataclasses, datetime as dt, tempfile\n\n"
     "from carprice.config import PROJECT_ROOT, Paths, load_params\n"
-    "from carprice.feedback import read_log\n"
-    "from carprice.monitor import MonitorThresholds, monitor\n"
-    "from carprice.store import Store, default_url\n\n"
+    "from carprice.data.feedback import read_log\n"
+    "from carprice.monitor.analysis import MonitorThresholds, monitor\n"
+    "from carprice.runtime.store import Store, default_url\n\n"
     "params = load_params(PROJECT_ROOT / 'params.yaml')\n"
     "paths = Paths.from_env()\n"
     "store = Store(default_url(paths.home)); store.create()\n"
@@ -142,11 +142,11 @@ MONITORING = [
     "print(f'{len(predictions):,} logged estimates, {len(feedback):,} feedback posts')",
     "reference = None\n"
     "if predictions.empty:\n"
-    "    from carprice.demo import replay_demo_store\n"
+    "    from carprice.simulator.demo import replay_demo_store\n"
     "    store, reference = replay_demo_store(Path(tempfile.mkdtemp()), rows=min(ROWS, 8000))\n"
     "    predictions, feedback = read_log(store)\n"
     "print(f'{len(predictions):,} estimates to monitor')",
-    "from carprice.monitorstage import champion_reference\n"
+    "from carprice.monitor.stage import champion_reference\n"
     "thresholds = MonitorThresholds.from_params(params['monitor'])\n"
     "if reference is None:\n"
     "    _, reference, note = champion_reference(paths)\n"
@@ -161,7 +161,7 @@ MONITORING = [
     "result.realised",
     "result.segments.sort_values('mape', ascending=False).head(10)",
     "## Realised error over time",
-    "from carprice.monitor import sold\n"
+    "from carprice.monitor.analysis import sold\n"
     "j = sold(predictions, feedback)\n"
     "if not j.empty:\n"
     "    daily = j.groupby(j['created_at'].dt.floor('D'))['signed'].median()\n"

@@ -47,7 +47,8 @@ context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/src/carprice" "$context/serving" "$context/data/model/package"
 cp Dockerfile .dockerignore pyproject.toml README.md "$context/"
-cp src/carprice/*.py src/carprice/calibration.json "$context/src/carprice/"
+cp -r src/carprice "$context/src/"
+find "$context/src" -name __pycache__ -prune -exec rm -rf {} +
 cp serving/*.py serving/requirements.txt "$context/serving/"
 cp -r "$bundle" "$context/data/model/package/bundle"
 

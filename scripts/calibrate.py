@@ -1,6 +1,8 @@
 """Measure the market simulator's calibration on a real listings CSV and write it as JSON.
 
-Usage: python scripts/calibrate.py --listings LISTINGS.csv --out src/carprice/calibration.json
+Usage:
+    python scripts/calibrate.py --listings LISTINGS.csv \
+        --out src/carprice/simulator/market_tables.json
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pricefit import (
     shrunk_sd,
 )
 
-from carprice.vocab import FUELS, GEARS, OFFER_TYPES
+from carprice.runtime.listing import FUELS, GEARS, OFFER_TYPES
 
 AGES = 11  # ages 0..10
 KM_FLOOR = 1000  # ln(1 + max(km, floor)): near-new cars must not extrapolate the mileage slope

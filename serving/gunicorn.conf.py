@@ -64,11 +64,11 @@ def _load_elsewhere(path) -> None:
     import subprocess
     import sys
 
-    from carprice.bundle import BundleError
+    from carprice.runtime.bundle import BundleError
 
     code = (
         "import sys\n"
-        "from carprice.bundle import BundleError, load_bundle\n"
+        "from carprice.runtime.bundle import BundleError, load_bundle\n"
         "try:\n    load_bundle(sys.argv[1])\n"
         "except BundleError as err:\n    sys.exit(str(err))\n"
     )
@@ -85,12 +85,12 @@ def _load_elsewhere(path) -> None:
 
 def _resolve_and_verify(server, starting):
     """Verify the bundle to serve and hand it to the workers; return False if refused."""
-    from carprice import deploy
-    from carprice.bundle import BundleError, verify_bundle
+    from carprice.runtime import pointer
+    from carprice.runtime.bundle import BundleError, verify_bundle
     from serving.runtime import default_home
 
     explicit = os.environ.get("CARPRICE_BUNDLE")
-    path = explicit or deploy.read_pointer(default_home(), deploy.CURRENT)
+    path = explicit or pointer.read_pointer(default_home(), pointer.CURRENT)
     previous = os.environ.get("CARPRICE_SERVE_BUNDLE")
     try:
         if path is None:
@@ -113,7 +113,7 @@ def on_starting(server):
     _mark_shutdown(server)
     if not _resolve_and_verify(server, starting=True):
         raise SystemExit(3)
-    from carprice import treecode
+    from carprice.runtime import treecode
     from serving.runtime import default_home, open_store
 
     home = default_home()

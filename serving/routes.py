@@ -10,7 +10,7 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from carprice.ratings import price_rating
+from carprice.runtime.ratings import price_rating
 from serving import bodies, docs_page, openapi, records, validation
 from serving.problems import Problem, field_error
 from serving.runtime import Runtime

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from carprice import deploy, treecode
-from carprice.bundle import BundleError, load_bundle
-from carprice.predictor import Predictor
-from carprice.store import Store, default_url
+from carprice.runtime import pointer, treecode
+from carprice.runtime.bundle import BundleError, load_bundle
+from carprice.runtime.predictor import Predictor
+from carprice.runtime.store import Store, default_url
 from serving.metrics import Metrics
 
 log = logging.getLogger("carprice.serving")
@@ -45,7 +45,7 @@ def champion_path(home: Path, configured: str | os.PathLike | None = None) -> Pa
     ):
         if candidate:
             return Path(candidate).resolve()
-    return deploy.read_pointer(home, deploy.CURRENT)
+    return pointer.read_pointer(home, pointer.CURRENT)
 
 
 def challenger_path(home: Path, configured: str | os.PathLike | None = None) -> Path | None:
@@ -53,7 +53,7 @@ def challenger_path(home: Path, configured: str | os.PathLike | None = None) -> 
     candidate = configured or os.environ.get("CARPRICE_CHALLENGER_BUNDLE")
     if candidate:
         return Path(candidate).resolve()
-    return deploy.read_pointer(home, deploy.CHALLENGER)
+    return pointer.read_pointer(home, pointer.CHALLENGER)
 
 
 def open_store(home: Path, url: str | None = None, prefix: str | None = None) -> Store:

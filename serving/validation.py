@@ -2,7 +2,7 @@
 
 A request is rejected, never repaired: unknown fields, wrong types, NaN/Infinity, out-of-range
 numbers and oversize batches each produce one entry in the problem's `errors` list, addressed
-like `listings[3].mileage`. The allowed values are the data rules' own (`carprice.vocab`).
+like `listings[3].mileage`. The allowed values are the data rules' own (`carprice.runtime.listing`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from carprice.vocab import FUELS, GEARS, OFFER_TYPES
+from carprice.runtime.listing import FUELS, GEARS, OFFER_TYPES
 from serving.problems import Problem, field_error
 
 MAX_LISTINGS = 1000

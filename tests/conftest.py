@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from carprice.clean import ValidationRules
 from carprice.config import PROJECT_ROOT, load_params
+from carprice.data.rules import ValidationRules
 
 REAL_LISTINGS = PROJECT_ROOT.parent / "shared" / "data" / "autoscout24-listings.csv"
 TODAY = dt.date(2026, 11, 27)  # fixed so that year rules do not move under the tests
@@ -37,7 +37,7 @@ def real_listings_path() -> Path:
 def run_cli(*args, cwd, env=None):
     """Run `carprice ARGS` in a fresh interpreter; return the completed process."""
     return subprocess.run(
-        [sys.executable, "-m", "carprice.cli", *args],
+        [sys.executable, "-m", "carprice.cli.main", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -74,7 +74,7 @@ def small_params(params):
     """Training parameters for a quick model: few rounds at a higher learning rate."""
     import dataclasses
 
-    from carprice.train import TrainParams
+    from carprice.model.train import TrainParams
 
     tp = TrainParams.from_params(params["train"])
     return dataclasses.replace(
@@ -85,7 +85,7 @@ def small_params(params):
 @pytest.fixture(scope="session")
 def market_frame() -> pd.DataFrame:
     """A clean simulated market of 20,000 listings (always available, deterministic)."""
-    from carprice.market import generate_listings
+    from carprice.simulator.market import generate_listings
 
     frame = generate_listings(20_000, seed=11, when=dt.date(2026, 3, 2), dirty=False)
     frame = frame.drop(columns=["listing_id", "listed_at"]).drop_duplicates(ignore_index=True)
@@ -96,7 +96,7 @@ def market_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_model(market_frame, params):
     """A quickly trained model on the simulated market, with its split."""
-    from carprice.train import split_of, train
+    from carprice.model.train import split_of, train
 
     tp = small_params(params)
     split = split_of(market_frame, tp.test_share, tp.calibration_share)
@@ -106,7 +106,7 @@ def small_model(market_frame, params):
 @pytest.fixture(scope="session")
 def small_bundle(small_model, market_frame, tmp_path_factory):
     """The small model written as a bundle, supporting models with at least 20 rows."""
-    from carprice.bundle import write_bundle
+    from carprice.runtime.bundle import write_bundle
 
     model, _ = small_model
     counts = market_frame.groupby(["make", "model"]).size()

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 from flask import Flask, Response, request
 
-from carprice.features import FeatureSpec
+from carprice.runtime.features import FeatureSpec
 
 
 def create_app() -> Flask:

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from carprice.clean import validate
 from carprice.config import PROJECT_ROOT
-from carprice.ingest import read_listings
+from carprice.data.ingest import read_listings
+from carprice.data.rules import validate
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.realdata

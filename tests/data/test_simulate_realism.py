@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.market import generate_listings
+from carprice.simulator.market import generate_listings
 
 LISTINGS = Path(__file__).resolve().parents[3] / "shared/data/autoscout24-listings.csv"
 WHEN = dt.date(2021, 6, 1)  # the real listings were collected around 2021

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from carprice import container, deploy
 from carprice.config import PROJECT_ROOT, load_params
+from carprice.release import container
+from carprice.runtime import pointer
 
 BIN = Path(sys.executable).parent
 SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
@@ -100,8 +101,8 @@ class World:
 
     def production(self) -> tuple[str | None, Path | None]:
         """Return the champion alias version and the deploy pointer's bundle."""
-        from carprice import registry
         from carprice.config import Paths
+        from carprice.model import registry
 
         registry.configure(Paths(root=self.root, home=self.home))
         from mlflow import MlflowClient
@@ -111,7 +112,7 @@ class World:
             version = str(champion.version)
         except Exception:  # no champion yet
             version = None
-        return version, deploy.read_pointer(self.home)
+        return version, pointer.read_pointer(self.home)
 
 
 def write_params(path: Path, **train) -> Path:

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from carprice.bundle import load_bundle
-from carprice.e2e import run_gate3
-from carprice.golden import build_golden, write_golden
-from carprice.predictor import Predictor
+from carprice.release.gate3 import run_gate3
+from carprice.release.golden import build_golden, write_golden
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
 from tests.conftest import TODAY
 
 pytestmark = pytest.mark.slow

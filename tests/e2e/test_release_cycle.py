@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from carprice import container, release
-from carprice.bundle import BOOSTERS, JSON_FILES
-from carprice.package import sha256_file
+from carprice.release import container, promote
+from carprice.release.candidate import sha256_file
+from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from serving.docs_page import EXAMPLE_LISTING
 from tests.e2e.conftest import BIN, write_params
 
@@ -42,9 +42,9 @@ def test_retrain_releases_the_first_model_through_all_three_gates(world):
         assert f"  {stage}" in log.split("== timings (s)")[1], stage
     champion, pointer = world.production()
     manifest = json.loads(
-        (release.releases_dir(world.home) / champion / "manifest.json").read_text()
+        (promote.releases_dir(world.home) / champion / "manifest.json").read_text()
     )
-    assert pointer == (release.releases_dir(world.home) / champion / "bundle").resolve()
+    assert pointer == (promote.releases_dir(world.home) / champion / "bundle").resolve()
     assert all(gate["passed"] for gate in manifest["gates"].values())
     assert manifest["model_sha256"] == sha256_file(pointer / "model.txt")
     assert len(manifest["snapshot"]["sha256"]) == 64 and len(manifest["params_hash"]) == 64
@@ -52,7 +52,7 @@ def test_retrain_releases_the_first_model_through_all_three_gates(world):
     gate3 = json.loads((pointer.parent / "gate3" / "e2e.json").read_text())
     assert gate3["target"]["kind"] == "container"
     assert gate3["parity"]["single"]["cases"] >= 500
-    [entry] = release.history(world.home)
+    [entry] = promote.history(world.home)
     assert entry["action"] == "promote" and entry["release"] == champion
 
 
@@ -242,8 +242,8 @@ def _wait_for(port: int, version: str, seconds: float = 60) -> str:
 def test_rollback_reruns_gate_3_switches_back_and_the_service_answers_with_the_old_model(
     world, second_release
 ):
-    releases = release.releases_dir(world.home)
-    first = release.history(world.home)[0]["release"]
+    releases = promote.releases_dir(world.home)
+    first = promote.history(world.home)[0]["release"]
     old = json.loads((releases / first / "manifest.json").read_text())["model_version"]
     new = json.loads((releases / second_release / "manifest.json").read_text())["model_version"]
     assert old != new and world.production()[0] == second_release
@@ -264,14 +264,14 @@ def test_rollback_reruns_gate_3_switches_back_and_the_service_answers_with_the_o
         server.send_signal(signal.SIGTERM)
         server.wait(30)
     assert world.production() == (first, (releases / first / "bundle").resolve())
-    entry = release.history(world.home)[-1]
+    entry = promote.history(world.home)[-1]
     assert entry["action"] == "rollback" and entry["previous"] == second_release
     assert entry["gate3_passed"] and Path(entry["gate3"]).exists()
     assert "SIGHUP" in entry["reload"]
 
 
 def test_reproduce_rebuilds_release_1_with_identical_predictions(world):
-    first = release.history(world.home)[0]["release"]
+    first = promote.history(world.home)[0]["release"]
     proc = world.carprice("reproduce", first, "--out", str(world.root / "reproduce"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((world.root / "reproduce" / f"release-{first}.json").read_text())

@@ -16,8 +16,8 @@ from collections import deque
 
 from locust import FastHttpUser, between, events, task
 
-from carprice.market import generate_listings
-from carprice.replay import api_listing
+from carprice.simulator.market import generate_listings
+from carprice.simulator.replay import api_listing
 
 POOL: list[dict] = []
 ISSUED: deque[tuple[str, float]] = deque(maxlen=10_000)  # (prediction_id, asking price)

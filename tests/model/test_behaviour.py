@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from carprice.bundle import load_bundle
-from carprice.predictor import Predictor
-from carprice.train import TEST
+from carprice.model.train import TEST
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

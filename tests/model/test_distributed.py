@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from carprice.bundle import load_bundle, write_bundle
-from carprice.evaluate import evaluate
-from carprice.gates import check_model_gate
-from carprice.predictor import Predictor
-from carprice.train import TEST, TRAIN, train
+from carprice.model.evaluate import evaluate
+from carprice.model.gate import check_model_gate
+from carprice.model.train import TEST, TRAIN, train
+from carprice.runtime.bundle import load_bundle, write_bundle
+from carprice.runtime.predictor import Predictor
 from tests.conftest import small_params
 from tests.unit.test_evaluate import THRESHOLDS
 

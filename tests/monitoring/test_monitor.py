@@ -9,11 +9,11 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from carprice.demo import simulated_week
-from carprice.feedback import read_log, training_rows
-from carprice.monitor import MonitorThresholds, monitor
-from carprice.replay import flask_post, replay
-from carprice.store import Store
+from carprice.data.feedback import read_log, training_rows
+from carprice.monitor.analysis import MonitorThresholds, monitor
+from carprice.runtime.store import Store
+from carprice.simulator.demo import simulated_week
+from carprice.simulator.replay import flask_post, replay
 
 pytestmark = pytest.mark.slow
 START = dt.date(2026, 3, 2)  # the small model's training market is dated here
@@ -105,7 +105,7 @@ def test_realised_error_per_version_matches_a_direct_computation(service, market
 
 
 def test_sold_feedback_joins_the_next_snapshot_exactly_once(service, tmp_path):
-    from carprice.ingest import ingest
+    from carprice.data.ingest import ingest
 
     post, store, _ = service
     listings, sales = week(3, START + dt.timedelta(days=7), n=300)

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from carprice import deploy, treecode, treepack
-from carprice.bundle import load_bundle, verify_bundle
 from carprice.config import PROJECT_ROOT
-from carprice.treecode_source import SOURCE
+from carprice.runtime import pointer, treecode, treepack
+from carprice.runtime.bundle import load_bundle, verify_bundle
+from carprice.runtime.treecode_source import SOURCE
 
 
 def test_the_generated_c_takes_nothing_from_a_model_file(bundle_dir):
@@ -25,7 +25,7 @@ def test_the_generated_c_takes_nothing_from_a_model_file(bundle_dir):
     packed = treepack.pack([treepack.parse_model(text)], 10)
     for name in ("thresholds", "leaves", "tables", "group_rule"):
         assert getattr(packed, name).dtype.kind in "fiu", name  # numbers only
-    source = (PROJECT_ROOT / "src/carprice/treecode.py").read_text()
+    source = (PROJECT_ROOT / "src/carprice/runtime/treecode.py").read_text()
     assert "SOURCE" in source and "format(" not in SOURCE and "{" in SOURCE  # no templating
     assert "write_text(SOURCE" in source
 
@@ -74,7 +74,8 @@ def test_a_cache_owned_by_someone_else_is_refused(tmp_path, c_compiler):
 CRASH = r"""
 import os, signal, sys
 from pathlib import Path
-from carprice import bundle, deploy
+from carprice.runtime import bundle
+from carprice.runtime import pointer
 point = sys.argv[1]; source = Path(sys.argv[2]); target = Path(sys.argv[3]); home = sys.argv[4]
 loaded = bundle.load_bundle(source)
 real = bundle._dump
@@ -93,7 +94,7 @@ if point == "swap":
     def replace(a, b):
         os.kill(os.getpid(), signal.SIGKILL)  # the temporary link made, not yet renamed
     os.replace = replace
-deploy.swap_pointer(Path(home), target)
+pointer.swap_pointer(Path(home), target)
 """
 
 
@@ -103,7 +104,7 @@ def test_a_crash_between_writing_a_bundle_and_swapping_leaves_current_verified(
 ):
     home = tmp_path / "home"
     old = make_bundle("crash-1")
-    deploy.swap_pointer(home, old)
+    pointer.swap_pointer(home, old)
     target = tmp_path / "new-bundle"
     proc = subprocess.run(
         [sys.executable, "-c", CRASH, point, str(old), str(target), str(home)],
@@ -111,7 +112,7 @@ def test_a_crash_between_writing_a_bundle_and_swapping_leaves_current_verified(
         timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    current = deploy.read_pointer(home)
+    current = pointer.read_pointer(home)
     assert current == old.resolve()
     verify_bundle(current)
     assert load_bundle(current).version == "crash-1"
@@ -121,7 +122,7 @@ def test_a_crash_between_writing_a_bundle_and_swapping_leaves_current_verified(
     else:
         verify_bundle(target)  # complete, just not promoted
     # the next attempt goes through, stale temporary link or partial directory notwithstanding
-    deploy.swap_pointer(home, make_bundle("crash-3"))
-    assert load_bundle(deploy.read_pointer(home)).version == "crash-3"
-    assert [h["bundle"] for h in deploy.history(home)][-1].endswith("crash-3")
-    assert json.loads((deploy.deploy_dir(home) / "history.jsonl").read_text().splitlines()[-1])
+    pointer.swap_pointer(home, make_bundle("crash-3"))
+    assert load_bundle(pointer.read_pointer(home)).version == "crash-3"
+    assert [h["bundle"] for h in pointer.history(home)][-1].endswith("crash-3")
+    assert json.loads((pointer.deploy_dir(home) / "history.jsonl").read_text().splitlines()[-1])

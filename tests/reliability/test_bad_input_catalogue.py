@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from carprice import deploy
+from carprice.runtime import pointer
 from tests.serving.conftest import golf
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ def server(make_bundle, tmp_path_factory):
     from tests.reliability.conftest import Gunicorn
 
     home = tmp_path_factory.mktemp("catalogue-home")
-    deploy.swap_pointer(home, make_bundle("cat-1"))
+    pointer.swap_pointer(home, make_bundle("cat-1"))
     server = Gunicorn(home, home / "gunicorn.log", workers=1)
     try:
         server.wait_ready()

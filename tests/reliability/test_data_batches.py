@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.clean import validate
-from carprice.gates import DataThresholds, data_gate
-from carprice.ingest import read_listings
+from carprice.data.gate import DataThresholds, data_gate
+from carprice.data.ingest import read_listings
+from carprice.data.rules import validate
 
 ROWS = 3000
 

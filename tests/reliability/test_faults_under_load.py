@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from carprice import deploy
-from carprice.bundle import load_bundle, write_bundle
-from carprice.predictor import Predictor
-from carprice.store import Store
+from carprice.runtime import pointer
+from carprice.runtime.bundle import load_bundle, write_bundle
+from carprice.runtime.predictor import Predictor
+from carprice.runtime.store import Store
 from tests.reliability.conftest import call, wait_for
 from tests.serving.conftest import golf
 
@@ -72,7 +72,7 @@ def test_a_worker_killed_mid_feedback_loses_no_accepted_feedback(
     make_bundle, start_gunicorn, tmp_path
 ):
     home = tmp_path / "home"
-    deploy.swap_pointer(home, make_bundle("kill-1"))
+    pointer.swap_pointer(home, make_bundle("kill-1"))
     server = start_gunicorn(home, workers=2)
     status, body = call(server.port, "POST", "/v1/estimates", {"listings": [golf()] * 300})
     assert status == 200
@@ -144,7 +144,7 @@ def test_a_promotion_under_load_fails_no_request_and_labels_every_answer(
         for v, p in (("promo-1", old), ("promo-2", new))
     }
     assert expected["promo-1"]["price_low"] != expected["promo-2"]["price_low"]
-    deploy.swap_pointer(home, old)
+    pointer.swap_pointer(home, old)
     server = start_gunicorn(home, workers=2)
     answers, failures, stop = [], [], threading.Event()
 
@@ -169,7 +169,7 @@ def test_a_promotion_under_load_fails_no_request_and_labels_every_answer(
         thread.start()
     try:
         wait_for(lambda: len(answers) >= 50, 30)
-        deploy.swap_pointer(home, new)
+        pointer.swap_pointer(home, new)
         os.kill(server.proc.pid, signal.SIGHUP)
         wait_for(lambda: [h for h, _ in answers[-30:]].count("promo-2") == 30, 60)
     finally:
@@ -208,7 +208,7 @@ def test_a_damaged_bundle_on_reload_is_refused_and_the_old_model_keeps_serving(
     make_bundle, start_gunicorn, tmp_path, damage
 ):
     home = tmp_path / "home"
-    deploy.swap_pointer(home, make_bundle("good-1"))
+    pointer.swap_pointer(home, make_bundle("good-1"))
     server = start_gunicorn(home, workers=1)
     bad = tmp_path / "bad"
     shutil.copytree(make_bundle("bad-1"), bad)
@@ -223,7 +223,7 @@ def test_a_damaged_bundle_on_reload_is_refused_and_the_old_model_keeps_serving(
         spec["features"] = spec["features"][::-1]
         (bad / "feature_spec.json").write_text(json.dumps(spec))
         _rehash(bad)
-    deploy.swap_pointer(home, bad)
+    pointer.swap_pointer(home, bad)
     os.kill(server.proc.pid, signal.SIGHUP)
     time.sleep(3)  # the new generation of workers has started by now
     server.wait_ready()
@@ -251,7 +251,7 @@ def test_sigterm_turns_readiness_503_finishes_in_flight_requests_and_exits_in_ti
     make_bundle, start_gunicorn, tmp_path
 ):
     home = tmp_path / "home"
-    deploy.swap_pointer(home, make_bundle("term-1"))
+    pointer.swap_pointer(home, make_bundle("term-1"))
     server = start_gunicorn(home, workers=2, env={"CARPRICE_DRAIN_SECONDS": "2"})
     batch = {"listings": [golf(mileage=1000 + i) for i in range(1000)]}
     started_before, lock, stop = [], threading.Lock(), threading.Event()
@@ -308,7 +308,7 @@ def test_many_workers_write_sqlite_at_once_without_lock_errors(
     make_bundle, start_gunicorn, tmp_path
 ):
     home = tmp_path / "home"
-    deploy.swap_pointer(home, make_bundle("many-1"))
+    pointer.swap_pointer(home, make_bundle("many-1"))
     # OMP_NUM_THREADS above 1: the workers must still not hang in LightGBM after fork
     server = start_gunicorn(home, workers=4, env={"OMP_NUM_THREADS": "2"})
     master = server.proc.pid

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from carprice import deploy
+from carprice.runtime import pointer
 from serving.openapi import document
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def fuzz_server(make_bundle, tmp_path_factory):
     from tests.reliability.conftest import Gunicorn
 
     home = tmp_path_factory.mktemp("fuzz-home")
-    deploy.swap_pointer(home, make_bundle("fuzz-1"))
+    pointer.swap_pointer(home, make_bundle("fuzz-1"))
     server = Gunicorn(home, home / "gunicorn.log")
     try:
         server.wait_ready()

@@ -14,13 +14,13 @@ import threading
 import numpy as np
 import pytest
 
-from carprice.clean import validate
-from carprice.feedback import IMPLAUSIBLE, FeedbackCheck, feedback_rows, training_rows
-from carprice.ingest import ingest, load_listings
-from carprice.market import generate_listings
-from carprice.replay import api_listing
-from carprice.store import Store
-from carprice.train import split_of, train
+from carprice.data.feedback import IMPLAUSIBLE, FeedbackCheck, feedback_rows, training_rows
+from carprice.data.ingest import ingest, load_listings
+from carprice.data.rules import validate
+from carprice.model.train import split_of, train
+from carprice.runtime.store import Store
+from carprice.simulator.market import generate_listings
+from carprice.simulator.replay import api_listing
 from serving.app import create_app
 from tests.conftest import small_params
 from tests.serving.conftest import golf

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carprice.clean import validate
-from carprice.features import FeatureSpec
-from carprice.schema import FUELS, GEARS, OFFER_TYPES
+from carprice.data.rules import validate
+from carprice.data.schema import FUELS, GEARS, OFFER_TYPES
+from carprice.runtime.features import FeatureSpec
 from tests.conftest import listing
 from tests.unit.test_validate_properties import messy_frames
 
@@ -107,9 +107,9 @@ def test_a_frame_and_the_same_rows_as_mappings_encode_bit_identically(spec, rows
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=_rows)
 def test_the_single_listing_path_encodes_like_the_matrix_path(small_bundle, rows):
-    from carprice.bundle import load_bundle
-    from carprice.features import model_key
-    from carprice.predictor import Predictor
+    from carprice.runtime.bundle import load_bundle
+    from carprice.runtime.features import model_key
+    from carprice.runtime.predictor import Predictor
 
     predictor = _predictor(small_bundle, load_bundle, Predictor)
     matrix = predictor.bundle.spec.encode_rows(rows)

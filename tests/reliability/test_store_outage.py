@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from carprice import deploy
-from carprice.store import Store
+from carprice.runtime import pointer
+from carprice.runtime.store import Store
 from tests.reliability.conftest import call, wait_for
 from tests.reliability.test_faults_under_load import request
 from tests.serving.conftest import golf
@@ -78,7 +78,7 @@ def test_estimates_go_on_and_feedback_says_retry_while_the_store_is_down(
     make_bundle, start_gunicorn, tmp_path, postgres
 ):
     home = tmp_path / "home"
-    deploy.swap_pointer(home, make_bundle("outage-1"))
+    pointer.swap_pointer(home, make_bundle("outage-1"))
     server = start_gunicorn(home, workers=2, env={"CARPRICE_DB_URL": postgres.url})
     workers = server.workers()
     _, body = call(server.port, "POST", "/v1/estimates", {"listings": [golf()]})

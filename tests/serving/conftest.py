@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from carprice.bundle import write_bundle
 from carprice.config import PROJECT_ROOT
+from carprice.runtime.bundle import write_bundle
 from serving.docs_page import EXAMPLE_LISTING
 from tests.conftest import REAL_LISTINGS
 
@@ -32,8 +32,8 @@ def _clean_frame(params):
         return pd.read_parquet(CLEAN)
     if not REAL_LISTINGS.exists():
         pytest.skip(f"no training data: neither {CLEAN} nor {REAL_LISTINGS} exists")
-    from carprice.clean import ValidationRules, validate
-    from carprice.ingest import read_listings
+    from carprice.data.ingest import read_listings
+    from carprice.data.rules import ValidationRules, validate
 
     frame, _ = read_listings(REAL_LISTINGS)
     return validate(frame, ValidationRules.from_params(params["validation"])).clean
@@ -76,7 +76,7 @@ def tree_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def make_bundle(tmp_path_factory, params) -> BundleFactory:
-    from carprice.train import TrainParams, split_of, train
+    from carprice.model.train import TrainParams, split_of, train
 
     frame = _clean_frame(params)
     tp = TrainParams.from_params(params["train"])
@@ -143,7 +143,7 @@ def pg_url() -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request, tmp_path) -> tuple[str, str]:
     """Yield (url, table prefix) for each engine; PostgreSQL tables are dropped afterwards."""
-    from carprice.store import Store
+    from carprice.runtime.store import Store
 
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}", ""

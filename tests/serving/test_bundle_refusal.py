@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from carprice import cli, deploy
+from carprice.cli.main import main
+from carprice.runtime import pointer
 from serving.app import create_app
 from tests.serving.conftest import golf
 
@@ -51,7 +52,7 @@ def test_without_any_bundle_the_service_is_not_ready(home):
 
 
 def test_the_deploy_pointer_names_the_served_bundle(make_bundle, home):
-    deploy.swap_pointer(home, make_bundle("pointed-3"))
+    pointer.swap_pointer(home, make_bundle("pointed-3"))
     body = _app(home).test_client().get("/readyz").get_json()
     assert body == {"status": "ready", "model_version": "pointed-3"}
 
@@ -60,7 +61,7 @@ def test_serve_refuses_a_tampered_bundle_before_starting(tampered, home, monkeyp
     monkeypatch.setenv("CARPRICE_HOME", str(home))
     monkeypatch.setenv("CARPRICE_BUNDLE", "")
     monkeypatch.setattr("os.execv", lambda *a: pytest.fail("gunicorn must not start"))
-    assert cli.main(["serve", "--bundle", str(tampered), "--port", "8999"]) == 2
+    assert main(["serve", "--bundle", str(tampered), "--port", "8999"]) == 2
     assert "model.txt does not match its checksum" in capsys.readouterr().err
 
 
@@ -68,7 +69,7 @@ def test_serve_without_a_bundle_says_how_to_name_one(home, monkeypatch, capsys):
     monkeypatch.setenv("CARPRICE_HOME", str(home))
     monkeypatch.setenv("CARPRICE_BUNDLE", "")  # recorded, so the value cmd_serve sets is undone
     monkeypatch.setattr("os.execv", lambda *a: pytest.fail("gunicorn must not start"))
-    assert cli.main(["serve"]) == 2
+    assert main(["serve"]) == 2
     assert "--bundle" in capsys.readouterr().err
 
 
@@ -77,7 +78,7 @@ def test_serve_execs_gunicorn_with_the_verified_bundle(bundle_dir, home, monkeyp
     monkeypatch.setenv("CARPRICE_HOME", str(home))
     monkeypatch.setenv("CARPRICE_BUNDLE", "")  # recorded, so the value cmd_serve sets is undone
     monkeypatch.setattr("os.execv", lambda path, argv: calls.append(argv))
-    cli.main(["serve", "--bundle", str(bundle_dir), "--port", "8123", "--workers", "3"])
+    main(["serve", "--bundle", str(bundle_dir), "--port", "8123", "--workers", "3"])
     [argv] = calls
     assert argv[1:3] == ["-m", "gunicorn"]
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123"

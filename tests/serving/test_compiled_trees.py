@@ -6,9 +6,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from carprice import treecode, treepack
-from carprice.bundle import load_bundle
-from carprice.predictor import Predictor
+from carprice.runtime import treecode, treepack
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
 
 
 def _rows(packed: treepack.Packed, count: int, seed: int) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from carprice.bundle import load_bundle
-from carprice.predictor import Predictor
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
 from tests.serving.conftest import golf
 
 

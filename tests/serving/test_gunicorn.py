@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from carprice import deploy
 from carprice.config import PROJECT_ROOT
-from carprice.store import Store
+from carprice.runtime import pointer
+from carprice.runtime.store import Store
 from tests.serving.conftest import golf
 
 pytestmark = pytest.mark.slow
@@ -106,7 +106,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(make_bundle, tmp_path_factory):
     home = tmp_path_factory.mktemp("gunicorn-home")
-    deploy.swap_pointer(home, make_bundle("gun-1"))
+    pointer.swap_pointer(home, make_bundle("gun-1"))
     server = Server(home, home / "gunicorn.log")
     try:
         server.wait_ready()
@@ -205,7 +205,7 @@ def test_sighup_after_a_pointer_swap_switches_models_without_a_failed_request(se
         thread.start()
     try:
         time.sleep(1)
-        deploy.swap_pointer(server.home, make_bundle("gun-2"))
+        pointer.swap_pointer(server.home, make_bundle("gun-2"))
         os.kill(server.proc.pid, signal.SIGHUP)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and seen[-20:].count("gun-2") < 20:
@@ -224,7 +224,7 @@ def test_a_refused_bundle_on_reload_leaves_the_previous_model_serving(server, ma
     bad = server.home / "tampered"
     shutil.copytree(make_bundle("gun-3"), bad)
     (bad / "model_q_high.txt").write_text("tampered")
-    deploy.swap_pointer(server.home, bad)
+    pointer.swap_pointer(server.home, bad)
     os.kill(server.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + 30
     while "refused on reload" not in server.log.read_text() and time.monotonic() < deadline:

@@ -6,15 +6,13 @@ import json
 
 import pytest
 
-from carprice.apischema import conforms
-from carprice.bundle import load_bundle
-from carprice.config import PROJECT_ROOT
-from carprice.contracts import check_contract, load_contracts
-from carprice.predictor import Predictor
-from carprice.ratings import price_rating
+from carprice.release.apischema import conforms
+from carprice.release.contracts import CONTRACTS_DIR as CONTRACTS
+from carprice.release.contracts import check_contract, load_contracts
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
+from carprice.runtime.ratings import price_rating
 from tests.serving.conftest import golf
-
-CONTRACTS = PROJECT_ROOT / "tests" / "contracts"
 
 
 def _conforms(client, method: str, path: str, body=None, raw=None, content_type=None):

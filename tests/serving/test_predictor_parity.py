@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from carprice.bundle import load_bundle
-from carprice.predictor import Predictor
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
 
 
 def _reference(bundle, listings: list[dict]) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from carprice.ratings import RATINGS, price_rating
+from carprice.runtime.ratings import RATINGS, price_rating
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from carprice import deploy
+from carprice.runtime import pointer
 from serving.app import create_app
 from tests.serving.conftest import golf
 
@@ -83,8 +83,8 @@ def test_an_unloadable_challenger_leaves_the_champion_serving(bundle_dir, home, 
 
 
 def test_the_challenger_pointer_configures_the_shadow(make_bundle, bundle_dir, home):
-    deploy.swap_pointer(home, bundle_dir)
-    deploy.swap_pointer(home, make_bundle("challenger-8"), name=deploy.CHALLENGER)
+    pointer.swap_pointer(home, bundle_dir)
+    pointer.swap_pointer(home, make_bundle("challenger-8"), name=pointer.CHALLENGER)
     app = create_app({"CARPRICE_HOME": home, "DB_URL": f"sqlite:///{home / 'carprice.db'}"})
     info = app.test_client().get("/v1/model").get_json()
     assert (info["model_version"], info["challenger_version"]) == ("test-1", "challenger-8")

@@ -9,7 +9,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from carprice.store import Store
+from carprice.runtime.store import Store
 
 
 def _row(pid: str, **overrides) -> dict:
@@ -138,7 +138,7 @@ def test_several_processes_write_concurrently_without_lock_errors(store, db):
 
 
 def test_default_url_is_sqlite_under_home(tmp_path, monkeypatch):
-    from carprice.store import default_url
+    from carprice.runtime.store import default_url
 
     monkeypatch.delenv("CARPRICE_DB_URL", raising=False)
     assert default_url(tmp_path) == f"sqlite:///{tmp_path / 'carprice.db'}"

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from carprice.bundle import BundleError, load_bundle, verify_bundle, write_bundle
+from carprice.runtime.bundle import BundleError, load_bundle, verify_bundle, write_bundle
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.clean import ValidationRules, validate
+from carprice.data.rules import ValidationRules, validate
 from tests.conftest import frame, listing
 
 

@@ -6,13 +6,12 @@ import copy
 
 import pytest
 
-from carprice.apischema import conforms, validate
-from carprice.config import PROJECT_ROOT
-from carprice.contracts import check_contract, load_contracts, values_at
-from carprice.e2echecks import compare
+from carprice.release.apischema import conforms, validate
+from carprice.release.checks import compare
+from carprice.release.contracts import CONTRACTS_DIR as CONTRACTS
+from carprice.release.contracts import check_contract, load_contracts, values_at
 from serving.openapi import document
 
-CONTRACTS = PROJECT_ROOT / "tests" / "contracts"
 GOOD = {
     "model_version": "m-1",
     "estimates": [

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.evaluate import Evaluation, baseline, evaluate, metrics, segment_table
-from carprice.gates import ModelThresholds, check_model_gate
-from carprice.predictor import Predictor
-from carprice.train import TEST, TRAIN
+from carprice.model.evaluate import Evaluation, baseline, evaluate, metrics, segment_table
+from carprice.model.gate import ModelThresholds, check_model_gate
+from carprice.model.train import TEST, TRAIN
+from carprice.runtime.predictor import Predictor
 from tests.conftest import listing
 
 
@@ -63,7 +63,7 @@ THRESHOLDS = ModelThresholds(
 
 @pytest.fixture(scope="module")
 def evaluation(small_bundle, small_model, market_frame):
-    from carprice.bundle import load_bundle
+    from carprice.runtime.bundle import load_bundle
 
     _, split = small_model
     predictor = Predictor(load_bundle(small_bundle))

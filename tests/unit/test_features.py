@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.features import FEATURES, FeatureSpec
+from carprice.runtime.features import FEATURES, FeatureSpec
 from tests.conftest import listing
 
 

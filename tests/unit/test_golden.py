@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from carprice.bundle import load_bundle
-from carprice.golden import build_golden, read_golden, write_golden
-from carprice.predictor import Predictor
-from carprice.train import TEST, split_of
+from carprice.model.train import TEST, split_of
+from carprice.release.golden import build_golden, read_golden, write_golden
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
 
 TODAY = dt.date(2026, 11, 27)
 
@@ -59,7 +59,7 @@ def test_it_holds_the_edge_cases(golden):
 
 def test_the_offline_answers_equal_what_the_predictor_serves(golden, predictor):
     """The API path (single and batch) gives the offline answers exactly: parity by construction."""
-    from carprice.golden import canonical_frame
+    from carprice.release.golden import canonical_frame
 
     listings = [c["listing"] for c in golden]
     frame = canonical_frame(listings)

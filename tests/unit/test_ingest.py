@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from carprice.ingest import ingest, load_listings, normalise, read_listings
-from carprice.schema import CANONICAL_COLUMNS
+from carprice.data.ingest import ingest, load_listings, normalise, read_listings
+from carprice.data.schema import CANONICAL_COLUMNS
 from tests.conftest import frame, listing
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from carprice.loadtest import judge
+from carprice.release.loadtest import judge
 
 BUDGETS = {"estimate (1)": {"p95_ms": 50, "p99_ms": 100}}
 

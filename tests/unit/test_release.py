@@ -11,55 +11,56 @@ from pathlib import Path
 
 import pytest
 
-from carprice import deploy, release
+from carprice.release import promote
+from carprice.runtime import pointer
 
 
 def _fake_release(home, version: str) -> None:
-    folder = release.releases_dir(home) / version
+    folder = promote.releases_dir(home) / version
     (folder / "bundle").mkdir(parents=True)
-    (folder / release.MANIFEST).write_text(json.dumps({"model_version": f"m-{version}"}))
+    (folder / promote.MANIFEST).write_text(json.dumps({"model_version": f"m-{version}"}))
 
 
 def test_history_is_appended_never_rewritten(tmp_path):
-    release.append_history(tmp_path, {"action": "promote", "release": "1", "previous": None})
-    path = release.releases_dir(tmp_path) / release.HISTORY
+    promote.append_history(tmp_path, {"action": "promote", "release": "1", "previous": None})
+    path = promote.releases_dir(tmp_path) / promote.HISTORY
     first = path.read_text()
-    release.append_history(tmp_path, {"action": "promote", "release": "2", "previous": "1"})
+    promote.append_history(tmp_path, {"action": "promote", "release": "2", "previous": "1"})
     assert path.read_text().startswith(first)
-    assert [e["release"] for e in release.history(tmp_path)] == ["1", "2"]
-    assert all("at" in e for e in release.history(tmp_path))
+    assert [e["release"] for e in promote.history(tmp_path)] == ["1", "2"]
+    assert all("at" in e for e in promote.history(tmp_path))
 
 
 def test_the_current_release_is_the_one_the_deploy_pointer_names(tmp_path):
-    assert release.current_release(tmp_path) is None
+    assert promote.current_release(tmp_path) is None
     _fake_release(tmp_path, "3")
-    deploy.swap_pointer(tmp_path, release.releases_dir(tmp_path) / "3" / "bundle")
-    assert release.current_release(tmp_path) == "3"
+    pointer.swap_pointer(tmp_path, promote.releases_dir(tmp_path) / "3" / "bundle")
+    assert promote.current_release(tmp_path) == "3"
     elsewhere = tmp_path / "other" / "bundle"
     elsewhere.mkdir(parents=True)
-    deploy.swap_pointer(tmp_path, elsewhere)
-    assert release.current_release(tmp_path) is None
+    pointer.swap_pointer(tmp_path, elsewhere)
+    assert promote.current_release(tmp_path) is None
 
 
 def test_rollback_goes_to_the_release_before_the_current_one(tmp_path):
     for version in ("1", "2"):
         _fake_release(tmp_path, version)
-    deploy.swap_pointer(tmp_path, release.releases_dir(tmp_path) / "2" / "bundle")
-    release.append_history(tmp_path, {"action": "promote", "release": "1", "previous": None})
-    release.append_history(tmp_path, {"action": "promote", "release": "2", "previous": "1"})
-    assert release.rollback_target(tmp_path, None) == "1"
-    assert release.rollback_target(tmp_path, "1") == "1"
-    with pytest.raises(release.ReleaseError, match="already in production"):
-        release.rollback_target(tmp_path, "2")
-    with pytest.raises(release.ReleaseError, match="does not exist"):
-        release.rollback_target(tmp_path, "7")
+    pointer.swap_pointer(tmp_path, promote.releases_dir(tmp_path) / "2" / "bundle")
+    promote.append_history(tmp_path, {"action": "promote", "release": "1", "previous": None})
+    promote.append_history(tmp_path, {"action": "promote", "release": "2", "previous": "1"})
+    assert promote.rollback_target(tmp_path, None) == "1"
+    assert promote.rollback_target(tmp_path, "1") == "1"
+    with pytest.raises(promote.ReleaseError, match="already in production"):
+        promote.rollback_target(tmp_path, "2")
+    with pytest.raises(promote.ReleaseError, match="does not exist"):
+        promote.rollback_target(tmp_path, "7")
 
 
 def test_without_an_earlier_release_there_is_nothing_to_roll_back_to(tmp_path):
     _fake_release(tmp_path, "1")
-    release.append_history(tmp_path, {"action": "promote", "release": "1", "previous": None})
-    with pytest.raises(release.ReleaseError, match="no earlier release"):
-        release.rollback_target(tmp_path, None)
+    promote.append_history(tmp_path, {"action": "promote", "release": "1", "previous": None})
+    with pytest.raises(promote.ReleaseError, match="no earlier release"):
+        promote.rollback_target(tmp_path, None)
 
 
 def _sleeper(marker, *argv: str) -> subprocess.Popen:
@@ -75,17 +76,17 @@ def _sleeper(marker, *argv: str) -> subprocess.Popen:
 
 
 def _record(home, proc) -> None:
-    release.pidfile(home).parent.mkdir(parents=True, exist_ok=True)
-    release.pidfile(home).write_text(str(proc.pid))
+    promote.pidfile(home).parent.mkdir(parents=True, exist_ok=True)
+    promote.pidfile(home).write_text(str(proc.pid))
 
 
 def test_reload_sends_sighup_to_the_recorded_gunicorn_master(tmp_path):
     marker = tmp_path / "hup"
-    assert release.reload_service(tmp_path) == "no running service to reload"
+    assert promote.reload_service(tmp_path) == "no running service to reload"
     proc = _sleeper(marker, "gunicorn: master [carprice]")
     try:
         _record(tmp_path, proc)
-        assert "SIGHUP" in release.reload_service(tmp_path)
+        assert "SIGHUP" in promote.reload_service(tmp_path)
         deadline = time.monotonic() + 10
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -101,7 +102,7 @@ def test_a_stale_pid_file_naming_another_program_is_not_signalled(tmp_path):
     proc = _sleeper(marker, "something-else")
     try:
         _record(tmp_path, proc)
-        assert "is not gunicorn" in release.reload_service(tmp_path)
+        assert "is not gunicorn" in promote.reload_service(tmp_path)
         time.sleep(0.3)
         assert not marker.exists() and proc.poll() is None
     finally:

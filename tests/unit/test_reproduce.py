@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from carprice.config import PROJECT_ROOT
-from carprice.reproduce import _code
+from carprice.release.reproduce import _code
 
 
 def _head() -> str:
@@ -27,10 +27,10 @@ def test_a_dirty_recorded_commit_uses_the_checkout_and_says_so(tmp_path):
 
 def test_a_clean_recorded_commit_is_extracted_from_git(tmp_path, monkeypatch):
     head = _head()
-    monkeypatch.setattr("carprice.reproduce.git_commit", lambda: "f" * 40)
+    monkeypatch.setattr("carprice.release.reproduce.git_commit", lambda: "f" * 40)
     src, sentence = _code(head, tmp_path)
     assert src == tmp_path / "src"
-    assert (src / "carprice" / "train.py").is_file()
+    assert (src / "carprice" / "model" / "train.py").is_file()
     assert "git archive" in sentence
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.calibration import load_calibration
-from carprice.dirt import dirty_masks
-from carprice.drift import parse_drift
-from carprice.market import generate_listings
-from carprice.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, clean_schema
-from carprice.simulate import simulate
+from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, clean_schema
+from carprice.simulator.dirt import dirty_masks
+from carprice.simulator.market import generate_listings
+from carprice.simulator.market_tables import load_calibration
+from carprice.simulator.scenarios import parse_drift
+from carprice.simulator.simulate import simulate
 
 START = dt.date(2027, 1, 4)  # a Monday, ISO week 2027-W01
 
@@ -175,7 +175,7 @@ def test_sales_reference_listed_cars_and_never_exceed_the_asking_price(tmp_path)
 
 
 def test_overpriced_listings_sell_less_often_and_later():
-    from carprice.sales import simulate_sales
+    from carprice.simulator.sales import simulate_sales
 
     frame = generate_listings(20_000, seed=4, when=START, include_truth=True, dirty=False)
     sales = simulate_sales(frame, seed=1)

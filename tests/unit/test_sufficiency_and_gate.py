@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from carprice.gates import DataThresholds, check_data_gate
-from carprice.sufficiency import sufficiency, supported_rows_share
+from carprice.data.gate import DataThresholds, check_data_gate
+from carprice.data.sufficiency import sufficiency, supported_rows_share
 
 
 def test_a_model_is_supported_from_the_minimum_number_of_clean_rows():

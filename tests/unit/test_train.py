@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carprice.train import CALIBRATION, TEST, TRAIN, split_of, train, withdrawn_models
+from carprice.model.train import CALIBRATION, TEST, TRAIN, split_of, train, withdrawn_models
 from tests.conftest import small_params
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carprice.clean import validate
-from carprice.schema import CANONICAL_COLUMNS, FUELS, GEARS, OFFER_TYPES
+from carprice.data.rules import validate
+from carprice.data.schema import CANONICAL_COLUMNS, FUELS, GEARS, OFFER_TYPES
 
 messy_value = st.one_of(
     st.none(),

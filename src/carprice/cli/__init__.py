@@ -1,0 +1,1 @@
+"""The `carprice` command line: one entry point, subcommands per district."""

@@ -1,0 +1,191 @@
+"""The release subcommands of `carprice`: package, image, e2e, promote, rollback, reproduce.
+
+They parse arguments, call the release modules, write files and set the exit code: 1 when a gate
+or a release step refuses (with one sentence saying why), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from carprice.config import Paths, load_params
+
+PACKAGE = "data/model/package"
+
+
+def _say(message: str) -> None:
+    print(f"[carprice] {message}", file=sys.stderr, flush=True)
+
+
+def _gate3_settings(params_file: str) -> dict:
+    return dict(load_params(params_file)["gate3"])
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from carprice.release.candidate import package
+
+    manifest = package(
+        Path(args.data), Path(args.out), _gate3_settings(args.params), Paths.from_env(), _say
+    )
+    print(Path(args.out) / "package.json")
+    return 0 if manifest else 1
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from carprice.release import container
+    from carprice.release.candidate import read_json, record_image
+
+    meta = read_json(Path(args.package) / "package.json")
+    tag = args.tag or f"carprice:{meta['model_version']}"
+    started = time.perf_counter()
+    try:
+        image_id = container.build(Path(args.package) / "bundle", tag)
+    except container.EngineError as err:
+        print(f"carprice image: {err}", file=sys.stderr)
+        return 1
+    engine = container.detect()
+    info = record_image(
+        Path(args.package),
+        image_id,
+        tag,
+        engine.name if engine else "?",
+        time.perf_counter() - started,
+    )
+    _say(f"image {tag} ({image_id[:12]}) built in {info['build_seconds']} s")
+    print(image_id)
+    return 0
+
+
+def cmd_e2e(args: argparse.Namespace) -> int:
+    from carprice.model import registry
+    from carprice.release.candidate import read_json
+    from carprice.release.gate3 import run_gate3
+    from carprice.release.report import write_report
+
+    package = Path(args.package)
+    image = args.image
+    if image is None and not args.local and (package / "image.json").exists():
+        image = read_json(package / "image.json")["id"]
+    report = run_gate3(package, _gate3_settings(args.params), _say, image=image, local=args.local)
+    files = write_report(Path(args.out), report)
+    verdict = "passed" if report["passed"] else "failed"
+    tags = {"gate3": verdict if not args.local else f"{verdict} (local process, not the image)"}
+    if report.get("target", {}).get("id"):
+        tags["image_id"] = report["target"]["id"]
+    registry.configure(Paths.from_env())
+    registry.set_tags(report["registry_version"], tags)
+    _say(f"report: {files['html']} ({report['seconds']} s)")
+    if not report["passed"]:
+        print("gate 3 (artifact): FAILED: " + " ".join(report["reasons"]), file=sys.stderr)
+        return 1
+    print(f"gate 3 (artifact): passed on {report['target']['kind']}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from carprice.release.promote import ReleaseError, current_release, history, promote
+
+    paths = Paths.from_env()
+    reports = {"gate1": Path(args.gate1), "gate2": Path(args.gate2), "gate3": Path(args.gate3)}
+    try:
+        manifest = promote(Path(args.package), reports, Path(args.params), paths)
+    except ReleaseError as err:
+        print(f"promote refused: {err}", file=sys.stderr)
+        return 1
+    entry = history(paths.home)[-1]
+    _say(
+        f"release {manifest['release']} ({manifest['model_version']}) is the champion; "
+        f"{entry['reload']}"
+    )
+    print(current_release(paths.home))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from carprice.release.promote import ReleaseError
+    from carprice.release.rollback import rollback
+
+    try:
+        ok, entry = rollback(
+            args.version, Paths.from_env(), _gate3_settings(args.params), _say, local=args.local
+        )
+    except ReleaseError as err:
+        print(f"rollback refused: {err}", file=sys.stderr)
+        return 1
+    if not ok:
+        print(f"rollback refused: {entry['why']}; see {entry['gate3']}", file=sys.stderr)
+        return 1
+    _say(
+        f"release {entry['release']} is back in production ({entry['model_version']}); "
+        f"{entry['reload']}"
+    )
+    print(entry["release"])
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from carprice.release.reproduce import reproduce
+
+    paths = Paths.from_env()
+    result = reproduce(args.version, paths, _say)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"release-{args.version}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    _say(f"report: {path}")
+    if not result["identical"]:
+        differ = [k for k, same in result["files"].items() if not same]
+        differ += [k for k, p in result["predictions"].items() if not p["identical"]]
+        print(f"reproduce {args.version}: NOT identical: {', '.join(differ)}", file=sys.stderr)
+        return 1
+    print(f"reproduce {args.version}: identical ({result['code']})")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register the release subcommands on the `carprice` parser."""
+    p = sub.add_parser("package", help="export the challenger as a bundle with its golden set")
+    p.add_argument("--data", default="data/validated", help="gate 1 output folder")
+    p.add_argument("--out", default=PACKAGE)
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_package)
+
+    p = sub.add_parser("image", help="build the service image with the packaged bundle")
+    p.add_argument("--package", default=PACKAGE)
+    p.add_argument("--tag", help="image tag (default carprice:<model_version>)")
+    p.set_defaults(func=cmd_image)
+
+    p = sub.add_parser("e2e", help="gate 3: the built container against the offline model")
+    p.add_argument("--package", default=PACKAGE)
+    p.add_argument("--image", help="image id or tag (default: the package's image.json)")
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="opt-in: test the entrypoint as a local process, not the container",
+    )
+    p.add_argument("--out", default="reports/e2e")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_e2e)
+
+    p = sub.add_parser("promote", help="make the gated package the champion and deploy it")
+    p.add_argument("--package", default=PACKAGE)
+    p.add_argument("--gate1", default="data/validated")
+    p.add_argument("--gate2", default="reports/evaluation")
+    p.add_argument("--gate3", default="reports/e2e")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="gate 3 on an earlier release, then switch back to it")
+    p.add_argument("--version", help="release to return to (default: the previous one)")
+    p.add_argument("--local", action="store_true", help="opt-in local gate 3 (then refuses)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("reproduce", help="rebuild a release and check identical predictions")
+    p.add_argument("version")
+    p.add_argument("--out", default="reports/reproduce")
+    p.set_defaults(func=cmd_reproduce)

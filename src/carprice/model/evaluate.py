@@ -1,0 +1,154 @@
+"""Gate 2 measurements: held-out error overall, per segment and against baseline and champion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from carprice.runtime.features import model_key
+from carprice.runtime.predictor import Predictor
+
+AGE_BANDS = [(-99, 2, "0-2 y"), (3, 5, "3-5 y"), (6, 9, "6-9 y"), (10, 999, "10+ y")]
+PRICE_BANDS = [0, 5_000, 10_000, 20_000, 40_000, np.inf]
+
+
+@dataclass
+class Evaluation:
+    """Everything gate 2 looks at."""
+
+    metrics: dict
+    baseline: dict
+    champion: dict | None
+    segments: pd.DataFrame
+    per_model: pd.DataFrame
+    priced_share: float
+    scored: pd.DataFrame = field(repr=False)
+
+
+def metrics(price: np.ndarray, pred: np.ndarray, low=None, high=None) -> dict:
+    """Return error metrics of predictions against true prices."""
+    price, pred = np.asarray(price, dtype=float), np.asarray(pred, dtype=float)
+    if len(price) == 0:
+        return {"rows": 0}
+    err = pred - price
+    ape = np.abs(err) / price
+    out = {
+        "rows": int(len(price)),
+        "mape": float(ape.mean()),
+        "median_ape": float(np.median(ape)),
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "r2": float(1 - (err**2).sum() / ((price - price.mean()) ** 2).sum()),
+        "bias": float(np.median(err / price)),
+    }
+    if low is not None:
+        low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+        out["coverage"] = float(((price >= low) & (price <= high)).mean())
+        out["interval_width"] = float(np.median((high - low) / pred))
+    return out
+
+
+def score(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
+    """Price every row with a bundle's own encoder; unsupported rows get NaN."""
+    keys = frame["make"].astype(str) + "|" + frame["model"].astype(str)
+    ok = keys.isin(predictor.bundle.supported).to_numpy()
+    out = pd.DataFrame(index=frame.index, data={"ok": ok})
+    for column in ("pred", "low", "high"):
+        out[column] = np.nan
+    if ok.any():
+        matrix = predictor.bundle.spec.encode_frame(frame[ok])
+        point, low, high = (np.exp(a) for a in predictor.predict_log(matrix))
+        out.loc[ok, "pred"], out.loc[ok, "low"], out.loc[ok, "high"] = point, low, high
+    return out
+
+
+def baseline(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """Naive baseline: median train price per (make, model, year), falling back to coarser keys."""
+    pred = pd.Series(np.nan, index=test.index)
+    for keys in (["make", "model", "year"], ["make", "model"], ["make"]):
+        medians = train.groupby(keys)["price"].median()
+        lookup = pd.MultiIndex.from_frame(test[keys]) if len(keys) > 1 else test[keys[0]]
+        found = pd.Series(medians.reindex(lookup).to_numpy(), index=test.index)
+        pred = pred.fillna(found)
+    return pred.fillna(train["price"].median()).to_numpy()
+
+
+def segment_table(test: pd.DataFrame, pred: np.ndarray, ref_year: int) -> pd.DataFrame:
+    """Return MAPE and signed bias per segment value (make, fuel, gear, age band, price band)."""
+    age = ref_year - test["year"]
+    age_band = pd.Series(pd.NA, index=test.index, dtype=object)
+    for lo, hi, label in AGE_BANDS:
+        age_band[(age >= lo) & (age <= hi)] = label
+    # Banded by the estimate, not the listed price: banding by the outcome would show the cheapest
+    # cars as over-priced and the dearest as under-priced even for a perfectly calibrated model.
+    price_band = pd.cut(pd.Series(pred, index=test.index), PRICE_BANDS, right=False).astype(str)
+    frame = pd.DataFrame(
+        {
+            "make": test["make"],
+            "fuel": test["fuel"],
+            "gear": test["gear"],
+            "age_band": age_band,
+            "price_band": price_band,
+            "ape": np.abs(pred - test["price"]) / test["price"],
+            "signed": (pred - test["price"]) / test["price"],
+        }
+    )
+    parts = []
+    for segment in ("make", "fuel", "gear", "age_band", "price_band"):
+        grouped = frame.groupby(segment, dropna=True)
+        part = grouped.agg(rows=("ape", "size"), mape=("ape", "mean"), bias=("signed", "median"))
+        part = part.reset_index().rename(columns={segment: "value"})
+        part.insert(0, "segment", segment)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def evaluate(
+    challenger: Predictor,
+    champion: Predictor | None,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+) -> Evaluation:
+    """Score the challenger (and champion, on the same rows) on held-out test rows."""
+    scored = score(challenger, test)
+    ok = scored["ok"].to_numpy()
+    rows = test[ok]
+    s = scored[ok]
+    result_metrics = metrics(rows["price"], s["pred"], s["low"], s["high"])
+    base_pred = baseline(train, rows)
+    champion_metrics = None
+    if champion is not None:
+        theirs = score(champion, rows)
+        both = theirs["ok"].to_numpy()
+        champion_metrics = {
+            "version": champion.version,
+            "rows": int(both.sum()),
+            "challenger": metrics(rows["price"][both], s["pred"][both]),
+            "champion": metrics(rows["price"][both], theirs["pred"][both]),
+        }
+    ref_year = int(test["year"].max())
+    per_model = (
+        pd.DataFrame(
+            {
+                "make": rows["make"],
+                "model": rows["model"],
+                "ape": np.abs(s["pred"] - rows["price"]) / rows["price"],
+            }
+        )
+        .groupby(["make", "model"])["ape"]
+        .agg(test_rows="size", mape="mean")
+        .reset_index()
+    )
+    scored = pd.concat([test[["make", "model", "price"]], scored], axis=1)
+    scored["key"] = [model_key(a, b) for a, b in zip(test["make"], test["model"], strict=True)]
+    return Evaluation(
+        metrics=result_metrics,
+        baseline=metrics(rows["price"], base_pred),
+        champion=champion_metrics,
+        segments=segment_table(rows, s["pred"].to_numpy(), ref_year),
+        per_model=per_model,
+        priced_share=float(ok.mean()) if len(ok) else 0.0,
+        scored=scored,
+    )

@@ -1,0 +1,169 @@
+"""Train and evaluate stages: read gate 1 outputs, write bundles and reports, track in MLflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from carprice.config import Paths, params_hash
+from carprice.data.gate import GateResult
+from carprice.model import registry
+from carprice.model.evaluate import evaluate
+from carprice.model.gate import ModelThresholds, check_model_gate
+from carprice.model.lineage import git_commit, snapshot_of
+from carprice.model.report import write_evaluation
+from carprice.model.train import (
+    TEST,
+    TRAIN,
+    TrainParams,
+    split_of,
+    supported_keys,
+    train,
+    withdrawn_models,
+)
+from carprice.runtime.bundle import load_bundle, write_bundle
+from carprice.runtime.predictor import Predictor
+
+Progress = Callable[[str], None]
+
+
+def _flat(prefix: str, data: dict) -> dict[str, str]:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        out.update(_flat(name, value) if isinstance(value, dict) else {name: str(value)})
+    return out
+
+
+def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Progress) -> dict:
+    """Train on gate 1's clean rows, write the challenger bundle and register it."""
+    import mlflow
+
+    validated, out = Path(validated), Path(out)
+    clean = pd.read_parquet(validated / "clean.parquet")
+    table = pd.read_csv(validated / "supported_models.csv", keep_default_na=False)
+    tp = TrainParams.from_params(params["train"])
+    gate2 = ModelThresholds.from_params(params["gate2"])
+    split = split_of(clean, tp.test_share, tp.calibration_share)
+    say(f"training on {len(clean):,} clean rows from {validated}")
+    model = train(clean, split, tp, progress=say)
+    withdrawn = withdrawn_models(
+        model.model_errors, gate2.withdraw_min_rows, gate2.withdraw_max_mape
+    )
+    supported = supported_keys(table) - withdrawn
+    version = "m-" + hashlib.sha256(model.point.model_to_string().encode()).hexdigest()[:12]
+    lineage = {
+        **snapshot_of(validated),
+        "git_commit": git_commit(),
+        "params_hash": params_hash(params),
+    }
+    metadata = {
+        "model_version": version,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "lineage": lineage,
+        "split": {
+            "test_share": tp.test_share,
+            "calibration_share": tp.calibration_share,
+            "rows": model.split_counts,
+        },
+        "interval": model.interval,
+        "training_seconds": round(model.seconds, 2),
+        "supported_models": len(supported),
+        "withdrawn_models": sorted(withdrawn),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    bundle_dir = out / "bundle"
+    staging = out / "bundle.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_bundle(
+        staging,
+        boosters=model.boosters,
+        spec=model.spec,
+        supported=[tuple(k.split("|", 1)) for k in supported],
+        interval=model.interval,
+        metadata=metadata,
+    )
+    shutil.rmtree(bundle_dir, ignore_errors=True)
+    staging.rename(bundle_dir)
+    model.model_errors.to_csv(out / "calibration_errors_by_model.csv", index=False)
+    say(
+        f"bundle {version}: {len(supported)} models priced, {len(withdrawn)} withdrawn "
+        f"for calibration error; trained in {model.seconds:.1f}s"
+    )
+    registry.configure(paths)
+    with mlflow.start_run(run_name=version) as run:
+        mlflow.log_params(_flat("", {"train": params["train"], "gate1": params["gate1"]}))
+        mlflow.set_tags({**{k: str(v) for k, v in lineage.items()}, "model_version": version})
+        mlflow.log_metrics(
+            {
+                "training_seconds": model.seconds,
+                "supported_models": len(supported),
+                "withdrawn_models": len(withdrawn),
+                "interval_offset": model.interval["offset_low"],
+                **{f"rows_{k}": v for k, v in model.split_counts.items()},
+            }
+        )
+        mlflow.log_artifact(str(validated / "data_report.json"), "gate1")
+        reg_version = registry.register(bundle_dir, run.info.run_id, {"model_version": version})
+    registry.set_alias(registry.CHALLENGER, reg_version)
+    record = {
+        "run_id": run.info.run_id,
+        "registry_version": reg_version,
+        "model_version": version,
+        "bundle": str(bundle_dir),
+    }
+    (out / "train.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    say(f"registered {registry.MODEL_NAME} version {reg_version} as {registry.CHALLENGER}")
+    return record
+
+
+def run_evaluation(
+    validated: Path, model_dir: Path, out: Path, params: dict, paths: Paths, say: Progress
+) -> GateResult:
+    """Gate 2: score the challenger bundle (and the champion) on held-out rows."""
+    import mlflow
+
+    record = json.loads((Path(model_dir) / "train.json").read_text(encoding="utf-8"))
+    challenger = Predictor(load_bundle(Path(record["bundle"])))
+    thresholds = ModelThresholds.from_params(params["gate2"])
+    clean = pd.read_parquet(Path(validated) / "clean.parquet")
+    meta = challenger.bundle.metadata["split"]
+    split = split_of(clean, meta["test_share"], meta["calibration_share"])
+    registry.configure(paths)
+    champ = registry.by_alias(registry.CHAMPION, paths.home / "registry-cache")
+    champion = None
+    if champ is None:
+        say("no champion yet: the comparison with production is skipped")
+    elif champ.version == record["registry_version"]:
+        say("the challenger is the champion: the comparison with production is skipped")
+    else:
+        champion = Predictor(load_bundle(champ.path))
+        say(f"champion: version {champ.version} ({champion.version})")
+    evaluation = evaluate(challenger, champion, clean[split == TRAIN], clean[split == TEST])
+    gate = check_model_gate(evaluation, thresholds)
+    files = write_evaluation(Path(out), evaluation, gate, record, asdict(thresholds))
+    with mlflow.start_run(run_id=record["run_id"]):
+        mlflow.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
+        mlflow.log_metrics(
+            {
+                "test_priced_share": evaluation.priced_share,
+                "baseline_mape": evaluation.baseline["mape"],
+            }
+        )
+        mlflow.set_tags(
+            {
+                "gate2": "passed" if gate.passed else "failed",
+                "champion_version": champ.version if champion else "none",
+            }
+        )
+        for path in files.values():
+            mlflow.log_artifact(str(path), "gate2")
+    registry.set_tags(record["registry_version"], {"gate2": "passed" if gate.passed else "failed"})
+    return gate

@@ -1,0 +1,173 @@
+"""Gate 3 checks over HTTP: parity with the offline model, consumer contracts, errors, latency."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carprice.release.apischema import conforms
+from carprice.release.contracts import check_contract, load_contracts
+from carprice.release.golden import offline_answers
+from carprice.runtime.predictor import Predictor
+
+
+@dataclass
+class Client:
+    """HTTP to the target; every answer is checked against the served OpenAPI document."""
+
+    port: int
+    doc: dict | None = None
+    answers: int = 0
+    nonconforming: list[str] = field(default_factory=list)
+
+    def call(self, method: str, path: str, body=None, raw: bytes | None = None, ctype=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+            headers = {"Content-Type": ctype or "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            content_type = response.getheader("Content-Type", "")
+        finally:
+            conn.close()
+        parsed = json.loads(payload) if "json" in content_type else payload.decode()
+        if self.doc is not None and path != "/metrics":
+            self.answers += 1
+            for problem in conforms(self.doc, method, path, response.status, content_type, parsed):
+                if len(self.nonconforming) < 50:
+                    self.nonconforming.append(problem)
+        return response.status, content_type, parsed
+
+
+def wait_ready(client: Client, seconds: float, alive: Callable[[], bool]) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError("the service exited before it was ready")
+        try:
+            status, _, body = client.call("GET", "/readyz")
+            if status == 200:
+                return body
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the service was not ready within {seconds:.0f} s")
+
+
+def compare(answer: dict, expected: dict, rel_tol: float) -> list[str]:
+    """Return the fields where a service answer differs from the offline answer."""
+    diffs = []
+    if answer.get("status") != expected["status"]:
+        return [f"status {answer.get('status')!r} != {expected['status']!r}"]
+    for key in ("price", "price_low", "price_high"):
+        got, want = answer.get(key), expected.get(key)
+        same = got == want or (
+            rel_tol > 0 and None not in (got, want) and math.isclose(got, want, rel_tol=rel_tol)
+        )
+        if not same:
+            diffs.append(f"{key} {got!r} != {want!r}")
+    if answer.get("price_rating") != expected.get("price_rating"):
+        diffs.append(
+            f"price_rating {answer.get('price_rating')!r} != {expected.get('price_rating')!r}"
+        )
+    if expected["status"] == "unsupported" and not answer.get("reason"):
+        diffs.append("unsupported without a reason")
+    return diffs
+
+
+def parity(client, cases: list[dict], batch: int, rel_tol: float) -> dict:
+    """Send every golden case alone, then in batches; return counts and the first mismatches."""
+    out = {}
+    for mode, size in (("single", 1), ("batch", batch)):
+        mismatches, http_errors = [], 0
+        for start in range(0, len(cases), size):
+            chunk = cases[start : start + size]
+            status, _, body = client.call(
+                "POST", "/v1/estimates", {"listings": [c["listing"] for c in chunk]}
+            )
+            if status != 200:
+                http_errors += 1
+                mismatches += [{"id": c["id"], "diff": [f"HTTP {status}"]} for c in chunk]
+                continue
+            for case, answer in zip(chunk, body["estimates"], strict=False):
+                diff = compare(answer, case["expected"], rel_tol)
+                if diff:
+                    mismatches.append({"id": case["id"], "diff": diff})
+        out[mode] = {
+            "cases": len(cases),
+            "mismatches": len(mismatches),
+            "http_errors": http_errors,
+            "first": mismatches[:20],
+        }
+    return out
+
+
+def contracts(client, folder: Path, predictor: Predictor, served: str) -> dict:
+    """Send each consumer's request; check its answer field by field and the error cases."""
+    results = {}
+    for contract in load_contracts(folder):
+        request = contract["request"]
+        if contract["response"]["content_type"] == "application/problem+json":
+            errors = _error_cases(client, contract)
+        else:
+            listings = request["json"].get("listings", [])
+            started = time.perf_counter()
+            status, ctype, body = client.call(request["method"], request["path"], request["json"])
+            took = (time.perf_counter() - started) * 1000
+            offline = offline_answers(predictor, listings)
+            errors = check_contract(contract, status, ctype, body, offline, served)
+            contract["ms"] = round(took, 1)
+        results[contract["consumer"]] = {
+            "file": contract["file"],
+            "passed": not errors,
+            "errors": errors[:20],
+            "ms": contract.get("ms"),
+        }
+    return results
+
+
+def _error_cases(client, contract: dict) -> list[str]:
+    """Error contracts: each bad request gets its documented status as problem+json."""
+    errors = []
+    for case in contract["cases"]:
+        raw = case.get("raw")
+        if case.get("repeat_listing"):
+            raw = json.dumps({"listings": [case["repeat_listing"]] * case["times"]}).encode()
+        status, ctype, body = client.call(
+            "POST",
+            case.get("path", "/v1/estimates"),
+            case.get("json"),
+            raw=raw.encode() if isinstance(raw, str) else raw,
+            ctype=case.get("content_type"),
+        )
+        name = case["name"]
+        if status != case["status"] or not ctype.startswith("application/problem+json"):
+            errors.append(f"{name}: answered {status} {ctype}, expected {case['status']} problem")
+            continue
+        named = {e.get("field") for e in body.get("errors", [])}
+        missing = [f for f in case.get("fields", []) if f not in named]
+        if missing or body.get("status") != status:
+            errors.append(f"{name}: fields {missing} not named (got {sorted(named)})")
+    return errors
+
+
+def latency(client, cases: list[dict], requests: int) -> dict:
+    """Time a fixed small load: `requests` single-listing estimates, one after another."""
+    listings = [c["listing"] for c in cases if c["kind"] == "heldout"] or [cases[0]["listing"]]
+    times = []
+    for i in range(requests):
+        started = time.perf_counter()
+        client.call("POST", "/v1/estimates", {"listings": [listings[i % len(listings)]]})
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+
+    def pct(q: float) -> float:
+        return round(times[min(len(times) - 1, int(q * len(times)))], 2)
+
+    return {"requests": requests, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "max_ms": times[-1]}

@@ -1,0 +1,144 @@
+"""Consumer contracts: what each consumer of the API relies on, checked field by field.
+
+A consumer contract (`consumer_contracts/*.contract.json` beside this module) is one request a
+consumer really sends and, field by field, what it relies on in the answer: `fields` maps a
+path such as `estimates[*].price` to rules (`type`, `in`, `equals`, `length`, `min`, `pattern`,
+`absent`,
+`unique`), and `checks` names whole-answer properties (`interval_ordered`,
+`one_estimate_per_listing`, `matches_offline`, `unsupported_have_reason`, `served_version`).
+OpenAPI conformance of the same answers lives in `carprice.release.apischema`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from carprice.release.apischema import TYPES
+
+CONTRACTS_DIR = Path(__file__).with_name("consumer_contracts")
+
+
+def load_contracts(folder: Path) -> list[dict]:
+    """Read every `*.contract.json`; a `request.json_file` is read from the same folder."""
+    contracts = []
+    for path in sorted(Path(folder).glob("*.contract.json")):
+        contract = json.loads(path.read_text(encoding="utf-8"))
+        request = contract["request"]
+        if "json_file" in request:
+            request["json"] = json.loads((path.parent / request["json_file"]).read_text("utf-8"))
+        contract["file"] = path.name
+        contracts.append(contract)
+    return contracts
+
+
+def values_at(body, path: str) -> list[tuple[str, object]]:
+    """Return (concrete path, value) pairs for a path like `estimates[*].price`."""
+    found = [("", body)]
+    for part in re.findall(r"[^.\[\]]+|\[\*\]|\[\d+\]", path):
+        nxt = []
+        for where, node in found:
+            if part == "[*]":
+                if isinstance(node, list):
+                    nxt += [(f"{where}[{i}]", item) for i, item in enumerate(node)]
+            elif part.startswith("["):
+                i = int(part[1:-1])
+                if isinstance(node, list) and i < len(node):
+                    nxt.append((f"{where}[{i}]", node[i]))
+            elif isinstance(node, dict) and part in node:
+                nxt.append((f"{where}.{part}".lstrip("."), node[part]))
+            else:
+                nxt.append((f"{where}.{part}".lstrip("."), _ABSENT))
+        found = nxt
+    return found
+
+
+_ABSENT = object()
+
+
+def check_field(where: str, value, rules: dict) -> list[str]:
+    """Return how one field breaks its contract rules."""
+    if rules.get("absent"):
+        return [] if value is _ABSENT else [f"{where}: must be absent, got {value!r}"]
+    if value is _ABSENT:
+        return [f"{where}: missing"]
+    errors = []
+    kinds = rules.get("type")
+    if kinds and not any(TYPES[k](value) for k in ([kinds] if isinstance(kinds, str) else kinds)):
+        errors.append(f"{where}: expected {kinds}, got {value!r}")
+    if "in" in rules and value not in rules["in"]:
+        errors.append(f"{where}: {value!r} is not one of {rules['in']}")
+    if "equals" in rules and value != rules["equals"]:
+        errors.append(f"{where}: expected {rules['equals']!r}, got {value!r}")
+    if "length" in rules and (not isinstance(value, list) or len(value) != rules["length"]):
+        errors.append(f"{where}: expected {rules['length']} items")
+    if "min" in rules and TYPES["number"](value) and value < rules["min"]:
+        errors.append(f"{where}: {value} is below {rules['min']}")
+    if "pattern" in rules and not (
+        isinstance(value, str) and re.fullmatch(rules["pattern"], value)
+    ):
+        errors.append(f"{where}: {value!r} does not match {rules['pattern']}")
+    return errors
+
+
+def check_contract(
+    contract: dict, status: int, content_type: str, body, offline: list[dict], served: str
+) -> list[str]:
+    """Return how an answer breaks a consumer contract.
+
+    Args:
+        offline: the offline model's answers for the contract's listings, in order.
+        served: the model version the service says it serves (`/readyz`).
+    """
+    expect = contract["response"]
+    media = content_type.split(";", 1)[0].strip()
+    if status != expect["status"] or media != expect["content_type"]:
+        return [f"answered {status} {media}, expected {expect['status']} {expect['content_type']}"]
+    errors = []
+    for path, rules in expect.get("fields", {}).items():
+        pairs = values_at(body, path)
+        if not pairs:
+            errors.append(f"{path}: no such field")
+        for where, value in pairs:
+            errors.extend(check_field(where, value, rules))
+        if rules.get("unique"):
+            seen = [v for _, v in pairs]
+            if len(set(map(repr, seen))) != len(seen):
+                errors.append(f"{path}: values are not unique")
+    estimates = body.get("estimates", []) if isinstance(body, dict) else []
+    listings = contract["request"]["json"].get("listings", [])
+    for check in expect.get("checks", []):
+        errors.extend(_whole(check, estimates, listings, offline, body, served))
+    return errors
+
+
+def _whole(check: str, estimates, listings, offline, body, served) -> list[str]:
+    if check == "one_estimate_per_listing":
+        ok = len(estimates) == len(listings)
+        return [] if ok else [f"{len(estimates)} estimates for {len(listings)} listings"]
+    if check == "served_version":
+        got = body.get("model_version")
+        return [] if got == served else [f"model_version {got!r}, the service serves {served!r}"]
+    if check == "interval_ordered":
+        return [
+            f"estimates[{i}]: not price_low <= price <= price_high"
+            for i, e in enumerate(estimates)
+            if e.get("status") == "ok" and not e["price_low"] <= e["price"] <= e["price_high"]
+        ]
+    if check == "unsupported_have_reason":
+        return [
+            f"estimates[{i}]: unsupported without a reason or with a price"
+            for i, e in enumerate(estimates)
+            if e.get("status") == "unsupported"
+            and (not e.get("reason") or e.get("price") is not None)
+        ]
+    if check == "matches_offline":
+        keys = ("status", "price", "price_low", "price_high", "price_rating")
+        return [
+            f"estimates[{i}]: {k} {e.get(k)!r}, offline {want.get(k)!r}"
+            for i, (e, want) in enumerate(zip(estimates, offline, strict=False))
+            for k in keys
+            if e.get(k) != want.get(k)
+        ][:20]
+    raise ValueError(f"unknown contract check {check!r}")

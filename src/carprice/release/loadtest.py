@@ -1,0 +1,154 @@
+"""Load test as a gate: locust headless against a service, budgets from params.yaml.
+
+Starts the service itself when no host is given (gunicorn with `serve_workers` workers on
+127.0.0.1), runs one locust process (so the generator takes one core and the service the other
+on a 2-core machine), writes CSV and HTML under reports/load/<timestamp>/, prints a one-screen
+summary and fails on any error or on a p95/p99 above its budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from carprice.config import PROJECT_ROOT
+
+LOCUSTFILE = PROJECT_ROOT / "tests" / "load" / "locustfile.py"
+
+
+@contextmanager
+def service(host: str | None, port: int, bundle: str | None, workers: int):
+    """Yield a base URL: the given host, or a service started (and stopped) for the test."""
+    if host:
+        yield host.rstrip("/")
+        return
+    cmd = [sys.executable, "-m", "carprice.cli.main", "serve", "--port", str(port)]
+    if bundle:
+        cmd += ["--bundle", bundle]
+    env = {**os.environ, "CARPRICE_WORKERS": str(workers), "CARPRICE_BIND": f"127.0.0.1:{port}"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited: {proc.stderr.read().decode()[-800:]}")
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service was not ready within 60 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def read_stats(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def judge(stats: list[dict], budgets: dict, max_error_rate: float) -> tuple[list, list[str]]:
+    """Return summary rows and the budget violations."""
+    rows, problems = [], []
+    for row in stats:
+        name, count = row["Name"], int(row["Request Count"])
+        failures = int(row["Failure Count"])
+        p95, p99 = float(row["95%"]), float(row["99%"])
+        rows.append(
+            (
+                name,
+                count,
+                failures,
+                float(row["Median Response Time"]),
+                p95,
+                p99,
+                float(row["Requests/s"]),
+            )
+        )
+        if name == "Aggregated":
+            if count == 0:
+                problems.append("no request was made")
+            elif failures / count > max_error_rate:
+                problems.append(f"error rate {failures / count:.2%} (maximum {max_error_rate:.2%})")
+            continue
+        budget = budgets.get(name)
+        if budget and p95 > budget["p95_ms"]:
+            problems.append(f"{name}: p95 {p95:.0f} ms > {budget['p95_ms']} ms")
+        if budget and p99 > budget["p99_ms"]:
+            problems.append(f"{name}: p99 {p99:.0f} ms > {budget['p99_ms']} ms")
+    return rows, problems
+
+
+def run(host, users, duration, params: dict, bundle: str | None, out_root: Path) -> int:
+    """Run the load test and return the exit code (0 within budget, 1 otherwise)."""
+    cfg = params["load"]
+    out = Path(out_root) / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    users = users or cfg["users"]
+    duration = duration or cfg["duration"]
+    with service(host, cfg["port"], bundle, cfg["serve_workers"]) as url:
+        print(f"load: {users} users for {duration} against {url} (one locust process)")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(LOCUSTFILE),
+                "--headless",
+                "-H",
+                url,
+                "-u",
+                str(users),
+                "-r",
+                str(max(1, users // 2)),
+                "-t",
+                str(duration),
+                "--csv",
+                str(out / "load"),
+                "--html",
+                str(out / "load.html"),
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+                "--stop-timeout",
+                "10",
+            ],
+            check=False,
+            timeout=_seconds(duration) + 120,
+        )
+    rows, problems = judge(
+        read_stats(out / "load_stats.csv"), cfg["budgets"], cfg["max_error_rate"]
+    )
+    print(
+        f"{'request':<20}{'count':>8}{'fail':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}"
+    )
+    for name, count, fail, p50, p95, p99, rps in rows:
+        print(f"{name:<20}{count:>8}{fail:>6}{p50:>9.0f}{p95:>9.0f}{p99:>9.0f}{rps:>9.1f}")
+    print(f"reports: {out}/load.html, {out}/load_stats.csv")
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    print("load test: " + ("FAILED" if problems else "passed, within every budget"))
+    return 1 if problems else 0
+
+
+def _seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = str(duration)
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)

@@ -1,0 +1,202 @@
+"""Releases: promote a gated package to production, roll back, keep an append-only history.
+
+    CARPRICE_HOME/releases/<n>/        one folder per released registry version n
+        manifest.json                  lineage, checksums, image, the three gate verdicts
+        bundle/ golden.jsonl package.json image.json params.yaml
+        gate1/ gate2/ gate3/           the gate reports the release passed
+        rollbacks/<time>/              gate 3 re-run before each switch back to this release
+    CARPRICE_HOME/releases/history.jsonl   every promotion and rollback, appended, never rewritten
+    CARPRICE_HOME/deploy/current           the deploy pointer (runtime.pointer), swapped atomically
+
+A running `carprice serve` writes its gunicorn master's pid to CARPRICE_HOME/run/serve.pid; a
+promotion or rollback sends it SIGHUP, and gunicorn replaces its workers gracefully with ones
+that load the bundle the pointer names now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from carprice.config import Paths, load_params, params_hash
+from carprice.model import registry
+from carprice.release.candidate import GOLDEN, IMAGE_JSON, PACKAGE_JSON, read_json
+from carprice.runtime import pointer
+from carprice.runtime.bundle import verify_bundle
+
+MANIFEST, HISTORY = "manifest.json", "history.jsonl"
+GATE_FILES = {
+    "gate1": ("data_report.json", "data_report.html"),
+    "gate2": ("evaluation.json", "evaluation.html"),
+    "gate3": ("e2e.json", "e2e.html", "service.log"),
+}
+
+
+class ReleaseError(Exception):
+    """A promotion or rollback was refused; production is unchanged."""
+
+
+def releases_dir(home: Path) -> Path:
+    return Path(home) / "releases"
+
+
+def pidfile(home: Path) -> Path:
+    """Where `carprice serve` records its gunicorn master's pid."""
+    return Path(home) / "run" / "serve.pid"
+
+
+def history(home: Path) -> list[dict]:
+    """Return every promotion and rollback, oldest first."""
+    path = releases_dir(home) / HISTORY
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def append_history(home: Path, entry: dict) -> dict:
+    entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
+    folder = releases_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / HISTORY).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return entry
+
+
+def current_release(home: Path) -> str | None:
+    """Return the release the deploy pointer names, or None."""
+    bundle = pointer.read_pointer(home)
+    if bundle is None or bundle.parent.parent != releases_dir(home).resolve():
+        return None
+    return bundle.parent.name
+
+
+def reload_service(home: Path) -> str:
+    """Ask a running `carprice serve` to reload gracefully (SIGHUP); say what happened."""
+    try:
+        pid = int(pidfile(home).read_text().strip())
+        # A pid file left by a crash may name a recycled pid: signal only a gunicorn master.
+        proc = Path(f"/proc/{pid}/cmdline")
+        if Path("/proc/self").exists() and b"gunicorn" not in proc.read_bytes():
+            return f"no running service to reload (pid {pid} is not gunicorn)"
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        return "no running service to reload"
+    return f"service reloaded (SIGHUP to gunicorn master {pid})"
+
+
+def _gate_passed(reports: dict[str, Path], name: str) -> bool:
+    return bool(read_json(reports[name] / GATE_FILES[name][0]).get("passed"))
+
+
+def promote(package_dir: Path, reports: dict[str, Path], params_file: Path, paths: Paths) -> dict:
+    """Make a gated package the champion; return the release manifest.
+
+    Args:
+        reports: the folders holding the gate1, gate2 and gate3 reports of this package.
+    """
+    package_dir = Path(package_dir)
+    meta = read_json(package_dir / PACKAGE_JSON)
+    version = meta["registry_version"]
+    if not (package_dir / IMAGE_JSON).exists():
+        raise ReleaseError(f"release {version} has no image: build it with `make image`")
+    image = read_json(package_dir / IMAGE_JSON)
+    registry.configure(paths)
+    tags = registry.by_version(version, paths.home / "registry-cache").tags
+    for gate in ("gate2", "gate3"):
+        if tags.get(gate) != "passed":
+            raise ReleaseError(
+                f"version {version} has {gate}={tags.get(gate, 'not run')!r}: only a version "
+                "that passed gates 2 and 3 is promoted"
+            )
+    gate3 = read_json(reports["gate3"] / "e2e.json")
+    if gate3.get("registry_version") != version or gate3.get("target", {}).get("id") != image["id"]:
+        raise ReleaseError(f"the gate 3 report in {reports['gate3']} is not about this image")
+    if not _gate_passed(reports, "gate1"):
+        raise ReleaseError(f"the gate 1 report in {reports['gate1']} did not pass")
+    params = load_params(params_file)
+    lineage = meta["lineage"]
+    if params_hash(params) != lineage.get("params_hash"):
+        raise ReleaseError(
+            f"{params_file} is not the parameter set version {version} was trained with"
+        )
+    target = releases_dir(paths.home) / version
+    if target.exists():
+        raise ReleaseError(
+            f"release {version} exists: `make rollback VERSION={version}` returns to it"
+        )
+    staging = target.with_name(f".{version}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(package_dir / "bundle", staging / "bundle")
+    for name in (GOLDEN, PACKAGE_JSON, IMAGE_JSON):
+        shutil.copy2(package_dir / name, staging / name)
+    shutil.copy2(params_file, staging / "params.yaml")
+    gates = {}
+    for gate, files in GATE_FILES.items():
+        (staging / gate).mkdir()
+        for name in files:
+            if (reports[gate] / name).exists():
+                shutil.copy2(reports[gate] / name, staging / gate / name)
+        gates[gate] = {"passed": _gate_passed(reports, gate), "report": f"{gate}/{files[0]}"}
+    manifest = {
+        "release": version,
+        "registry_version": version,
+        "model_version": meta["model_version"],
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": lineage.get("git_commit"),
+        "snapshot": {k: lineage.get(f"snapshot_{k}") for k in ("id", "sha256", "rows")},
+        "params_hash": lineage.get("params_hash"),
+        "params_file": "params.yaml",
+        "model_sha256": meta["model_sha256"],
+        "bundle_checksums_sha256": meta["bundle_checksums_sha256"],
+        "image": image,
+        "gates": gates,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, target)
+    switch(paths, version, "promote", image=image["id"])
+    return manifest
+
+
+def switch(paths: Paths, version: str, action: str, **details) -> dict:
+    """Point production at release `version`: deploy pointer, champion alias, reload, history."""
+    home = paths.home
+    bundle = releases_dir(home) / version / "bundle"
+    verify_bundle(bundle)
+    previous = current_release(home)
+    pointer.swap_pointer(home, bundle, note=f"{action} release {version}")
+    registry.configure(paths)
+    registry.set_alias(registry.CHAMPION, version)
+    reload = reload_service(home)
+    model = read_json(releases_dir(home) / version / MANIFEST)["model_version"]
+    return append_history(
+        home,
+        {
+            "action": action,
+            "release": version,
+            "model_version": model,
+            "previous": previous,
+            "reload": reload,
+            **details,
+        },
+    )
+
+
+def rollback_target(home: Path, version: str | None) -> str:
+    """Return the release to go back to: `version`, or the one before the current release."""
+    current = current_release(home)
+    if version is None:
+        moves = [e for e in history(home) if e["action"] in ("promote", "rollback")]
+        version = moves[-1]["previous"] if moves else None
+        if version is None:
+            raise ReleaseError("there is no earlier release to roll back to")
+    if not (releases_dir(home) / version / MANIFEST).exists():
+        raise ReleaseError(f"release {version} does not exist under {releases_dir(home)}")
+    if version == current:
+        raise ReleaseError(f"release {version} is already in production")
+    return version

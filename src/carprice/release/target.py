@@ -1,0 +1,73 @@
+"""What gate 3 runs against: the image as a container, or (opt-in) its entrypoint locally."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carprice.config import PROJECT_ROOT
+from carprice.release import container
+
+
+@dataclass
+class Target:
+    """A running service under test and how to stop it."""
+
+    kind: str
+    port: int
+    info: dict = field(default_factory=dict)
+    stop: Callable[[], str] = lambda: ""
+    engine: container.Engine | None = None
+    container_id: str | None = None
+
+
+def start_container(engine: container.Engine, image: str, workers: int) -> Target:
+    """Run the image; the target stops (and removes) the container and returns its log."""
+    port = container.free_port()
+    cid = engine.start(image, port, {"CARPRICE_WORKERS": str(workers)})
+
+    def stop() -> str:
+        log = engine.logs(cid)
+        engine.remove(cid)
+        return log
+
+    def alive() -> bool:
+        state = engine.run("inspect", "--format", "{{.State.Running}}", cid, check=False)
+        return state.strip() == "true"
+
+    info = engine.image_info(image)
+    info.update(engine=engine.name, image=image, container=cid[:12], alive=alive)
+    return Target("container", port, info, stop, engine, cid)
+
+
+def start_local(bundle: Path, workers: int) -> Target:
+    """Run the container's entrypoint (gunicorn, same config) as a local process: opt-in only."""
+    port = container.free_port()
+    home = Path(tempfile.mkdtemp(prefix="carprice-e2e-"))
+    env = {**os.environ, "CARPRICE_HOME": str(home), "CARPRICE_BUNDLE": str(bundle)}
+    env.update(CARPRICE_BIND=f"127.0.0.1:{port}", CARPRICE_WORKERS=str(workers), CARPRICE_DB_URL="")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = home / "gunicorn.log"
+    argv = [sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*argv, "serving.app:create_app()"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out
+        )
+
+    def stop() -> str:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return log.read_text(errors="replace")
+
+    info = {"process": proc.pid, "note": "local process: the container image was NOT tested"}
+    target = Target("local process (opt-in)", port, info, stop)
+    target.info["alive"] = lambda: proc.poll() is None
+    return target

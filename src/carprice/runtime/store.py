@@ -1,0 +1,251 @@
+"""The prediction log and the feedback store (SQLAlchemy Core; SQLite or PostgreSQL).
+
+Every estimate the service returns is one `predictions` row: its inputs, its outputs, the model
+that made it, how long it took and, when a challenger shadows the champion, what the challenger
+said. `feedback` rows (listing price, sold price, sold date) point at a prediction.
+
+SQLite (the default, `CARPRICE_HOME/carprice.db`) runs in WAL mode with a busy timeout, so
+several worker processes write concurrently without "database is locked". Feedback is committed
+with `synchronous=FULL`, so a 202 means it is on disk. No pandas here: the service imports it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import operator
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from carprice.runtime.store_tables import tables
+
+log = logging.getLogger("carprice.runtime.store")
+DB_FILE = "carprice.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Requests never checkpoint the WAL themselves (a checkpoint waits on fsync); a background
+# thread does, every CHECKPOINT_SECONDS. The automatic checkpoint stays as a backstop.
+SQLITE_AUTOCHECKPOINT_PAGES = 20_000
+CHECKPOINT_SECONDS = 1.0
+# A PostgreSQL server that does not answer must not hold a request for the OS's TCP timeout.
+PG_CONNECT_TIMEOUT_S = 3
+
+
+def default_url(home: Path) -> str:
+    """Return CARPRICE_DB_URL, or the SQLite file under CARPRICE_HOME."""
+    return os.environ.get("CARPRICE_DB_URL") or f"sqlite:///{Path(home).resolve() / DB_FILE}"
+
+
+def _json(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+    cur.close()
+
+
+def dedupe_key(prediction_id: str, *values) -> str:
+    """Return the sha256 that identifies one feedback post (prediction and reported values)."""
+    text = "\x1f".join([prediction_id, *("" if v is None else repr(v) for v in values)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Store:
+    """The prediction log and feedback tables behind one engine."""
+
+    def __init__(self, url: str, prefix: str = ""):
+        self.url = sa.engine.make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        options: dict = {"json_serializer": _json, "json_deserializer": orjson.loads}
+        if self.is_sqlite:
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            if self.url.database:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            options.update(pool_pre_ping=True, pool_size=2, max_overflow=4)
+            if self.url.get_backend_name() == "postgresql":
+                options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        self.engine = sa.create_engine(self.url, **options)
+        if self.is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.meta, self.predictions, self.feedback = tables(prefix)
+        self._prepare_insert()
+        self._checkpointer: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _prepare_insert(self) -> None:
+        """Compile the prediction INSERT once; each request then only binds its values."""
+        dialect = self.engine.dialect
+        columns = [c.name for c in self.predictions.columns]
+        compiled = self.predictions.insert().compile(dialect=dialect, column_keys=columns)
+        self._insert_sql = str(compiled)
+        self._columns = list(compiled.positiontup) if compiled.positional else columns
+        self._positional = compiled.positional
+        self._getter = operator.itemgetter(*self._columns)
+        self._value_processors = []
+        for i, name in enumerate(self._columns):
+            column_type = self.predictions.c[name].type
+            process = column_type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                shared = not isinstance(column_type, sa.JSON)  # JSON values are per listing
+                self._value_processors.append((i, process, shared))
+
+    def start_checkpointer(self, seconds: float = CHECKPOINT_SECONDS) -> None:
+        """Checkpoint the SQLite WAL from a background thread (no-op for other databases)."""
+        if not self.is_sqlite or self._checkpointer is not None:
+            return
+        self._stop.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(seconds,), name="wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except sa.exc.SQLAlchemyError as err:  # the next round tries again
+                log.warning("WAL checkpoint failed: %s", err)
+
+    def create(self) -> None:
+        """Create the tables that do not exist yet; add the dedupe key to an older feedback
+        table (its earlier rows keep a NULL key)."""
+        self.meta.create_all(self.engine, checkfirst=True)
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(self.feedback.name)}
+        if "dedupe_key" not in columns:
+            name = self.feedback.name
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN dedupe_key VARCHAR(64)")
+                conn.exec_driver_sql(
+                    f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_dedupe_key ON {name} (dedupe_key)"
+                )
+
+    def drop(self) -> None:
+        """Drop both tables (tests and throw-away stores only)."""
+        self.meta.drop_all(self.engine, checkfirst=True)
+
+    def dispose(self) -> None:
+        """Stop the checkpointer and close pooled connections (before a fork, or when done)."""
+        if self._checkpointer is not None:
+            self._stop.set()
+            self._checkpointer.join(10)
+            self._checkpointer = None
+        self.engine.dispose()
+
+    def log_estimates(self, rows: list[dict]) -> None:
+        """Insert prediction rows (column name -> every column's value) in one transaction."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(self._insert_sql, self._bind(rows))
+
+    def _bind(self, rows: list[dict]) -> list:
+        """Return DBAPI parameters: column values in statement order, through their bind
+        processors (a value shared by the rows of a request is processed once)."""
+        get, processors = self._getter, self._value_processors
+        memo: dict[int, object] = {}
+        params = []
+        for row in rows:
+            values = list(get(row))
+            for i, process, shared in processors:
+                value = values[i]
+                if value is None:
+                    continue
+                if shared:
+                    key = id(value)
+                    if key not in memo:
+                        memo[key] = process(value)
+                    values[i] = memo[key]
+                else:
+                    values[i] = process(value)
+            params.append(
+                tuple(values) if self._positional else dict(zip(self._columns, values, strict=True))
+            )
+        return params
+
+    def add_feedback(
+        self,
+        prediction_id: str,
+        *,
+        listing_price: float | None = None,
+        sold_price: float | None = None,
+        sold_at: dt.date | None = None,
+    ) -> int | None:
+        """Store feedback durably; return its id, or None when the prediction is unknown.
+
+        Posting the same values for the same prediction again stores nothing new and returns
+        the first record's id (a client retrying after a lost answer does not count twice).
+        """
+        p, f = self.predictions, self.feedback
+        key = dedupe_key(prediction_id, listing_price, sold_price, sold_at)
+        values = sa.select(
+            p.c.prediction_id,
+            sa.literal(listing_price, sa.Float),
+            sa.literal(sold_price, sa.Float),
+            sa.literal(sold_at, sa.Date),
+            sa.literal(dt.datetime.now(dt.UTC), sa.DateTime(timezone=True)),
+            sa.literal(key, sa.String),
+        ).where(p.c.prediction_id == prediction_id)
+        columns = [
+            "prediction_id",
+            "listing_price",
+            "sold_price",
+            "sold_at",
+            "received_at",
+            "dedupe_key",
+        ]
+        # One INSERT ... SELECT: the existence check and the write are one statement, so SQLite
+        # never has to upgrade a read transaction to a write one (which fails without waiting).
+        insert = (sqlite if self.is_sqlite else postgresql).insert(f)
+        statement = (
+            insert.from_select(columns, values)
+            .on_conflict_do_nothing(index_elements=[f.c.dedupe_key])
+            .returning(f.c.feedback_id)
+        )
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            try:
+                feedback_id = conn.execute(statement).scalar()
+                if feedback_id is None:  # unknown prediction, or the same feedback again
+                    query = sa.select(f.c.feedback_id).where(f.c.dedupe_key == key)
+                    feedback_id = conn.execute(query).scalar()
+                conn.commit()
+            finally:
+                if self.is_sqlite:
+                    conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        return feedback_id
+
+    def prediction(self, prediction_id: str) -> dict | None:
+        """Return one logged prediction as a mapping, or None."""
+        query = sa.select(self.predictions).where(self.predictions.c.prediction_id == prediction_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def feedback_for(self, prediction_id: str) -> list[dict]:
+        """Return the feedback stored against a prediction, oldest first."""
+        f = self.feedback
+        query = sa.select(f).where(f.c.prediction_id == prediction_id).order_by(f.c.feedback_id)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def count(self, table: str = "predictions", where: Mapping | None = None) -> int:
+        """Count rows of `predictions` or `feedback`, optionally filtered by column equality."""
+        t = self.predictions if table == "predictions" else self.feedback
+        query = sa.select(sa.func.count()).select_from(t)
+        for column, value in (where or {}).items():
+            query = query.where(t.c[column] == value)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())

@@ -1,0 +1,2 @@
+"""The market simulator: calibrated weekly listings and sales, scenarios, replay and
+the demo loop."""
