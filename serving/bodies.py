@@ -8,8 +8,9 @@ import json
 import orjson
 from flask import Request
 
+from carprice.runtime.listing import YEAR_MIN
 from serving.problems import Problem, field_error
-from serving.validation import YEAR_MIN, NonFinite, invalid, price
+from serving.validation import NonFinite, invalid, price
 
 FEEDBACK_FIELDS = ("prediction_id", "listing_price", "sold_price", "sold_at")
 _MISSING = object()

@@ -87,10 +87,10 @@ def _resolve_and_verify(server, starting):
     """Verify the bundle to serve and hand it to the workers; return False if refused."""
     from carprice.runtime import pointer
     from carprice.runtime.bundle import BundleError, verify_bundle
-    from serving.runtime import default_home
+    from carprice.runtime.home import home_dir
 
     explicit = os.environ.get("CARPRICE_BUNDLE")
-    path = explicit or pointer.read_pointer(default_home(), pointer.CURRENT)
+    path = explicit or pointer.read_pointer(home_dir(), pointer.CURRENT)
     previous = os.environ.get("CARPRICE_SERVE_BUNDLE")
     try:
         if path is None:
@@ -114,9 +114,10 @@ def on_starting(server):
     if not _resolve_and_verify(server, starting=True):
         raise SystemExit(3)
     from carprice.runtime import treecode
-    from serving.runtime import default_home, open_store
+    from carprice.runtime.home import home_dir
+    from serving.runtime import open_store
 
-    home = default_home()
+    home = home_dir()
     open_store(home).dispose()  # tables exist before several workers open the store
     treecode.library(treecode.cache_dir(home))  # compiled here once, not by every worker at once
 

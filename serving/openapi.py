@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 
-from serving import validation as v
+from carprice.runtime import listing as contract
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -19,7 +18,7 @@ def _price(description: str) -> dict:
     return {
         "type": ["number", "null"],
         "minimum": 1,
-        "maximum": v.PRICE_MAX,
+        "maximum": contract.ASKING_PRICE_MAX,
         "description": description,
     }
 
@@ -28,35 +27,35 @@ def _schemas(year_max: int) -> dict:
     listing = {
         "type": "object",
         "additionalProperties": False,
-        "required": list(v.LISTING_FIELDS),
+        "required": list(contract.API_FIELDS),
         "properties": {
             "make": {
                 "type": "string",
                 "minLength": 1,
-                "maxLength": v.TEXT_MAX,
+                "maxLength": contract.TEXT_MAX,
                 "examples": ["Volkswagen"],
             },
             "model": {
                 "type": "string",
                 "minLength": 1,
-                "maxLength": v.TEXT_MAX,
+                "maxLength": contract.TEXT_MAX,
                 "examples": ["Golf"],
             },
-            "fuel": {"enum": list(v.FUELS)},
-            "gear": {"enum": list(v.GEARS)},
-            "offer_type": {"enum": list(v.OFFER_TYPES)},
+            "fuel": {"enum": list(contract.FUELS)},
+            "gear": {"enum": list(contract.GEARS)},
+            "offer_type": {"enum": list(contract.OFFER_TYPES)},
             "mileage": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": v.MILEAGE_MAX,
+                "maximum": contract.MILEAGE_MAX,
                 "description": "km",
             },
-            "hp": {"type": "integer", "minimum": v.HP_MIN, "maximum": v.HP_MAX},
+            "hp": {"type": "integer", "minimum": contract.HP_MIN, "maximum": contract.HP_MAX},
             "year": {
                 "type": "integer",
-                "minimum": v.YEAR_MIN,
+                "minimum": contract.YEAR_MIN,
                 "maximum": year_max,
-                "description": f"first registration; at most next year (+{v.YEARS_AHEAD})",
+                "description": f"first registration; at most next year (+{contract.YEARS_AHEAD})",
             },
             "listing_price": _price("asking price in EUR; adds a price_rating to the estimate"),
         },
@@ -89,7 +88,7 @@ def _schemas(year_max: int) -> dict:
                     "type": "array",
                     "items": _ref("Listing"),
                     "minItems": 1,
-                    "maxItems": v.MAX_LISTINGS,
+                    "maxItems": contract.MAX_LISTINGS,
                 }
             },
         },
@@ -114,7 +113,7 @@ def _schemas(year_max: int) -> dict:
                     "type": ["string", "null"],
                     "format": "date",
                     "pattern": r"^(19[5-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$",
-                    "description": f"YYYY-MM-DD, from {v.YEAR_MIN}-01-01 to today",
+                    "description": f"YYYY-MM-DD, from {contract.YEAR_MIN}-01-01 to today",
                 },
             },
             # at least one of the three, not null
@@ -168,7 +167,7 @@ def _op(summary: str, ok: tuple[str, str, dict], errors: tuple[str, ...] = ()) -
 
 def document() -> dict:
     """Return the OpenAPI 3.1 document (its year bound moves with the calendar)."""
-    return _document(dt.date.today().year + v.YEARS_AHEAD)
+    return _document(contract.year_max())
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime import pointer, treecode
 from carprice.runtime.bundle import BundleError, load_bundle
+from carprice.runtime.home import home_dir
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.store import Store, default_url
 from serving.metrics import Metrics
@@ -29,11 +30,6 @@ log = logging.getLogger("carprice.serving")
 # this the oldest are dropped (and counted): estimates keep flowing, memory stays bounded.
 PENDING_MAX_ROWS = 50_000
 RETRY_SECONDS = 1.0
-
-
-def default_home() -> Path:
-    """Return CARPRICE_HOME, or ./var."""
-    return Path(os.environ.get("CARPRICE_HOME") or Path.cwd() / "var").resolve()
 
 
 def champion_path(home: Path, configured: str | os.PathLike | None = None) -> Path | None:
@@ -145,7 +141,7 @@ class Runtime:
     @classmethod
     def start(cls, config: dict) -> Runtime:
         """Load the bundles and open the store named by the configuration."""
-        home = Path(config.get("CARPRICE_HOME") or default_home())
+        home = Path(config.get("CARPRICE_HOME") or home_dir())
         store = open_store(home, config.get("DB_URL"), config.get("DB_PREFIX"))
         store.start_checkpointer()
         runtime = cls(home=home, store=store)

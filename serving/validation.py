@@ -2,29 +2,35 @@
 
 A request is rejected, never repaired: unknown fields, wrong types, NaN/Infinity, out-of-range
 numbers and oversize batches each produce one entry in the problem's `errors` list, addressed
-like `listings[3].mileage`. The allowed values are the data rules' own (`carprice.runtime.listing`).
+like `listings[3].mileage`. Fields, allowed values and bounds are the listing contract's
+(`carprice.runtime.listing`), the same ones gate 1 applies.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 
-from carprice.runtime.listing import FUELS, GEARS, OFFER_TYPES
+from carprice.runtime import listing
+from carprice.runtime.listing import (
+    API_FIELDS,
+    ASKING_PRICE_MAX,
+    FUELS,
+    GEARS,
+    HP_MAX,
+    HP_MIN,
+    INTEGER_BOUNDS,
+    MAX_LISTINGS,
+    MILEAGE_MAX,
+    OFFER_TYPES,
+    TEXT_MAX,
+    YEAR_MIN,
+)
 from serving.problems import Problem, field_error
 
-MAX_LISTINGS = 1000
 MAX_ERRORS = 100
-TEXT_MAX = 100
-MILEAGE_MAX = 990_000
-HP_MIN, HP_MAX = 5, 2000
-YEAR_MIN, YEARS_AHEAD = 1950, 1
-PRICE_MAX = 10_000_000
 _FUELS, _GEARS, _OFFERS = frozenset(FUELS), frozenset(GEARS), frozenset(OFFER_TYPES)
 _ENUMS = {"fuel": _FUELS, "gear": _GEARS, "offer_type": _OFFERS}
-_INTS = {"mileage": (0, MILEAGE_MAX), "hp": (HP_MIN, HP_MAX), "year": (YEAR_MIN, None)}
-LISTING_FIELDS = ("make", "model", "fuel", "gear", "offer_type", "mileage", "hp", "year")
-_ALLOWED = frozenset(LISTING_FIELDS) | {"listing_price"}
+_ALLOWED = frozenset(API_FIELDS) | {"listing_price"}
 _MISSING = object()
 
 
@@ -63,7 +69,7 @@ def price(item: dict, name: str, where: str, errors: list) -> float | None:
     value = item.get(name)
     if value is None:
         return None
-    if _number(value, f"{where}{name}", errors, integer=False, low=1, high=PRICE_MAX):
+    if _number(value, f"{where}{name}", errors, integer=False, low=1, high=ASKING_PRICE_MAX):
         return float(value)
     return None
 
@@ -95,8 +101,8 @@ def _valid_listing(item, year_max: int) -> dict | None:
         and YEAR_MIN <= year <= year_max
         and (
             asking is None
-            or (type(asking) is int and 1 <= asking <= PRICE_MAX)
-            or (type(asking) is float and 1 <= asking <= PRICE_MAX)  # NaN fails both bounds
+            or (type(asking) is int and 1 <= asking <= ASKING_PRICE_MAX)
+            or (type(asking) is float and 1 <= asking <= ASKING_PRICE_MAX)  # NaN fails both bounds
         )
     ):
         return {
@@ -126,15 +132,15 @@ def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
             field_error(f"{where}.{key}", "unknown field") for key in item if key not in _ALLOWED
         )
     out = {}
-    for name in LISTING_FIELDS:
+    for name in API_FIELDS:
         value = item.get(name, _MISSING)
         at = f"{where}.{name}"
         if value is _MISSING or value is None:
             errors.append(
                 field_error(at, "is required" if value is _MISSING else "must not be null")
             )
-        elif name in _INTS:
-            low, high = _INTS[name]
+        elif name in INTEGER_BOUNDS:
+            low, high = INTEGER_BOUNDS[name]
             if _number(value, at, errors, integer=True, low=low, high=high or year_max):
                 value = int(value)
         elif type(value) is not str:
@@ -145,7 +151,7 @@ def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
                 errors.append(field_error(at, f"must be one of: {allowed}"))
         elif not 0 < len(value) <= TEXT_MAX:
             errors.append(field_error(at, f"must hold 1 to {TEXT_MAX} characters"))
-        out["offerType" if name == "offer_type" else name] = value
+        out[listing.canonical_field(name)] = value
     out["listing_price"] = price(item, "listing_price", f"{where}.", errors)
     return out if len(errors) == before else None
 
@@ -167,7 +173,7 @@ def estimate_request(body) -> tuple[list[dict], list[float | None]]:
         )
     if errors:
         raise invalid(errors)
-    year_max = dt.date.today().year + YEARS_AHEAD
+    year_max = listing.year_max()
     rows = [_listing(item, f"listings[{i}]", errors, year_max) for i, item in enumerate(listings)]
     if errors:
         raise invalid(errors)

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from carprice.runtime.home import home_dir
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,7 +26,7 @@ class Paths:
     @classmethod
     def from_env(cls, root: Path | None = None) -> Paths:
         root = Path(root or os.environ.get("CARPRICE_ROOT") or Path.cwd()).resolve()
-        home = Path(os.environ.get("CARPRICE_HOME") or root / "var").resolve()
+        home = home_dir(root)
         return cls(root=root, home=home)
 
     @property

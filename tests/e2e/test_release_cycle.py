@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from carprice.release import container, promote
-from carprice.release.candidate import sha256_file
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
+from carprice.runtime.home import file_sha256
 from serving.docs_page import EXAMPLE_LISTING
 from tests.e2e.conftest import BIN, write_params
 
@@ -46,7 +46,7 @@ def test_retrain_releases_the_first_model_through_all_three_gates(world):
     )
     assert pointer == (promote.releases_dir(world.home) / champion / "bundle").resolve()
     assert all(gate["passed"] for gate in manifest["gates"].values())
-    assert manifest["model_sha256"] == sha256_file(pointer / "model.txt")
+    assert manifest["model_sha256"] == file_sha256(pointer / "model.txt")
     assert len(manifest["snapshot"]["sha256"]) == 64 and len(manifest["params_hash"]) == 64
     assert manifest["git_commit"] and world.engine.image_exists(manifest["image"]["id"])
     gate3 = json.loads((pointer.parent / "gate3" / "e2e.json").read_text())
@@ -144,7 +144,7 @@ def _tamper(bundle: Path) -> None:
     spec = json.loads(path.read_text())
     spec["vocab"]["make"] = spec["vocab"]["make"][::-1]
     path.write_text(json.dumps(spec, sort_keys=True) + "\n")
-    sums = {name: sha256_file(bundle / name) for name in BOOSTERS + JSON_FILES}
+    sums = {name: file_sha256(bundle / name) for name in BOOSTERS + JSON_FILES}
     (bundle / "checksums.json").write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
 
 

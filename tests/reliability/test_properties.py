@@ -106,16 +106,14 @@ def test_a_frame_and_the_same_rows_as_mappings_encode_bit_identically(spec, rows
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=_rows)
-def test_the_single_listing_path_encodes_like_the_matrix_path(small_bundle, rows):
+def test_the_single_listing_path_prices_like_the_matrix_path(small_bundle, rows):
     from carprice.runtime.bundle import load_bundle
-    from carprice.runtime.features import model_key
     from carprice.runtime.predictor import Predictor
 
     predictor = _predictor(small_bundle, load_bundle, Predictor)
-    matrix = predictor.bundle.spec.encode_rows(rows)
-    for row, expected in zip(rows, matrix, strict=True):
-        got = predictor._encode_one(row, model_key(row["make"], row["model"]))
-        assert np.array_equal(np.array(got, dtype=np.float64), expected, equal_nan=True)
+    batch = predictor.estimate([*rows, rows[0]])  # two or more listings: the matrix path
+    for row, expected in zip(rows, batch, strict=False):
+        assert predictor.estimate([row]) == [expected]
 
 
 _PREDICTORS: dict = {}

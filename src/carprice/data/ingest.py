@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, canonical_name
+from carprice.runtime.home import file_sha256
 
 INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
@@ -33,15 +34,6 @@ class Snapshot:
     manifest: Path
     rows: int
     created: bool
-
-
-def file_sha256(path: Path) -> str:
-    """Return the sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def discover_sources(path: Path) -> list[Path]:

@@ -19,6 +19,7 @@ from carprice.data.schema import (
     OFFER_TYPES,
     clean_schema,
 )
+from carprice.runtime import listing
 
 DUPLICATE = "duplicate"
 PRICE_OUTLIER = "price_outlier"
@@ -31,23 +32,29 @@ class ValidationRules:
     required_fields: tuple[str, ...] = CANONICAL_COLUMNS
     placeholders: dict[str, tuple[str, ...]] = field(default_factory=dict)
     non_car_makes: tuple[str, ...] = ()
-    mileage_max: int = 990_000
-    hp_min: int = 5
-    hp_max: int = 2000
-    year_min: int = 1950
-    year_max: int = dt.date.today().year + 1
-    price_min: int = 300
-    price_max: int = 500_000
+    # Bounds come from the listing contract (one source with the API), not from params.yaml.
+    mileage_max: int = listing.MILEAGE_MAX
+    hp_min: int = listing.HP_MIN
+    hp_max: int = listing.HP_MAX
+    year_min: int = listing.YEAR_MIN
+    year_max: int = field(default_factory=listing.year_max)
+    price_min: int = listing.PRICE_MIN
+    price_max: int = listing.PRICE_MAX
     outlier: OutlierRules = field(default_factory=OutlierRules)
+
+    CONFIGURABLE = ("required_fields", "placeholders", "non_car_makes", "outlier")
 
     @classmethod
     def from_params(cls, section: dict[str, Any], today: dt.date | None = None) -> ValidationRules:
         section = dict(section)
         today = today or dt.date.today()
-        unknown = set(section) - {*cls.__dataclass_fields__, "year_max_ahead"}
+        unknown = set(section) - set(cls.CONFIGURABLE)
         if unknown:
-            raise ValueError(f"unknown validation parameters: {sorted(unknown)}")
-        year_max = today.year + int(section.pop("year_max_ahead", 1))
+            raise ValueError(
+                f"unknown validation parameters: {sorted(unknown)} (listing bounds live in "
+                "carprice.runtime.listing, shared with the API)"
+            )
+        year_max = listing.year_max(today)
         placeholders = {k: tuple(v) for k, v in section.pop("placeholders", {}).items()}
         outlier = OutlierRules(**section.pop("outlier", {}))
         required = tuple(section.pop("required_fields", CANONICAL_COLUMNS))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from carprice.runtime.features import model_key
+from carprice.runtime.listing import frame_model_keys, model_key
 from carprice.runtime.predictor import Predictor
 
 AGE_BANDS = [(-99, 2, "0-2 y"), (3, 5, "3-5 y"), (6, 9, "6-9 y"), (10, 999, "10+ y")]
@@ -52,7 +52,7 @@ def metrics(price: np.ndarray, pred: np.ndarray, low=None, high=None) -> dict:
 
 def score(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     """Price every row with a bundle's own encoder; unsupported rows get NaN."""
-    keys = frame["make"].astype(str) + "|" + frame["model"].astype(str)
+    keys = frame_model_keys(frame)
     ok = keys.isin(predictor.bundle.supported).to_numpy()
     out = pd.DataFrame(index=frame.index, data={"ok": ok})
     for column in ("pred", "low", "high"):

@@ -29,6 +29,7 @@ from carprice.model.train import (
     withdrawn_models,
 )
 from carprice.runtime.bundle import load_bundle, write_bundle
+from carprice.runtime.listing import split_model_key
 from carprice.runtime.predictor import Predictor
 
 Progress = Callable[[str], None]
@@ -86,7 +87,7 @@ def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Pr
         staging,
         boosters=model.boosters,
         spec=model.spec,
-        supported=[tuple(k.split("|", 1)) for k in supported],
+        supported=[split_model_key(k) for k in supported],
         interval=model.interval,
         metadata=metadata,
     )

@@ -22,7 +22,8 @@ import pandas as pd
 from carprice.config import from_section
 from carprice.data.schema import CANONICAL_COLUMNS
 from carprice.runtime.bundle import BOOSTERS
-from carprice.runtime.features import FeatureSpec, model_key
+from carprice.runtime.features import FeatureSpec
+from carprice.runtime.listing import model_key
 
 TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
 

@@ -12,7 +12,6 @@ The package folder holds everything gate 3 and promotion need, and nothing else:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -26,17 +25,10 @@ from carprice.model import registry
 from carprice.model.lineage import snapshot_of
 from carprice.release.golden import build_golden, write_golden
 from carprice.runtime.bundle import load_bundle, verify_bundle
+from carprice.runtime.home import file_sha256
 from carprice.runtime.predictor import Predictor
 
 PACKAGE_JSON, GOLDEN, IMAGE_JSON = "package.json", "golden.jsonl", "image.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package(
@@ -75,10 +67,10 @@ def package(
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "lineage": lineage,
         "model_sha256": checksums["model.txt"],
-        "bundle_checksums_sha256": sha256_file(staging / "bundle" / "checksums.json"),
+        "bundle_checksums_sha256": file_sha256(staging / "bundle" / "checksums.json"),
         "golden": {
             "file": GOLDEN,
-            "sha256": sha256_file(staging / GOLDEN),
+            "sha256": file_sha256(staging / GOLDEN),
             "cases": len(cases),
             "heldout": sum(c["kind"] == "heldout" for c in cases),
             "edge": sum(c["kind"] == "edge" for c in cases),

@@ -20,14 +20,21 @@ import pandas as pd
 
 from carprice.model.evaluate import score
 from carprice.model.train import TEST, split_of
+from carprice.runtime.listing import (
+    API_FIELDS,
+    HP_MAX,
+    HP_MIN,
+    MILEAGE_MAX,
+    YEAR_MIN,
+    frame_model_keys,
+    split_model_key,
+)
+from carprice.runtime.listing import year_max as listing_year_max
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.ratings import price_rating
 
-API_FIELDS = ("make", "model", "fuel", "gear", "offer_type", "mileage", "hp", "year")
 # Fuels the API accepts; those absent from the training vocabulary make an "unseen" edge case.
 API_FUELS = ("Hydrogen", "Ethanol", "Others", "CNG", "LPG", "Electric/Diesel")
-# The API's bounds (serving/validation.py): the golden set stays inside what the API accepts.
-MILEAGE_MAX, HP_MIN, HP_MAX, YEAR_MIN = 990_000, 5, 2000, 1950
 
 
 def api_listing(row, listing_price=None) -> dict:
@@ -103,12 +110,12 @@ def heldout_listings(predictor: Predictor, clean: pd.DataFrame, n: int, seed: in
 
 def edge_listings(predictor: Predictor, clean: pd.DataFrame, today: dt.date) -> dict[str, dict]:
     """Return named edge-case listings built around the commonest supported car model."""
-    keys = clean["make"].astype(str) + "|" + clean["model"].astype(str)
+    keys = frame_model_keys(clean)
     supported = clean[keys.isin(predictor.bundle.supported).to_numpy()]
     top = supported.groupby(["make", "model"]).size().idxmax()
     base_row = supported[(supported["make"] == top[0]) & (supported["model"] == top[1])].iloc[0]
     base = api_listing(base_row)
-    year_max = today.year + 1
+    year_max = listing_year_max(today)
     cases = {
         "no_listing_price": base,
         "listing_price_far_below": {**base, "listing_price": 1},
@@ -136,7 +143,7 @@ def edge_listings(predictor: Predictor, clean: pd.DataFrame, today: dt.date) -> 
     if unseen:
         cases["fuel_unseen_in_training"] = {**base, "fuel": unseen[0]}
     for key in predictor.bundle.metadata.get("withdrawn_models", [])[:1]:
-        make, model = key.split("|", 1)
+        make, model = split_model_key(key)
         cases["withdrawn_model"] = {**base, "make": make, "model": model}
     return cases
 

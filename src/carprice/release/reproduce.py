@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from carprice.config import PROJECT_ROOT, Paths, load_params, params_hash
-from carprice.data.ingest import file_sha256
 from carprice.model.evaluate import score
 from carprice.model.lineage import git_commit
 from carprice.release import promote
 from carprice.release.golden import canonical_frame, read_golden
 from carprice.runtime.bundle import BOOSTERS, load_bundle
+from carprice.runtime.home import file_sha256
 from carprice.runtime.predictor import Predictor
 
 COMPARED = (*BOOSTERS, "feature_spec.json", "supported_models.json", "interval.json")

@@ -13,7 +13,6 @@ No pickle anywhere: a bundle is data, never code. This module imports no pandas.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ from pathlib import Path
 import lightgbm as lgb
 
 from carprice.runtime.features import FeatureSpec
+from carprice.runtime.home import file_sha256
+from carprice.runtime.listing import model_key
 
 BOOSTERS = ("model.txt", "model_q_low.txt", "model_q_high.txt")
 JSON_FILES = ("feature_spec.json", "supported_models.json", "interval.json", "metadata.json")
@@ -51,14 +52,6 @@ class Bundle:
         return str(self.metadata["model_version"])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _dump(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -85,7 +78,7 @@ def write_bundle(
     _dump(tmp / "supported_models.json", [{"make": a, "model": b} for a, b in sorted(supported)])
     _dump(tmp / "interval.json", interval)
     _dump(tmp / "metadata.json", metadata)
-    _dump(tmp / CHECKSUMS, {name: _sha256(tmp / name) for name in BOOSTERS + JSON_FILES})
+    _dump(tmp / CHECKSUMS, {name: file_sha256(tmp / name) for name in BOOSTERS + JSON_FILES})
     _fsync_tree(tmp)  # the files must be on disk before the rename makes the bundle visible
     os.replace(tmp, out_dir)
     _fsync_dir(out_dir.parent)
@@ -120,7 +113,7 @@ def verify_bundle(path: Path) -> dict[str, str]:
         file = path / name
         if not file.is_file():
             raise BundleError(f"{path}: {name} is missing")
-        if _sha256(file) != checksums[name]:
+        if file_sha256(file) != checksums[name]:
             raise BundleError(f"{path}: {name} does not match its checksum (corrupt or tampered)")
     return checksums
 
@@ -166,5 +159,5 @@ def load_bundle(path: Path) -> Bundle:
             )
     if "model_version" not in metadata:
         raise BundleError(f"{path}: metadata.json has no model_version")
-    keys = frozenset(f"{m['make']}|{m['model']}" for m in supported)
+    keys = frozenset(model_key(m["make"], m["model"]) for m in supported)
     return Bundle(path, spec, *boosters, supported=keys, interval=interval, metadata=metadata)

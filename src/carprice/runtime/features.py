@@ -18,18 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from carprice.runtime.listing import frame_model_keys, model_key
+
 SPEC_VERSION = 1
 # Raw inputs the encoder reads (canonical names).
 INPUTS = ("make", "model", "fuel", "gear", "offerType", "mileage", "hp", "year")
 CATEGORICAL = ("make", "make_model", "fuel", "gear", "offerType")
 NUMERIC = ("mileage", "hp", "year", "km_per_year", "hp_rel")
 FEATURES = CATEGORICAL + NUMERIC
-SEPARATOR = "|"
-
-
-def model_key(make, model) -> str:
-    """Return the key of a (make, model) pair as used in vocabularies and lookups."""
-    return f"{make}{SEPARATOR}{model}"
+_NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -42,12 +39,14 @@ class FeatureSpec:
     features: tuple[str, ...] = FEATURES
     version: int = SPEC_VERSION
     _index: dict[str, dict[str, float]] = field(default=None, repr=False, compare=False)
+    _lookups: tuple = field(default=(), repr=False, compare=False)
 
     def __post_init__(self):
         index = {
             name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocab.items()
         }
         object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_lookups", tuple(index[name] for name in CATEGORICAL))
 
     @property
     def categorical_features(self) -> list[int]:
@@ -59,7 +58,7 @@ class FeatureSpec:
     @classmethod
     def fit(cls, frame, ref_year: int | None = None) -> FeatureSpec:
         """Learn vocabularies and lookups from a clean training frame."""
-        keys = frame["make"].astype(str) + SEPARATOR + frame["model"].astype(str)
+        keys = frame_model_keys(frame)
         vocab = {
             "make": sorted(frame["make"].dropna().unique().tolist()),
             "make_model": sorted(keys.unique().tolist()),
@@ -102,54 +101,63 @@ class FeatureSpec:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     # --- encoding ----------------------------------------------------------------------------
+    # One definition: `encode_values` turns one listing's raw values into its model row with
+    # Python floats (the IEEE-754 double arithmetic numpy uses too). Requests, batches and
+    # training frames all go through it, so training and serving cannot encode differently.
 
-    def _derived(self, mileage, hp, year, hp_med) -> tuple[np.ndarray, np.ndarray]:
-        age = np.maximum(self.ref_year - year, 0.5)
-        return mileage / age, hp / hp_med
+    def encode_values(self, make, model, fuel, gear, offer_type, mileage, hp, year) -> list[float]:
+        """Return the model row of one listing's raw values (None or NaN where missing)."""
+        key = model_key(make, model)
+        make_i, key_i, fuel_i, gear_i, offer_i = self._lookups
+        mileage, hp, year = _float(mileage), _float(hp), _float(year)
+        age = self.ref_year - year
+        age = age if age > 0.5 or age != age else 0.5  # np.maximum(age, 0.5), NaN kept
+        return [
+            make_i.get(make, _NAN),
+            key_i.get(key, _NAN),
+            fuel_i.get(fuel, _NAN),
+            gear_i.get(gear, _NAN),
+            offer_i.get(offer_type, _NAN),
+            mileage,
+            hp,
+            year,
+            mileage / age,
+            _divide(hp, self.hp_median.get(key, _NAN)),
+        ]
 
-    def encode_frame(self, frame) -> np.ndarray:
-        """Encode a pandas DataFrame with the canonical input columns into the model matrix."""
-        keys = frame["make"].astype(str) + SEPARATOR + frame["model"].astype(str)
-        cats = {
-            "make": frame["make"],
-            "make_model": keys,
-            "fuel": frame["fuel"],
-            "gear": frame["gear"],
-            "offerType": frame["offerType"],
-        }
-        columns = {
-            name: values.map(self._index[name]).to_numpy(dtype=np.float64, na_value=np.nan)
-            for name, values in cats.items()
-        }
-        nums = {
-            c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            for c in ("mileage", "hp", "year")
-        }
-        hp_med = keys.map(self.hp_median).to_numpy(dtype=np.float64, na_value=np.nan)
-        km_per_year, hp_rel = self._derived(nums["mileage"], nums["hp"], nums["year"], hp_med)
-        columns.update(nums, km_per_year=km_per_year, hp_rel=hp_rel)
-        return np.column_stack([columns[name] for name in self.features])
+    def encode_row(self, row: Mapping) -> list[float]:
+        """Encode one listing given as a mapping with the canonical keys."""
+        return self.encode_values(*(row.get(name) for name in INPUTS))
 
     def encode_rows(self, rows: Iterable[Mapping]) -> np.ndarray:
         """Encode listings given as mappings (canonical keys; missing values as None)."""
-        rows = list(rows)
-        n_cat = len(CATEGORICAL)
-        out = np.empty((len(rows), len(self.features)), dtype=np.float64)
-        keys = []
-        nan = float("nan")
-        for i, row in enumerate(rows):
-            key = model_key(row.get("make"), row.get("model"))
-            keys.append(key)
-            values = (row.get("make"), key, row.get("fuel"), row.get("gear"), row.get("offerType"))
-            for j, (name, value) in enumerate(zip(CATEGORICAL, values, strict=True)):
-                out[i, j] = self._index[name].get(value, nan)
-            for j, name in enumerate(("mileage", "hp", "year")):
-                value = row.get(name)
-                out[i, n_cat + j] = nan if value is None else float(value)
-        hp_med = np.array([self.hp_median.get(k, nan) for k in keys], dtype=np.float64)
-        km_per_year, hp_rel = self._derived(
-            out[:, n_cat], out[:, n_cat + 1], out[:, n_cat + 2], hp_med
-        )
-        out[:, n_cat + 3] = km_per_year
-        out[:, n_cat + 4] = hp_rel
-        return out
+        encoded = [self.encode_row(row) for row in rows]
+        return np.array(encoded, dtype=np.float64).reshape(len(encoded), len(self.features))
+
+    def encode_frame(self, frame) -> np.ndarray:
+        """Encode a pandas DataFrame with the canonical input columns into the model matrix."""
+        columns = [_plain(frame[name]) for name in INPUTS]
+        encoded = [self.encode_values(*values) for values in zip(*columns, strict=True)]
+        return np.array(encoded, dtype=np.float64).reshape(len(encoded), len(self.features))
+
+
+def _plain(series) -> list:
+    """Return a column as Python values: text as str (missing: None), numbers as float (NaN)."""
+    if series.name in ("mileage", "hp", "year"):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan).tolist()
+    values = series.astype(object)
+    return values.where(values.notna(), None).tolist()
+
+
+def _float(value) -> float:
+    try:
+        return _NAN if value is None else float(value)
+    except TypeError:  # pandas' NA
+        return _NAN
+
+
+def _divide(a: float, b: float) -> float:
+    """Divide like numpy float64 (x/0 is ±inf or NaN, not an exception)."""
+    if b == 0.0:
+        return _NAN if a == 0.0 or a != a else float(np.divide(a, b))
+    return a / b

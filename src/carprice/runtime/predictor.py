@@ -19,10 +19,9 @@ import numpy as np
 from carprice.runtime import treecode
 from carprice.runtime.bundle import Bundle
 from carprice.runtime.fastscore import RowScorer, score_matrix
-from carprice.runtime.features import CATEGORICAL, model_key
+from carprice.runtime.listing import model_key
 
 UNSUPPORTED = "unsupported"
-_NAN = float("nan")
 
 
 class Predictor:
@@ -35,11 +34,6 @@ class Predictor:
         self._hi = float(bundle.interval["offset_high"])
         self._boosters = (bundle.point, bundle.low, bundle.high)
         spec = bundle.spec
-        self._index = [
-            {v: float(i) for i, v in enumerate(spec.vocab[name])} for name in CATEGORICAL
-        ]
-        self._hp_median = spec.hp_median
-        self._ref_year = spec.ref_year
         self._row = RowScorer(self._boosters, len(spec.features))
         n = len(spec.features)
         self._compiled = treecode.load(self._boosters, n, tree_cache) if compiled else None
@@ -88,7 +82,7 @@ class Predictor:
         key = model_key(listing.get("make"), listing.get("model"))
         if key not in self.bundle.supported:
             return _unsupported(listing)
-        values = self._encode_one(listing, key)
+        values = self.bundle.spec.encode_row(listing)
         if self._compiled is not None:
             point, low, high = self._compiled.score_row(values)
         else:
@@ -102,35 +96,6 @@ class Predictor:
             "price_low": round(price_low, 2),
             "price_high": round(price_high, 2),
         }
-
-    def _encode_one(self, row: Mapping, key: str) -> list[float]:
-        """Encode one listing exactly as `FeatureSpec.encode_rows` does, without numpy."""
-        get = row.get
-        make_i, key_i, fuel_i, gear_i, offer_i = self._index
-        values = [
-            make_i.get(get("make"), _NAN),
-            key_i.get(key, _NAN),
-            fuel_i.get(get("fuel"), _NAN),
-            gear_i.get(get("gear"), _NAN),
-            offer_i.get(get("offerType"), _NAN),
-        ]
-        mileage, hp, year = (_float(get(name)) for name in ("mileage", "hp", "year"))
-        age = self._ref_year - year
-        age = age if age > 0.5 or age != age else 0.5  # np.maximum(age, 0.5), NaN kept
-        hp_med = self._hp_median.get(key, _NAN)
-        values += [mileage, hp, year, mileage / age, _divide(hp, hp_med)]
-        return values
-
-
-def _float(value) -> float:
-    return _NAN if value is None else float(value)
-
-
-def _divide(a: float, b: float) -> float:
-    """Divide like numpy float64 (x/0 is ±inf or NaN, not an exception)."""
-    if b == 0.0:
-        return _NAN if a == 0.0 or a != a else float(np.divide(a, b))
-    return a / b
 
 
 def _unsupported(listing: Mapping) -> dict:
