@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from carprice.release.apischema import conforms
+from carprice.release.conformance import conforms
 from carprice.release.contracts import CONTRACTS_DIR as CONTRACTS
 from carprice.release.contracts import check_contract, load_contracts
 from carprice.runtime.bundle import load_bundle

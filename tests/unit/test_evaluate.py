@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.model.evaluate import Evaluation, baseline, evaluate, metrics, segment_table
+from carprice.model.evaluate import Evaluation, baseline, evaluate, segment_table
 from carprice.model.gate import ModelThresholds, check_model_gate
+from carprice.model.metrics import error_metrics as metrics
 from carprice.model.train import TEST, TRAIN
 from carprice.runtime.predictor import Predictor
 from tests.conftest import listing

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from carprice.model.metrics import error_metrics, grouped_error_metrics
 from carprice.runtime.listing import frame_model_keys, model_key
 from carprice.runtime.predictor import Predictor
 
@@ -25,29 +26,6 @@ class Evaluation:
     per_model: pd.DataFrame
     priced_share: float
     scored: pd.DataFrame = field(repr=False)
-
-
-def metrics(price: np.ndarray, pred: np.ndarray, low=None, high=None) -> dict:
-    """Return error metrics of predictions against true prices."""
-    price, pred = np.asarray(price, dtype=float), np.asarray(pred, dtype=float)
-    if len(price) == 0:
-        return {"rows": 0}
-    err = pred - price
-    ape = np.abs(err) / price
-    out = {
-        "rows": int(len(price)),
-        "mape": float(ape.mean()),
-        "median_ape": float(np.median(ape)),
-        "mae": float(np.abs(err).mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "r2": float(1 - (err**2).sum() / ((price - price.mean()) ** 2).sum()),
-        "bias": float(np.median(err / price)),
-    }
-    if low is not None:
-        low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-        out["coverage"] = float(((price >= low) & (price <= high)).mean())
-        out["interval_width"] = float(np.median((high - low) / pred))
-    return out
 
 
 def score(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
@@ -91,15 +69,16 @@ def segment_table(test: pd.DataFrame, pred: np.ndarray, ref_year: int) -> pd.Dat
             "gear": test["gear"],
             "age_band": age_band,
             "price_band": price_band,
-            "ape": np.abs(pred - test["price"]) / test["price"],
-            "signed": (pred - test["price"]) / test["price"],
+            "price": test["price"],
+            "pred": pred,
         }
     )
     parts = []
     for segment in ("make", "fuel", "gear", "age_band", "price_band"):
-        grouped = frame.groupby(segment, dropna=True)
-        part = grouped.agg(rows=("ape", "size"), mape=("ape", "mean"), bias=("signed", "median"))
-        part = part.reset_index().rename(columns={segment: "value"})
+        part = grouped_error_metrics(frame, segment, "price", "pred")[
+            [segment, "rows", "mape", "bias"]
+        ]
+        part = part.rename(columns={segment: "value"})
         part.insert(0, "segment", segment)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
@@ -116,7 +95,7 @@ def evaluate(
     ok = scored["ok"].to_numpy()
     rows = test[ok]
     s = scored[ok]
-    result_metrics = metrics(rows["price"], s["pred"], s["low"], s["high"])
+    result_metrics = error_metrics(rows["price"], s["pred"], s["low"], s["high"])
     base_pred = baseline(train, rows)
     champion_metrics = None
     if champion is not None:
@@ -125,8 +104,8 @@ def evaluate(
         champion_metrics = {
             "version": champion.version,
             "rows": int(both.sum()),
-            "challenger": metrics(rows["price"][both], s["pred"][both]),
-            "champion": metrics(rows["price"][both], theirs["pred"][both]),
+            "challenger": error_metrics(rows["price"][both], s["pred"][both]),
+            "champion": error_metrics(rows["price"][both], theirs["pred"][both]),
         }
     ref_year = int(test["year"].max())
     per_model = (
@@ -145,7 +124,7 @@ def evaluate(
     scored["key"] = [model_key(a, b) for a, b in zip(test["make"], test["model"], strict=True)]
     return Evaluation(
         metrics=result_metrics,
-        baseline=metrics(rows["price"], base_pred),
+        baseline=error_metrics(rows["price"], base_pred),
         champion=champion_metrics,
         segments=segment_table(rows, s["pred"].to_numpy(), ref_year),
         per_model=per_model,

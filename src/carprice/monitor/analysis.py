@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from carprice.config import from_section
+from carprice.model.metrics import grouped_error_metrics
 
 NUMERIC = ("mileage", "hp", "year")
 CATEGORICAL = ("make", "fuel", "gear", "offerType")
@@ -125,17 +126,10 @@ def error_table(joined: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Realised MAPE, median APE, bias and interval coverage on sold prices, grouped."""
     if joined.empty:
         return pd.DataFrame(columns=[*by, "sold", "mape", "median_ape", "bias", "coverage"])
-    return (
-        joined.groupby(by, dropna=False)
-        .agg(
-            sold=("ape", "size"),
-            mape=("ape", "mean"),
-            median_ape=("ape", "median"),
-            bias=("signed", "median"),
-            coverage=("covered", "mean"),
-        )
-        .reset_index()
-    )
+    table = grouped_error_metrics(joined, by, "sold_price", "price", "price_low", "price_high")
+    return table.rename(columns={"rows": "sold"})[
+        [*by, "sold", "mape", "median_ape", "bias", "coverage"]
+    ]
 
 
 def monitor(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from carprice.release.apischema import conforms
+from carprice.release.conformance import conforms
 from carprice.release.contracts import check_contract, load_contracts
 from carprice.release.golden import offline_answers
 from carprice.runtime.predictor import Predictor

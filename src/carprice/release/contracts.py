@@ -6,7 +6,7 @@ path such as `estimates[*].price` to rules (`type`, `in`, `equals`, `length`, `m
 `absent`,
 `unique`), and `checks` names whole-answer properties (`interval_ordered`,
 `one_estimate_per_listing`, `matches_offline`, `unsupported_have_reason`, `served_version`).
-OpenAPI conformance of the same answers lives in `carprice.release.apischema`.
+OpenAPI conformance of the same answers lives in `carprice.release.conformance`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,16 @@ import json
 import re
 from pathlib import Path
 
-from carprice.release.apischema import TYPES
+# JSON value kinds a contract's `type` rule may name.
+TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
 
 CONTRACTS_DIR = Path(__file__).with_name("consumer_contracts")
 
