@@ -142,9 +142,10 @@ reliability: $(STAMP) ## faults, fuzzing and hostile input against a real gunico
 audit: $(STAMP) ## known-vulnerability audit of the pinned dependencies (pip-audit)
 	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r serving/requirements.txt
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, import rules between districts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix .

@@ -37,7 +37,7 @@ def real_listings_path() -> Path:
 def run_cli(*args, cwd, env=None):
     """Run `carprice ARGS` in a fresh interpreter; return the completed process."""
     return subprocess.run(
-        [sys.executable, "-m", "carprice.cli.main", *args],
+        [sys.executable, "-m", "carprice.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

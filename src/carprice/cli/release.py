@@ -1,4 +1,5 @@
-"""The release subcommands of `carprice`: package, image, e2e, promote, rollback, reproduce.
+"""The release subcommands of `carprice`: package, image, e2e, promote, rollback, reproduce,
+loadtest.
 
 They parse arguments, call the release modules, write files and set the exit code: 1 when a gate
 or a release step refuses (with one sentence saying why), 2 for usage errors.
@@ -12,13 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from carprice.cli.progress import say
 from carprice.config import Paths, load_params
 
 PACKAGE = "data/model/package"
-
-
-def _say(message: str) -> None:
-    print(f"[carprice] {message}", file=sys.stderr, flush=True)
 
 
 def _gate3_settings(params_file: str) -> dict:
@@ -29,7 +27,7 @@ def cmd_package(args: argparse.Namespace) -> int:
     from carprice.release.candidate import package
 
     manifest = package(
-        Path(args.data), Path(args.out), _gate3_settings(args.params), Paths.from_env(), _say
+        Path(args.data), Path(args.out), _gate3_settings(args.params), Paths.from_env(), say
     )
     print(Path(args.out) / "package.json")
     return 0 if manifest else 1
@@ -55,7 +53,7 @@ def cmd_image(args: argparse.Namespace) -> int:
         engine.name if engine else "?",
         time.perf_counter() - started,
     )
-    _say(f"image {tag} ({image_id[:12]}) built in {info['build_seconds']} s")
+    say(f"image {tag} ({image_id[:12]}) built in {info['build_seconds']} s")
     print(image_id)
     return 0
 
@@ -70,7 +68,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     image = args.image
     if image is None and not args.local and (package / "image.json").exists():
         image = read_json(package / "image.json")["id"]
-    report = run_gate3(package, _gate3_settings(args.params), _say, image=image, local=args.local)
+    report = run_gate3(package, _gate3_settings(args.params), say, image=image, local=args.local)
     files = write_report(Path(args.out), report)
     verdict = "passed" if report["passed"] else "failed"
     tags = {"gate3": verdict if not args.local else f"{verdict} (local process, not the image)"}
@@ -78,7 +76,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         tags["image_id"] = report["target"]["id"]
     registry.configure(Paths.from_env())
     registry.set_tags(report["registry_version"], tags)
-    _say(f"report: {files['html']} ({report['seconds']} s)")
+    say(f"report: {files['html']} ({report['seconds']} s)")
     if not report["passed"]:
         print("gate 3 (artifact): FAILED: " + " ".join(report["reasons"]), file=sys.stderr)
         return 1
@@ -97,7 +95,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         print(f"promote refused: {err}", file=sys.stderr)
         return 1
     entry = history(paths.home)[-1]
-    _say(
+    say(
         f"release {manifest['release']} ({manifest['model_version']}) is the champion; "
         f"{entry['reload']}"
     )
@@ -111,7 +109,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     try:
         ok, entry = rollback(
-            args.version, Paths.from_env(), _gate3_settings(args.params), _say, local=args.local
+            args.version, Paths.from_env(), _gate3_settings(args.params), say, local=args.local
         )
     except ReleaseError as err:
         print(f"rollback refused: {err}", file=sys.stderr)
@@ -119,7 +117,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not ok:
         print(f"rollback refused: {entry['why']}; see {entry['gate3']}", file=sys.stderr)
         return 1
-    _say(
+    say(
         f"release {entry['release']} is back in production ({entry['model_version']}); "
         f"{entry['reload']}"
     )
@@ -131,12 +129,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from carprice.release.reproduce import reproduce
 
     paths = Paths.from_env()
-    result = reproduce(args.version, paths, _say)
+    result = reproduce(args.version, paths, say)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"release-{args.version}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    _say(f"report: {path}")
+    say(f"report: {path}")
     if not result["identical"]:
         differ = [k for k, same in result["files"].items() if not same]
         differ += [k for k, p in result["predictions"].items() if not p["identical"]]
@@ -144,6 +142,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 1
     print(f"reproduce {args.version}: identical ({result['code']})")
     return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from carprice.release.loadtest import run
+
+    return run(
+        args.host, args.users, args.duration, load_params(args.params), args.bundle, Path(args.out)
+    )
 
 
 def add_commands(sub) -> None:
@@ -189,3 +195,12 @@ def add_commands(sub) -> None:
     p.add_argument("version")
     p.add_argument("--out", default="reports/reproduce")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("loadtest", help="locust against a service; fails outside the budgets")
+    p.add_argument("--host", help="base URL of a running service (default: start one)")
+    p.add_argument("--users", type=int, help="concurrent users (default: params.yaml)")
+    p.add_argument("--duration", help="e.g. 30s or 2m (default: params.yaml)")
+    p.add_argument("--bundle", help="bundle for the service started here (default: champion)")
+    p.add_argument("--out", default="reports/load")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_loadtest)

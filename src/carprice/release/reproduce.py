@@ -63,7 +63,7 @@ def _run(args: list[str], src: Path, home: Path, work: Path, say) -> None:
     env.pop("MLFLOW_TRACKING_URI", None)  # the rebuild registers in its own throw-away store
     say("rebuild: carprice " + " ".join(args[:1]))
     proc = subprocess.run(
-        [sys.executable, "-m", "carprice.cli.main", *args],
+        [sys.executable, "-m", "carprice.cli", *args],
         cwd=work,
         env=env,
         capture_output=True,

@@ -53,7 +53,7 @@ def monitor(env: dict) -> dict:
     rc = run(
         sys.executable,
         "-m",
-        "carprice.cli.main",
+        "carprice.cli",
         "monitor",
         "--out",
         "reports/demo-monitoring",
@@ -76,7 +76,7 @@ def serve(env: dict) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "carprice.cli.main",
+            "carprice.cli",
             "serve",
             "--port",
             str(PORT),

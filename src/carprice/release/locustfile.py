@@ -5,7 +5,8 @@ Three kinds of callers, drawn from the market simulator:
 - a bulk re-pricing job: 1,000 listings per call (rare, heavy);
 - feedback: listing and sold prices posted against prediction ids the sellers received.
 
-    locust -f tests/load/locustfile.py --headless -H http://127.0.0.1:8000 -u 8 -r 4 -t 30s
+    locust -f src/carprice/release/locustfile.py --headless -H http://127.0.0.1:8000 \
+        -u 8 -r 4 -t 30s
 """
 
 from __future__ import annotations

@@ -1,0 +1,63 @@
+"""The data subcommands of `carprice`: ingest (snapshot) and validate (gate 1)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from carprice.cli.progress import say
+from carprice.config import Paths, load_params
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from carprice.data.ingest import ingest
+    from carprice.data.stage import sold_feedback
+
+    paths = Paths.from_env()
+    listings = Path(args.listings or paths.raw)
+    started = time.perf_counter()
+    feedback = None
+    if not args.no_feedback:
+        feedback = sold_feedback(paths, load_params(args.params), say)
+    snap = ingest(
+        listings, Path(args.snapshots or paths.snapshots), progress=say, feedback=feedback
+    )
+    state = "written" if snap.created else "already present, nothing written"
+    say(
+        f"snapshot {snap.snapshot_id[:12]} ({snap.rows:,} rows) {state} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    print(snap.parquet)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from carprice.data.stage import run_validation
+
+    gate = run_validation(
+        args.listings, Path(args.out), load_params(args.params), Paths.from_env(), say
+    )
+    print(gate.summary(), file=sys.stderr if not gate.passed else sys.stdout)
+    return 0 if gate.passed else 1
+
+
+def add_commands(sub) -> None:
+    """Register the data subcommands on the `carprice` parser."""
+    p = sub.add_parser("ingest", help="snapshot listing files (CSV/Parquet file or folder)")
+    p.add_argument("--listings", help="file or folder of listings (default: data/raw/)")
+    p.add_argument("--snapshots", help="snapshot folder (default: data/snapshots/)")
+    p.add_argument(
+        "--no-feedback",
+        action="store_true",
+        help="leave out sold feedback from the store (included by default when a store exists)",
+    )
+    p.add_argument("--params", default="params.yaml", help="for the feedback plausibility bounds")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("validate", help="gate 1: data rules, quarantine and sufficiency")
+    p.add_argument("--listings", required=True, help="snapshot (.parquet or id), file or folder")
+    p.add_argument("--out", required=True, help="output folder for clean data and the report")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_validate)

@@ -1,0 +1,61 @@
+"""The serve subcommand of `carprice`: the service under gunicorn in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from carprice.cli.progress import say
+from carprice.config import PROJECT_ROOT, Paths
+
+
+def _serving_dir() -> Path:
+    for root in (Path.cwd(), PROJECT_ROOT):
+        if (root / "serving" / "gunicorn.conf.py").is_file():
+            return root / "serving"
+    raise FileNotFoundError("serving/gunicorn.conf.py not found (run from the project root)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from carprice.runtime import pointer
+    from carprice.runtime.bundle import BundleError, verify_bundle
+
+    serving = _serving_dir()
+    home = Paths.from_env().home
+    bundle = Path(args.bundle).resolve() if args.bundle else pointer.read_pointer(home)
+    if bundle is None:
+        raise FileNotFoundError(f"no bundle: pass --bundle DIR or set {pointer.pointer_path(home)}")
+    try:
+        verify_bundle(bundle)
+    except BundleError as err:
+        print(f"carprice serve: bundle refused: {err}", file=sys.stderr)
+        return 2
+    os.environ["CARPRICE_HOME"] = str(home)
+    if args.bundle:
+        os.environ["CARPRICE_BUNDLE"] = str(bundle)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(serving / "gunicorn.conf.py")]
+    argv += ["--bind", f"{args.host}:{args.port}", "--chdir", str(serving.parent)]
+    from carprice.release.promote import pidfile
+
+    pidfile(home).parent.mkdir(parents=True, exist_ok=True)
+    argv += ["--pid", str(pidfile(home))]  # promote and rollback reload it with SIGHUP
+    if args.workers:
+        argv += ["--workers", str(args.workers)]
+    argv.append("serving.app:create_app()")
+    say(f"serving {bundle} on http://{args.host}:{args.port} (CARPRICE_HOME={home})")
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)  # gunicorn replaces this process: signals reach it directly
+    return 0  # not reached
+
+
+def add_commands(sub) -> None:
+    """Register the serve subcommand on the `carprice` parser."""
+    p = sub.add_parser("serve", help="run the HTTP price-estimate service (gunicorn, foreground)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    p.add_argument("--bundle", help="serve this bundle directory instead of the deploy pointer")
+    p.add_argument("--workers", type=int, help="gunicorn workers (default: one per core)")
+    p.set_defaults(func=cmd_serve)
