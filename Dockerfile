@@ -4,17 +4,25 @@
 #   docker run -p 127.0.0.1:8000:8000 carprice:latest
 #
 # BASE_IMAGE is any Debian-like image; the build installs Debian's python3 when the base has
-# none (a bare Debian base made with debootstrap, see scripts/container-setup.sh).
+# none (a bare Debian base made with debootstrap, see scripts/container-setup.sh). The build stage
+# alone gets a C compiler and the Python headers: it compiles the tree scorer extension
+# (carprice.runtime._treescore); the service image has no compiler.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 # PIP_CERT: a CA bundle mounted at build time where HTTPS is re-signed; it never enters the image.
 ARG PIP_CERT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN if ! command -v python3 >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
-      && rm -rf /var/lib/apt/lists/*; \
-    fi \
+RUN apt-get update \
+    && if ! command -v python3 >/dev/null; then \
+         apt-get install -y --no-install-recommends python3 python3-venv; \
+       fi \
+    && if ! python3 -c 'import os, sys, sysconfig; \
+           sys.exit(not os.path.isfile(os.path.join(sysconfig.get_path("include"), "Python.h")))'; \
+       then apt-get install -y --no-install-recommends python3-dev; \
+       fi \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/tools \
     && python3 -m venv --without-pip /opt/venv
 # The serving requirements only (no pandas, pandera, scikit-learn or mlflow), into a venv without
@@ -25,10 +33,12 @@ RUN [ -n "${PIP_CERT:-}" ] || unset PIP_CERT; \
     /opt/tools/bin/pip --python /opt/venv/bin/python install -r /tmp/requirements.txt \
     && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 # carprice itself without dependencies, apart from the venv: a code change rebuilds this layer only.
-COPY pyproject.toml README.md /tmp/carprice/
+# Installing it compiles the tree scorer extension; the build fails if the extension is missing.
+COPY pyproject.toml setup.py README.md /tmp/carprice/
 COPY src /tmp/carprice/src
 RUN [ -n "${PIP_CERT:-}" ] || unset PIP_CERT; \
-    /opt/tools/bin/pip install --no-deps --target /opt/carprice /tmp/carprice
+    /opt/tools/bin/pip install --no-deps --target /opt/carprice /tmp/carprice \
+    && PYTHONPATH=/opt/carprice /opt/venv/bin/python -c 'import carprice.runtime._treescore'
 
 FROM ${BASE_IMAGE}
 # libgomp1: LightGBM's OpenMP runtime. python3 only when the base image has none.

@@ -31,7 +31,7 @@ SIM_PER_WEEK ?= 5000
 PYTEST_ARGS ?=
 
 .PHONY: help setup retrain seed-raw ingest validate train evaluate package image e2e promote \
-	rollback reproduce serve releases container-setup monitor retrain-if-needed demo-loop \
+	rollback reproduce serve serve-stop serve-local releases container-setup monitor retrain-if-needed demo-loop \
 	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-serving \
 	clean
 
@@ -42,7 +42,7 @@ help: ## list the targets
 	  "reproduce), PORT=8000 (serve), E2E_LOCAL=1 (gate 3 on a local process)," \
 	  "HOST= USERS= DURATION= (loadtest), PYTEST_ARGS=..."
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml setup.py src/carprice/runtime/_treescore.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -104,8 +104,14 @@ reproduce: $(STAMP) ## rebuild release VERSION=n from its snapshot, params and c
 releases: ## list the release history (CARPRICE_HOME/releases/history.jsonl)
 	@cat $${CARPRICE_HOME:-var}/releases/history.jsonl 2>/dev/null || echo "no releases yet"
 
-serve: $(STAMP) ## serve the current champion with gunicorn on 127.0.0.1 (PORT=8000)
+serve: $(STAMP) ## production: run the champion image (the one gate 3 tested) on 127.0.0.1:PORT
 	$(BIN)/carprice serve --port $(PORT)
+
+serve-stop: $(STAMP) ## stop the production container
+	$(BIN)/carprice serve --stop
+
+serve-local: $(STAMP) ## development: this checkout under gunicorn in the foreground (PORT=8000)
+	$(BIN)/carprice serve --local --port $(PORT)
 
 monitor: $(STAMP) ## usage, drift, realised error on sold prices -> reports/monitoring/ (exit 10: retrain)
 	$(BIN)/carprice monitor --params $(PARAMS)

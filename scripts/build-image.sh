@@ -46,9 +46,10 @@ esac
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/src/carprice" "$context/serving" "$context/data/model/package"
-cp Dockerfile .dockerignore pyproject.toml README.md "$context/"
+cp Dockerfile .dockerignore pyproject.toml setup.py README.md "$context/"
 cp -r src/carprice "$context/src/"
 find "$context/src" -name __pycache__ -prune -exec rm -rf {} +
+find "$context/src" -name "*.so" -delete  # the image compiles its own extension
 cp serving/*.py serving/requirements.txt "$context/serving/"
 cp -r "$bundle" "$context/data/model/package/bundle"
 

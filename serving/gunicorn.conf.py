@@ -2,7 +2,10 @@
 
     gunicorn -c serving/gunicorn.conf.py 'serving.app:create_app()'
 
-Environment: CARPRICE_BIND (default 0.0.0.0:8000), CARPRICE_WORKERS (default: one per core),
+Environment: CARPRICE_BIND (default 0.0.0.0:8000; several addresses comma-separated),
+CARPRICE_REUSE_PORT=1 (share the port with the next release's server: serving/handover.py),
+CARPRICE_IMAGE_ID (the id of the running image, reported by GET /v1/model),
+CARPRICE_WORKERS (default: one per core),
 CARPRICE_WORKER_CLASS and CARPRICE_THREADS (default sync, 1; gthread keeps connections alive),
 CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
 deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL, CARPRICE_DRAIN_SECONDS (default 0: after
@@ -17,7 +20,10 @@ all workers of one generation serve one model.
 
 import os
 
-bind = os.environ.get("CARPRICE_BIND", "0.0.0.0:8000")
+bind = [b.strip() for b in os.environ.get("CARPRICE_BIND", "0.0.0.0:8000").split(",") if b.strip()]
+# CARPRICE_REUSE_PORT=1: the production handover (serving/handover.py) - a new container binds the
+# same port beside the old one and takes every new connection once it is up.
+reuse_port = os.environ.get("CARPRICE_REUSE_PORT") == "1"
 workers = int(os.environ.get("CARPRICE_WORKERS") or os.cpu_count() or 1)
 worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "sync")
 threads = int(os.environ.get("CARPRICE_THREADS") or 1)
@@ -58,9 +64,10 @@ def _environment(server):
 
 
 def _load_elsewhere(path) -> None:
-    """Load the bundle in a child process: checksums are not enough (a truncated model or a
-    feature-list mismatch with recomputed checksums), and LightGBM must not run in the master,
-    whose forked workers would inherit its OpenMP state."""
+    """Load the bundle as a worker does, in a child process: checksums are not enough (a
+    truncated model, a feature-list mismatch with recomputed checksums, tree-scorer tables that
+    point outside themselves), and LightGBM must not run in the master, whose forked workers
+    would inherit its OpenMP state."""
     import subprocess
     import sys
 
@@ -69,7 +76,8 @@ def _load_elsewhere(path) -> None:
     code = (
         "import sys\n"
         "from carprice.runtime.bundle import BundleError, load_bundle\n"
-        "try:\n    load_bundle(sys.argv[1])\n"
+        "from carprice.runtime.predictor import Predictor\n"
+        "try:\n    Predictor(load_bundle(sys.argv[1]), compiled=True)\n"
         "except BundleError as err:\n    sys.exit(str(err))\n"
     )
     try:
@@ -113,13 +121,10 @@ def on_starting(server):
     _mark_shutdown(server)
     if not _resolve_and_verify(server, starting=True):
         raise SystemExit(3)
-    from carprice.runtime import treecode
     from carprice.runtime.home import home_dir
     from serving.runtime import open_store
 
-    home = home_dir()
-    open_store(home).dispose()  # tables exist before several workers open the store
-    treecode.library(treecode.cache_dir(home))  # compiled here once, not by every worker at once
+    open_store(home_dir()).dispose()  # tables exist before several workers open the store
 
 
 def _shutdown_flag() -> str:
@@ -164,6 +169,16 @@ def post_worker_init(worker):
             worker.alive = False
 
     signal.signal(signal.SIGTERM, on_term)
+
+
+def when_ready(server):
+    """With reuse_port, new connections go to the newest server on the port (the handover)."""
+    if reuse_port:
+        from serving.handover import steer_to_newest
+
+        for listener in server.LISTENERS:
+            steer_to_newest(listener.sock)
+        server.log.info("listening with SO_REUSEPORT; new connections go to the newest server")
 
 
 def on_reload(server):

@@ -107,9 +107,33 @@ class Metrics:
             ["operation"],
             registry=r,
         )
-        self.log_rows_dropped = Counter(
-            "carprice_prediction_log_dropped_total",
-            "Prediction-log rows dropped because the store stayed down past the buffer.",
+        self.spooled = Counter(
+            "carprice_spooled_rows_total",
+            "Rows written to the local spool because the store failed (by kind).",
+            ["kind"],
+            registry=r,
+        )
+        self.drained = Counter(
+            "carprice_spool_drained_total",
+            "Spooled rows moved into the store (by kind).",
+            ["kind"],
+            registry=r,
+        )
+        self.spool_rows = Gauge(
+            "carprice_spool_rows",
+            "Rows waiting in the local spool for the store.",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self.spool_oldest_age = Gauge(
+            "carprice_spool_oldest_age_seconds",
+            "Age of the oldest row waiting in the local spool (0 when empty).",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self.spool_full = Counter(
+            "carprice_spool_full_total",
+            "Requests answered 503 because the spool was full.",
             registry=r,
         )
         self._children: dict[tuple, tuple] = {}

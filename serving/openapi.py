@@ -98,7 +98,44 @@ def _schemas(year_max: int) -> dict:
             "required": ["model_version", "estimates"],
             "properties": {
                 "model_version": {"type": "string"},
-                "estimates": {"type": "array", "items": _ref("Estimate")},
+                "estimates": {
+                    "type": "array",
+                    "items": _ref("Estimate"),
+                    "minItems": 1,
+                    "maxItems": contract.MAX_LISTINGS,
+                    "description": "one estimate per listing, in request order",
+                },
+            },
+        },
+        "ModelInfo": {
+            "type": "object",
+            "required": ["model_version", "runtime"],
+            "properties": {
+                "model_version": {"type": "string"},
+                "bundle": {"type": "string", "description": "the bundle directory's name"},
+                "metadata": {"type": "object", "description": "lineage, metrics, gates"},
+                "interval": {"type": "object", "description": "interval calibration"},
+                "supported_models": {"type": "integer", "minimum": 0},
+                "features": {"type": "array", "items": {"type": "string"}},
+                "challenger_version": {"type": ["string", "null"]},
+                "runtime": _ref("Runtime"),
+            },
+        },
+        "Runtime": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scorer", "image_id"],
+            "properties": {
+                "scorer": {
+                    "enum": ["compiled", "lightgbm"],
+                    "description": "what scores the trees: the compiled scorer, or LightGBM "
+                    "when the compiled one is unavailable",
+                },
+                "image_id": {
+                    "type": ["string", "null"],
+                    "description": "id of the running image (CARPRICE_IMAGE_ID); "
+                    "null outside a container",
+                },
             },
         },
         "Feedback": {
@@ -126,7 +163,10 @@ def _schemas(year_max: int) -> dict:
             "type": "object",
             "properties": {
                 "status": {"const": "accepted"},
-                "feedback_id": {"type": "integer"},
+                "feedback_id": {
+                    "type": ["integer", "null"],
+                    "description": "null while the post waits in the local spool (store away)",
+                },
                 "prediction_id": {"type": "string"},
             },
         },
@@ -175,7 +215,7 @@ def _document(year_max: int) -> dict:
     plain = {"content": {"application/json": {"schema": {"type": "object"}}}}
     estimates = _op(
         "Estimate prices for 1 to 1,000 listings",
-        ("200", "one estimate per listing, in order", _json_body("EstimateResponse")),
+        ("200", "one estimate per listing, in request order", _json_body("EstimateResponse")),
         ("400", "413", "415", "422", "503"),
     )
     estimates["requestBody"] = {"required": True, **_json_body("EstimateRequest")}
@@ -199,8 +239,9 @@ def _document(year_max: int) -> dict:
             "/v1/feedback": {"post": feedback},
             "/v1/model": {
                 "get": _op(
-                    "The served model: version, lineage, metrics, gates",
-                    ("200", "model information", plain),
+                    "The served model and what runs it: version, lineage, metrics, gates, "
+                    "scorer, image",
+                    ("200", "model information", _json_body("ModelInfo")),
                     ("503",),
                 )
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -11,6 +12,8 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime.ratings import price_rating
+from carprice.runtime.spool import SpoolFull
+from carprice.runtime.store import dedupe_key
 from serving import bodies, docs_page, openapi, records, validation
 from serving.problems import Problem, field_error
 from serving.runtime import Runtime
@@ -41,14 +44,15 @@ def _new_ids(count: int) -> list[str]:
 RETRY_AFTER_SECONDS = 5
 
 
+def _unavailable(detail: str) -> Problem:
+    return Problem(
+        503, "Service Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
 def _store_failed(err: Exception) -> Problem:
     log.error("store unavailable: %s", err)
-    return Problem(
-        503,
-        "Service Unavailable",
-        "the prediction store is unavailable; retry later",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return _unavailable("the prediction store is unavailable; retry later")
 
 
 @bp.post("/v1/estimates")
@@ -82,7 +86,11 @@ def estimates():
         answers.append(answer)
     latency_ms = (time.perf_counter() - started) * 1000.0
     rows = records.log_rows(rt, model.version, ids[-1], listings, asking, answers, latency_ms)
-    rt.log_estimates(rows)  # a store outage holds the rows back; pricing goes on
+    try:
+        rt.log_estimates(rows)  # durable before the answer: the store, else the local spool
+    except SpoolFull as err:
+        rt.metrics.spool_full.inc()
+        raise _unavailable(f"the prediction log cannot take more rows: {err}") from None
     rt.metrics.observe_estimates(results)
     return _json({"model_version": model.version, "estimates": answers})
 
@@ -93,11 +101,14 @@ def feedback():
     rt = _runtime()
     fields = bodies.feedback_request(bodies.parse_json(request))
     pid = fields.pop("prediction_id")
+    if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
+        return _spool_feedback(rt, pid, fields)
     try:
-        rt.flush_pending()  # the prediction may be among the rows held back during an outage
         feedback_id = rt.store.add_feedback(pid, **fields)
     except SQLAlchemyError as err:
         rt.metrics.store_failures.labels("add_feedback").inc()
+        if rt.spool.has_prediction(pid):  # spooled since the check above
+            return _spool_feedback(rt, pid, fields)
         raise _store_failed(err) from None
     if feedback_id is None:
         raise Problem(
@@ -110,9 +121,32 @@ def feedback():
     return _json({"status": "accepted", "feedback_id": feedback_id, "prediction_id": pid}, 202)
 
 
+def _spool_feedback(rt: Runtime, pid: str, fields: dict) -> Response:
+    """Accept feedback on a spooled prediction: durable in the spool, drained after it."""
+    post = {
+        "prediction_id": pid,
+        "dedupe_key": dedupe_key(
+            pid, fields.get("listing_price"), fields.get("sold_price"), fields.get("sold_at")
+        ),
+        "received_at": dt.datetime.now(dt.UTC),
+        **fields,
+    }
+    try:
+        rt.spool_feedback(post)
+    except SpoolFull as err:
+        rt.metrics.spool_full.inc()
+        raise _unavailable(f"the feedback spool cannot take more rows: {err}") from None
+    rt.metrics.feedback.inc()
+    return _json({"status": "accepted", "feedback_id": None, "prediction_id": pid}, 202)
+
+
+IMAGE_ID_ENV = "CARPRICE_IMAGE_ID"  # set by whoever starts the container (gate 3 does)
+
+
 @bp.get("/v1/model")
 def model_info():
-    """Describe the served model: version, lineage, metrics, gates, interval, challenger."""
+    """Describe the served model and what runs it: version, lineage, metrics, gates, interval,
+    challenger, the tree scorer in use and the image id."""
     rt = _runtime()
     if rt.champion is None:
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
@@ -127,6 +161,10 @@ def model_info():
             "supported_models": len(bundle.supported),
             "features": list(bundle.spec.features),
             "challenger_version": challenger,
+            "runtime": {
+                "scorer": "compiled" if rt.champion.compiled else "lightgbm",
+                "image_id": os.environ.get(IMAGE_ID_ENV) or None,
+            },
         }
     )
 

@@ -3,7 +3,8 @@
 The champion bundle is the one the configuration names, else the one the gunicorn master resolved
 and verified (`CARPRICE_SERVE_BUNDLE`), else `CARPRICE_BUNDLE`, else the deploy pointer. A bundle
 that fails verification is refused: the worker stays up, says why in its log and on `/readyz`,
-and answers estimates with 503. A challenger that fails to load is only logged.
+and answers estimates with 503 (so does a bundle whose tree-scorer tables are refused: see
+carprice.runtime.treecode). A challenger that fails to load is only logged.
 """
 
 from __future__ import annotations
@@ -11,25 +12,27 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from carprice.runtime import pointer, treecode
+from carprice.runtime import pointer
 from carprice.runtime.bundle import BundleError, load_bundle
 from carprice.runtime.home import home_dir
 from carprice.runtime.predictor import Predictor
+from carprice.runtime.spool import DEFAULT_MAX_ROWS, SPOOL_FILE, Spool, drain
 from carprice.runtime.store import Store, default_url
 from serving.metrics import Metrics
 
 log = logging.getLogger("carprice.serving")
-# Prediction-log rows a worker keeps while the store is down, written once it is back. Beyond
-# this the oldest are dropped (and counted): estimates keep flowing, memory stays bounded.
-PENDING_MAX_ROWS = 50_000
-RETRY_SECONDS = 1.0
+DRAIN_SECONDS = 1.0  # how often a worker moves spooled rows to the store
+
+
+def open_spool(home: Path) -> Spool:
+    """Open the local spool under home (CARPRICE_SPOOL_MAX_ROWS caps it)."""
+    cap = int(os.environ.get("CARPRICE_SPOOL_MAX_ROWS") or DEFAULT_MAX_ROWS)
+    return Spool(Path(home) / SPOOL_FILE, cap)
 
 
 def champion_path(home: Path, configured: str | os.PathLike | None = None) -> Path | None:
@@ -72,71 +75,61 @@ class Runtime:
     challenger: Predictor | None = None
     refusal: str | None = None
     draining: bool = False  # set on SIGTERM: readiness answers 503 while requests finish
-    pending: deque = field(default_factory=deque)  # log rows the store could not take yet
-    _pending_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _retrier: threading.Thread | None = field(default=None, repr=False)
+    spool: Spool | None = None
+    _drainer: threading.Thread | None = field(default=None, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def log_estimates(self, rows: list[dict]) -> bool:
-        """Write prediction-log rows (after any held back); keep them if the store is down.
+        """Make prediction-log rows durable before the answer: in the store, else the spool.
 
-        Returns False when the rows were held back: the estimates are still answered (pricing
-        does not depend on the log), and the rows are written once the store answers again.
+        Returns False when they went to the spool. Raises SpoolFull (and the store's error
+        with it) when neither can take them: the caller must not answer those estimates.
         """
-        with self._pending_lock:
+        try:
+            self.store.log_estimates(rows)
+            return True
+        except SQLAlchemyError as err:
+            self.metrics.store_failures.labels("log_estimates").inc()
+            log.error("store unavailable, spooling %d log rows: %s", len(rows), err)
+        self.spool.put_predictions(rows)
+        self.metrics.spooled.labels("prediction").inc(len(rows))
+        return False
+
+    def spool_feedback(self, post: dict) -> None:
+        """Keep one feedback post in the spool (its prediction is there, or the store is away)."""
+        self.spool.put_feedback(post)
+        self.metrics.spooled.labels("feedback").inc()
+
+    def drain_spool(self) -> tuple[int, int]:
+        """Move spooled rows to the store; return (predictions, feedback) moved."""
+        moved = drain(self.spool, self.store)
+        if any(moved):
+            self.metrics.drained.labels("prediction").inc(moved[0])
+            self.metrics.drained.labels("feedback").inc(moved[1])
+            log.info("store back: drained %d predictions and %d feedback posts", *moved)
+        return moved
+
+    def _drain_loop(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
             try:
-                self._flush_locked()
-                self.store.log_estimates(rows)
-                return True
-            except SQLAlchemyError as err:
-                self.metrics.store_failures.labels("log_estimates").inc()
-                log.error("store unavailable, holding %d log rows back: %s", len(rows), err)
-                self._hold_locked(rows)
-                return False
+                stats = self.spool.stats()
+                if stats["predictions"] or stats["feedback"]:
+                    self.drain_spool()
+                    stats = self.spool.stats()
+                self.metrics.spool_rows.set(stats["predictions"] + stats["feedback"])
+                self.metrics.spool_oldest_age.set(stats["oldest_age_s"])
+            except SQLAlchemyError:
+                continue  # the store is still away: the next round tries again
+            except Exception:  # the drainer must never die quietly
+                log.exception("spool drain failed; retrying")
 
-    def flush_pending(self) -> None:
-        """Write held-back log rows; raise SQLAlchemyError while the store is still down."""
-        with self._pending_lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        if not self.pending:
-            return
-        rows = list(self.pending)
-        self.store.log_estimates(rows)
-        self.pending.clear()
-        log.info("store back: wrote %d held-back prediction-log rows", len(rows))
-
-    def _retry_pending(self, seconds: float = RETRY_SECONDS) -> None:
-        """Write held-back rows from a background thread until the store takes them."""
-        while True:
-            time.sleep(seconds)
-            with self._pending_lock:
-                try:
-                    self._flush_locked()
-                except SQLAlchemyError:
-                    continue  # still down; the next round tries again
-                if not self.pending:
-                    self._retrier = None  # under the lock: a later hold starts a new one
-                    return
-
-    def _hold_locked(self, rows: list[dict]) -> None:
-        if self._retrier is None:  # one retry thread per worker, only while rows wait
-            self._retrier = threading.Thread(
-                target=self._retry_pending, name="log-retry", daemon=True
+    def start_drainer(self, seconds: float = DRAIN_SECONDS) -> None:
+        """Drain the spool from a background thread, every `seconds` (once per worker)."""
+        if self._drainer is None:
+            self._drainer = threading.Thread(
+                target=self._drain_loop, args=(seconds,), name="spool-drain", daemon=True
             )
-            self._retrier.start()
-        self.pending.extend(rows)
-        excess = len(self.pending) - PENDING_MAX_ROWS
-        if excess > 0:
-            for _ in range(excess):
-                self.pending.popleft()
-            self.metrics.log_rows_dropped.inc(excess)
-            log.error("dropped %d held-back prediction-log rows (buffer full)", excess)
-
-    @property
-    def tree_cache(self) -> Path:
-        """Where compiled tree scorers are cached (CARPRICE_TREE_CACHE or home/cache/trees)."""
-        return treecode.cache_dir(self.home)
+            self._drainer.start()
 
     @classmethod
     def start(cls, config: dict) -> Runtime:
@@ -144,7 +137,8 @@ class Runtime:
         home = Path(config.get("CARPRICE_HOME") or home_dir())
         store = open_store(home, config.get("DB_URL"), config.get("DB_PREFIX"))
         store.start_checkpointer()
-        runtime = cls(home=home, store=store)
+        runtime = cls(home=home, store=store, spool=open_spool(home))
+        runtime.start_drainer()
         runtime.load_champion(champion_path(home, config.get("BUNDLE")))
         runtime.load_challenger(challenger_path(home, config.get("CHALLENGER_BUNDLE")))
         return runtime
@@ -154,9 +148,7 @@ class Runtime:
             self.refusal = "no model bundle configured (no --bundle and no deploy pointer)"
         else:
             try:
-                self.champion = Predictor(
-                    load_bundle(path), compiled=True, tree_cache=self.tree_cache
-                )
+                self.champion = Predictor(load_bundle(path), compiled=True)
             except BundleError as err:
                 self.refusal = f"bundle refused: {err}"
         if self.champion is None:
@@ -169,9 +161,7 @@ class Runtime:
         if path is None:
             return
         try:
-            self.challenger = Predictor(
-                load_bundle(path), compiled=True, tree_cache=self.tree_cache
-            )
+            self.challenger = Predictor(load_bundle(path), compiled=True)
         except Exception as err:  # a challenger must never stop the champion from serving
             log.error("challenger not loaded, serving without shadow model: %s", err)
             return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from importlib import resources
 
 import jsonschema
@@ -13,7 +15,9 @@ import yaml
 
 from carprice.config import PROJECT_ROOT
 
-K8S = sorted((PROJECT_ROOT / "deploy" / "k8s").glob("*.yaml"))
+KUSTOMIZATION = PROJECT_ROOT / "deploy" / "k8s" / "kustomization.yaml"
+K8S = sorted(p for p in (PROJECT_ROOT / "deploy" / "k8s").glob("*.yaml") if p != KUSTOMIZATION)
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "retrain.yml"
 GUNICORN = (PROJECT_ROOT / "serving" / "gunicorn.conf.py").read_text()
 
 
@@ -83,17 +87,110 @@ def test_the_compose_stack_validates_and_wires_the_store_and_scraping():
     assert scrape["static_configs"][0]["targets"] == ["carprice:8000"]
 
 
+def test_compose_runs_the_champion_image_and_builds_nothing():
+    service = load(PROJECT_ROOT / "deploy" / "docker-compose.yml")["services"]["carprice"]
+    assert service["image"] == "${CARPRICE_IMAGE:-carprice:champion}"
+    assert "build" not in service  # only the image gate 3 tested ships, never a local rebuild
+
+
+def test_the_kustomization_lists_every_manifest_and_names_the_deployments_image():
+    kustomization = load(KUSTOMIZATION)
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    assert sorted(kustomization["resources"]) == [p.name for p in K8S]
+    container = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    # a plain name kustomize rewrites: no tag, no digest, no registry of its own
+    assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", container["image"]), container["image"]
+    [entry] = kustomization["images"]
+    assert entry["name"] == container["image"]
+    assert set(entry) <= {"name", "newName", "newTag", "digest"}
+    assert entry.get("newTag") == "champion"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_renders_valid_manifests_with_the_champion_tag():
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(KUSTOMIZATION.parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert sorted(d["kind"] for d in docs) == sorted(by_kind())
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "carprice:champion"
+
+
 def make_targets() -> set[str]:
     text = (PROJECT_ROOT / "Makefile").read_text()
     return set(re.findall(r"^([a-zA-Z][\w-]*):", text, re.M))
 
 
+def workflow() -> dict:
+    doc = load(WORKFLOW)
+    doc["on"] = doc.pop(True)  # YAML 1.1 reads the bare key `on` as a boolean
+    return doc
+
+
+def step_text(step: dict) -> str:
+    """A step's shell command plus the text of the repository scripts it runs."""
+    run = step.get("run", "")
+    scripts = re.findall(r"\bscripts/[\w.-]+\.sh\b", run)
+    return "\n".join([run, *((PROJECT_ROOT / s).read_text() for s in scripts)])
+
+
 def test_the_cd_pipeline_validates_and_calls_existing_make_targets():
-    path = PROJECT_ROOT / ".github" / "workflows" / "retrain.yml"
-    workflow = load(path)
-    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the bare key `on` as a boolean
-    jsonschema.validate(workflow, vendored_schema("github-workflows"))
-    runs = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
-    called = set(re.findall(r"\bmake ([a-z][\w-]*)", "\n".join(runs)))
-    assert {"retrain", "image"} <= called
+    doc = workflow()
+    jsonschema.validate(doc, vendored_schema("github-workflows"))
+    steps = [s for job in doc["jobs"].values() for s in job["steps"]]
+    text = "\n".join(step_text(s) for s in steps)
+    called = set(re.findall(r"\bmake ([a-z][\w-]*)", text))
+    assert "retrain" in called
     assert called <= make_targets(), called - make_targets()
+    runs = "\n".join(s.get("run", "") for s in steps)
+    for script in re.findall(r"\bscripts/[\w.-]+\.sh\b", runs):
+        path = PROJECT_ROOT / script
+        assert path.is_file() and path.stat().st_mode & 0o111, script
+        assert "set -euo pipefail" in path.read_text() and "usage" in path.read_text(), script
+
+
+def test_the_cd_pipeline_publishes_the_gated_image_without_rebuilding():
+    doc = workflow()
+    steps = doc["jobs"]["retrain"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    code = "\n".join(  # the commands the steps run, without comments
+        line
+        for s in steps
+        for line in step_text(s).splitlines()
+        if not line.strip().startswith("#")
+    )
+    assert not re.search(r"(^|[;&|]\s*|exec\s+)make\s+(image|e2e)\b", code, re.M)
+    assert not re.search(r"(docker|podman|engine\"?)\s+(image\s+)?build\b", code)
+    assert "build-image.sh" not in code
+    assert "carprice:latest" not in WORKFLOW.read_text()
+    retrain = next(i for i, r in enumerate(runs) if "scripts/ci-retrain.sh" in r)
+    publish = next(i for i, r in enumerate(runs) if "scripts/publish-image.sh --champion" in r)
+    assert retrain < publish
+    assert not any(s.get("if") for s in steps[retrain : publish + 1] if s.get("run"))
+
+
+def test_the_cd_pipeline_triggers_and_keeps_release_state_between_runs():
+    doc = workflow()
+    triggers = doc["on"]
+    assert "push" not in triggers  # data/raw/ is gitignored: a push never carries listings
+    assert triggers["schedule"] and "repository_dispatch" in triggers
+    assert triggers["workflow_dispatch"]["inputs"]["listings"]["required"] is False
+    job = doc["jobs"]["retrain"]
+    assert "${{ github.workspace }}" in job["env"]["CARPRICE_HOME"]  # a stable absolute path
+    runs = [s.get("run", "") for s in job["steps"]]
+    restore = next(i for i, r in enumerate(runs) if "release-state.sh restore" in r)
+    save = next(i for i, r in enumerate(runs) if "release-state.sh save" in r)
+    assert restore < runs.index(next(r for r in runs if "ci-retrain.sh" in r)) < save
+    assert "steps.restore.outcome == 'success'" in job["steps"][save]["if"]
+    [upload] = [s for s in job["steps"][save:] if s.get("with", {}).get("name") == "carprice-home"]
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["if"] == job["steps"][save]["if"]
+    assert doc["concurrency"]["cancel-in-progress"] is False

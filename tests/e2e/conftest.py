@@ -43,6 +43,7 @@ class World:
     root: Path
     engine: container.Engine
     images: list[str] = field(default_factory=list)
+    switches: dict = field(default_factory=dict)  # production switches measured under traffic
 
     @property
     def home(self) -> Path:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from carprice.release import container, promote
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from carprice.runtime.home import file_sha256
 from serving.docs_page import EXAMPLE_LISTING
-from tests.e2e.conftest import BIN, write_params
+from tests.e2e.conftest import write_params
+from tests.e2e.traffic import SLOW_S, Traffic
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
@@ -185,8 +184,46 @@ def test_a_service_answering_differently_fails_gate_3_and_cannot_be_promoted(wor
     assert world.production() == before
 
 
+def _get(port: int, path: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
-def second_release(world, second) -> str:
+def production(world):
+    """`carprice serve`: the champion image as the production container on a free port."""
+    port = container.free_port()
+    proc = world.carprice("serve", "--port", str(port), "--workers", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    yield port
+    world.carprice("serve", "--stop")
+
+
+def test_serve_runs_the_image_gate_3_tested_with_the_compiled_scorer(world, production):
+    champion, bundle = world.production()
+    manifest = json.loads((bundle.parent / "manifest.json").read_text())
+    model = _get(production, "/v1/model")
+    assert model["runtime"] == {"scorer": "compiled", "image_id": manifest["image"]["id"]}
+    gate3 = json.loads((bundle.parent / "gate3" / "e2e.json").read_text())
+    assert gate3["target"]["id"] == manifest["image"]["id"]
+    assert model["model_version"] == manifest["model_version"]
+
+
+def _assert_switched_cleanly(traffic: Traffic, old: str, new: str) -> None:
+    s = traffic.stats
+    assert s.requests > 100, s
+    assert s.errors == [] and s.non_2xx == [], s
+    assert s.slow == [], f"requests slower than {SLOW_S} s: {s.slow}"
+    assert s.versions == [old, new], s.versions
+
+
+@pytest.fixture(scope="module")
+def second_release(world, second, production) -> str:
+    """Release 2, promoted while production answers 8 concurrent connections."""
     params = str(world.root / "params.yaml")
     package = second["PACKAGE"]
     for step in (
@@ -207,11 +244,28 @@ def second_release(world, second) -> str:
             params,
         ],
     ):
-        proc = world.carprice(*step)
+        if step[0] == "promote":
+            before = _get(production, "/v1/model")["model_version"]
+            with Traffic(production) as traffic:
+                proc = world.carprice(*step)
+            world.switches["promote"] = (traffic, before)
+        else:
+            proc = world.carprice(*step)
         if step[0] == "image":
             world.images.append(json.loads((Path(package) / "image.json").read_text())["tag"])
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip()
+
+
+def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_request(
+    world, second_release, production
+):
+    traffic, before = world.switches["promote"]
+    manifest = json.loads(
+        (promote.releases_dir(world.home) / second_release / "manifest.json").read_text()
+    )
+    _assert_switched_cleanly(traffic, before, manifest["model_version"])
+    assert _get(production, "/v1/model")["runtime"]["image_id"] == manifest["image"]["id"]
 
 
 def _estimate_version(port: int) -> str:
@@ -239,35 +293,26 @@ def _wait_for(port: int, version: str, seconds: float = 60) -> str:
     return seen
 
 
-def test_rollback_reruns_gate_3_switches_back_and_the_service_answers_with_the_old_model(
-    world, second_release
+def test_rollback_reruns_gate_3_and_switches_production_back_under_load(
+    world, second_release, production
 ):
     releases = promote.releases_dir(world.home)
     first = promote.history(world.home)[0]["release"]
-    old = json.loads((releases / first / "manifest.json").read_text())["model_version"]
+    first_manifest = json.loads((releases / first / "manifest.json").read_text())
+    old = first_manifest["model_version"]
     new = json.loads((releases / second_release / "manifest.json").read_text())["model_version"]
     assert old != new and world.production()[0] == second_release
-    port = container.free_port()
-    server = subprocess.Popen(
-        [str(BIN / "carprice"), "serve", "--port", str(port), "--workers", "1"],
-        env=world.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert _wait_for(port, new) == new
+    with Traffic(production) as traffic:
         proc = world.carprice("rollback", "--params", str(world.root / "params.yaml"))
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert proc.stdout.strip() == first
-        assert _wait_for(port, old) == old
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == first
+    _assert_switched_cleanly(traffic, new, old)
+    assert _get(production, "/v1/model")["runtime"]["image_id"] == first_manifest["image"]["id"]
     assert world.production() == (first, (releases / first / "bundle").resolve())
     entry = promote.history(world.home)[-1]
     assert entry["action"] == "rollback" and entry["previous"] == second_release
     assert entry["gate3_passed"] and Path(entry["gate3"]).exists()
-    assert "SIGHUP" in entry["reload"]
+    assert "replaced" in entry["reload"]
 
 
 def test_reproduce_rebuilds_release_1_with_identical_predictions(world):

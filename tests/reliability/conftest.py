@@ -15,13 +15,11 @@ from carprice.config import PROJECT_ROOT
 from tests.serving.conftest import (  # noqa: F401  (fixtures, reused rather than copied)
     app,
     bundle_dir,
-    c_compiler,
     client,
     db,
     home,
     make_bundle,
     pg_url,
-    tree_cache,
 )
 from tests.serving.test_gunicorn import CONF, Server, _call, _free_port
 

@@ -61,7 +61,7 @@ def test_serve_refuses_a_tampered_bundle_before_starting(tampered, home, monkeyp
     monkeypatch.setenv("CARPRICE_HOME", str(home))
     monkeypatch.setenv("CARPRICE_BUNDLE", "")
     monkeypatch.setattr("os.execv", lambda *a: pytest.fail("gunicorn must not start"))
-    assert main(["serve", "--bundle", str(tampered), "--port", "8999"]) == 2
+    assert main(["serve", "--local", "--bundle", str(tampered), "--port", "8999"]) == 2
     assert "model.txt does not match its checksum" in capsys.readouterr().err
 
 
@@ -69,7 +69,7 @@ def test_serve_without_a_bundle_says_how_to_name_one(home, monkeypatch, capsys):
     monkeypatch.setenv("CARPRICE_HOME", str(home))
     monkeypatch.setenv("CARPRICE_BUNDLE", "")  # recorded, so the value cmd_serve sets is undone
     monkeypatch.setattr("os.execv", lambda *a: pytest.fail("gunicorn must not start"))
-    assert main(["serve"]) == 2
+    assert main(["serve", "--local"]) == 2
     assert "--bundle" in capsys.readouterr().err
 
 
@@ -78,7 +78,7 @@ def test_serve_execs_gunicorn_with_the_verified_bundle(bundle_dir, home, monkeyp
     monkeypatch.setenv("CARPRICE_HOME", str(home))
     monkeypatch.setenv("CARPRICE_BUNDLE", "")  # recorded, so the value cmd_serve sets is undone
     monkeypatch.setattr("os.execv", lambda path, argv: calls.append(argv))
-    main(["serve", "--bundle", str(bundle_dir), "--port", "8123", "--workers", "3"])
+    main(["serve", "--local", "--bundle", str(bundle_dir), "--port", "8123", "--workers", "3"])
     [argv] = calls
     assert argv[1:3] == ["-m", "gunicorn"]
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:8123"

@@ -45,7 +45,6 @@ def test_the_app_starts_and_answers_without_pandas_sklearn_or_mlflow(bundle_dir,
             "PATH": "/usr/bin:/bin",
             "OMP_NUM_THREADS": "1",
             "CARPRICE_DB_URL": "",
-            "CARPRICE_TREE_CACHE": str(tmp_path / "trees"),
         },
     )
     assert result.returncode == 0, result.stderr

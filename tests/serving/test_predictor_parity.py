@@ -57,7 +57,7 @@ def bundle(bundle_dir):
 @pytest.mark.parametrize("compiled", [False, True], ids=["lightgbm", "compiled"])
 def test_single_listings_match_booster_predict(bundle, compiled, request):
     if compiled:
-        request.getfixturevalue("c_compiler")
+        request.getfixturevalue("tree_extension")
     predictor = Predictor(bundle, compiled=compiled)
     assert predictor.compiled == compiled
     listings = _random_listings(bundle, 2000)
@@ -73,7 +73,7 @@ def test_single_listings_match_booster_predict(bundle, compiled, request):
 @pytest.mark.parametrize("compiled", [False, True], ids=["lightgbm", "compiled"])
 def test_a_batch_matches_single_listings(bundle, compiled, request):
     if compiled:
-        request.getfixturevalue("c_compiler")
+        request.getfixturevalue("tree_extension")
     predictor = Predictor(bundle, compiled=compiled)
     listings = _random_listings(bundle, 500, seed=11)
     listings.insert(3, {**listings[0], "model": "Phaeton Concept"})

@@ -121,3 +121,54 @@ def test_compare_is_exact_unless_a_tolerance_is_given():
     assert compare({**want, "price": 10000.000001}, want, 1e-9) == []
     assert compare({**want, "status": "unsupported"}, want, 0.0) == ["status 'unsupported' != 'ok'"]
     assert compare({**want, "price_rating": "high"}, want, 0.0) == ["price_rating 'high' != 'fair'"]
+
+
+def test_an_empty_estimates_list_does_not_conform():
+    empty = {**GOOD, "estimates": []}
+    errors = conforms(document(), "POST", "/v1/estimates", 200, "application/json", empty)
+    assert any("$.estimates" in e and "should be non-empty" in e for e in errors), errors
+
+
+def test_more_estimates_than_a_request_may_hold_do_not_conform():
+    from carprice.runtime.listing import MAX_LISTINGS
+
+    schema = document()["components"]["schemas"]["EstimateResponse"]["properties"]["estimates"]
+    assert (schema["minItems"], schema["maxItems"]) == (1, MAX_LISTINGS)
+    assert "one estimate per listing" in schema["description"]
+    many = {**GOOD, "estimates": GOOD["estimates"] * (MAX_LISTINGS + 1)}
+    errors = conforms(document(), "POST", "/v1/estimates", 200, "application/json", many)
+    assert any("is too long" in e for e in errors), errors
+
+
+def test_an_empty_answer_breaks_the_seller_form_contract(contracts):
+    seller = contracts["seller listing form"]
+    errors = check_contract(
+        seller, 200, "application/json", {**GOOD, "estimates": []}, OFFLINE, "m-1"
+    )
+    assert "0 estimates for 1 listings" in errors
+    assert "0 estimates to match 1 offline answers" in errors
+
+
+def test_matching_offline_counts_answers_even_without_the_count_check(contracts):
+    bulk = copy.deepcopy(contracts["bulk re-pricing job"])
+    bulk["response"]["fields"] = {}
+    bulk["response"]["checks"] = ["matches_offline"]
+    offline = OFFLINE * 2
+    short = {**GOOD, "estimates": GOOD["estimates"][:1]}
+    errors = check_contract(bulk, 200, "application/json", short, offline, "m-1")
+    assert errors == ["1 estimates to match 2 offline answers"]
+    missing = {"model_version": "m-1"}
+    errors = check_contract(bulk, 200, "application/json", missing, offline, "m-1")
+    assert errors == ["0 estimates to match 2 offline answers"]
+
+
+def test_the_model_answer_documents_the_runtime():
+    doc = document()
+    info = {"model_version": "m-1", "runtime": {"scorer": "compiled", "image_id": None}}
+    assert conforms(doc, "GET", "/v1/model", 200, "application/json", info) == []
+    for bad in ({"scorer": "numpy", "image_id": None}, {"scorer": "lightgbm"}):
+        errors = conforms(
+            doc, "GET", "/v1/model", 200, "application/json", {**info, "runtime": bad}
+        )
+        assert errors, bad
+    assert conforms(doc, "GET", "/v1/model", 200, "application/json", {"model_version": "m"})

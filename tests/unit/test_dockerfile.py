@@ -53,3 +53,25 @@ def test_the_build_context_lets_through_only_code_and_the_bundle():
 def test_no_certificate_or_secret_is_copied_into_the_image():
     assert "ca-certificates.crt" not in DOCKERFILE
     assert "COPY --from=build /opt/tools" not in DOCKERFILE
+
+
+def _build_stage() -> str:
+    return DOCKERFILE.split("\nFROM ")[1]
+
+
+def test_the_build_stage_compiles_the_tree_scorer_extension():
+    stage = _build_stage()
+    assert re.search(r"apt-get install -y --no-install-recommends gcc\b", stage)
+    assert "python3-dev" in stage  # the headers, where python3 comes from Debian
+    assert re.search(r"^COPY pyproject.toml setup.py README.md /tmp/carprice/", stage, re.M)
+    assert "import carprice.runtime._treescore" in stage  # the build fails without it
+    assert "setup.py" in (PROJECT_ROOT / "scripts/build-image.sh").read_text()
+    assert "!setup.py" in IGNORE
+
+
+def test_the_runtime_stage_installs_no_compiler():
+    installs = " ".join(re.findall(r"apt-get install[^\n&;]*", _final_stage()))
+    assert installs  # libgomp1 and, on a bare base, python3
+    for tool in ("gcc", "g++", "clang", "cc", "build-essential", "python3-dev", "libc6-dev"):
+        assert tool not in installs.split(), tool
+    assert "COPY --from=build /opt/tools" not in DOCKERFILE  # nor the build's pip and setuptools

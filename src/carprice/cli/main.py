@@ -29,4 +29,3 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"carprice {args.command}: error: {err}", file=sys.stderr)
         return 2
-

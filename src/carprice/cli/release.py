@@ -90,7 +90,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
     reports = {"gate1": Path(args.gate1), "gate2": Path(args.gate2), "gate3": Path(args.gate3)}
     try:
-        manifest = promote(Path(args.package), reports, Path(args.params), paths)
+        manifest = promote(Path(args.package), reports, Path(args.params), paths, say)
     except ReleaseError as err:
         print(f"promote refused: {err}", file=sys.stderr)
         return 1

@@ -1,4 +1,10 @@
-"""The serve subcommand of `carprice`: the service under gunicorn in the foreground."""
+"""The serve subcommand of `carprice`: production (the champion image) or a local process.
+
+`carprice serve` runs the champion image, the one gate 3 tested, as a container on the port and
+returns; promote and rollback replace that container without failing a request.
+`carprice serve --local` runs the service from this checkout under gunicorn in the foreground,
+for development.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ def _serving_dir() -> Path:
     raise FileNotFoundError("serving/gunicorn.conf.py not found (run from the project root)")
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve_local(args: argparse.Namespace) -> int:
     import os
 
     from carprice.runtime import pointer
@@ -51,11 +57,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.local:
+        return cmd_serve_local(args)
+    from carprice.release import production
+
+    home = Paths.from_env().home
+    if args.stop:
+        say(production.stop(home))
+        return 0
+    if args.bundle or args.host != "127.0.0.1":
+        raise ValueError("--bundle and --host apply to --local; production serves the champion")
+    try:
+        record = production.serve(home, args.port, args.workers or 2, say)
+    except production.ProductionError as err:
+        print(f"carprice serve: {err}", file=sys.stderr)
+        return 1
+    say(
+        f"release {record.get('release')} ({record.get('model_version')}) serves on "
+        f"http://127.0.0.1:{record['port']} from image {record['image_id'][:19]}; "
+        "stop it with `make serve-stop`"
+    )
+    print(record["container"])
+    return 0
+
+
 def add_commands(sub) -> None:
     """Register the serve subcommand on the `carprice` parser."""
-    p = sub.add_parser("serve", help="run the HTTP price-estimate service (gunicorn, foreground)")
+    p = sub.add_parser(
+        "serve", help="run the champion image on PORT (or --local: this checkout, foreground)"
+    )
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
-    p.add_argument("--bundle", help="serve this bundle directory instead of the deploy pointer")
-    p.add_argument("--workers", type=int, help="gunicorn workers (default: one per core)")
+    p.add_argument("--workers", type=int, help="gunicorn workers (default: 2; --local: per core)")
+    p.add_argument("--stop", action="store_true", help="stop the production container")
+    p.add_argument(
+        "--local", action="store_true", help="development: gunicorn from this checkout, foreground"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="--local: address to bind")
+    p.add_argument("--bundle", help="--local: serve this bundle instead of the deploy pointer")
     p.set_defaults(func=cmd_serve)

@@ -82,12 +82,19 @@ def compare(answer: dict, expected: dict, rel_tol: float) -> list[str]:
 
 
 def parity(client, cases: list[dict], batch: int, rel_tol: float) -> dict:
-    """Send every golden case alone, then in batches; return counts and the first mismatches."""
+    """Send every golden case alone, then in batches; return counts and the first mismatches.
+
+    Answers are paired with the cases position by position: a request must get exactly one
+    answer per listing it sent. A missing or extra answer is a count error (named by request,
+    "request 3: 99 answers for 100 listings"), and the cases left without an answer mismatch;
+    answers out of order show up as value mismatches.
+    """
     out = {}
     for mode, size in (("single", 1), ("batch", batch)):
-        mismatches, http_errors = [], 0
+        mismatches, http_errors, count_errors, requests = [], 0, [], 0
         for start in range(0, len(cases), size):
             chunk = cases[start : start + size]
+            requests += 1
             status, _, body = client.call(
                 "POST", "/v1/estimates", {"listings": [c["listing"] for c in chunk]}
             )
@@ -95,14 +102,30 @@ def parity(client, cases: list[dict], batch: int, rel_tol: float) -> dict:
                 http_errors += 1
                 mismatches += [{"id": c["id"], "diff": [f"HTTP {status}"]} for c in chunk]
                 continue
-            for case, answer in zip(chunk, body["estimates"], strict=False):
-                diff = compare(answer, case["expected"], rel_tol)
+            answers = body.get("estimates") if isinstance(body, dict) else None
+            if not isinstance(answers, list):
+                count_errors.append(f"request {requests}: the answer holds no estimates list")
+                answers = []
+            elif len(answers) != len(chunk):
+                count_errors.append(
+                    f"request {requests}: {len(answers)} answers for {len(chunk)} listings"
+                )
+            for i, case in enumerate(chunk):
+                if i >= len(answers):
+                    diff = [f"no answer (request {requests}: {len(answers)} for {len(chunk)})"]
+                elif not isinstance(answers[i], dict):
+                    diff = [f"answer {answers[i]!r} is not an object"]
+                else:
+                    diff = compare(answers[i], case["expected"], rel_tol)
                 if diff:
                     mismatches.append({"id": case["id"], "diff": diff})
         out[mode] = {
             "cases": len(cases),
+            "requests": requests,
             "mismatches": len(mismatches),
             "http_errors": http_errors,
+            "count_errors": len(count_errors),
+            "first_count_errors": count_errors[:20],
             "first": mismatches[:20],
         }
     return out
@@ -130,6 +153,39 @@ def contracts(client, folder: Path, predictor: Predictor, served: str) -> dict:
             "ms": contract.get("ms"),
         }
     return results
+
+
+SCORERS = ("compiled", "lightgbm")
+
+
+def runtime(client, scorer: str, image_id: str | None, where: str) -> tuple[bool, str, dict]:
+    """Check what the target says it runs (`GET /v1/model` -> `runtime`).
+
+    The scorer must be `scorer` (what production uses); `image_id`, when given (a container), must
+    be the id of the image gate 3 started. Returns (passed, one sentence, what was reported).
+    """
+    if scorer not in SCORERS:
+        sentence = f"params.yaml gate3.scorer is {scorer!r}, expected one of {', '.join(SCORERS)}"
+        return False, sentence, {}
+    status, _, body = client.call("GET", "/v1/model")
+    reported = body.get("runtime") if isinstance(body, dict) else None
+    if status != 200 or not isinstance(reported, dict):
+        why = f"answered {status}" if status != 200 else "reports no runtime"
+        return False, f"GET /v1/model {why}, so the {where}'s scorer is unknown", {}
+    got, got_image = reported.get("scorer"), reported.get("image_id")
+    problems = []
+    if got != scorer:
+        problems.append(f"the {where} scores with {got}, production uses the {scorer} scorer")
+    if image_id is not None and got_image != image_id:
+        problems.append(
+            f"the {where} reports image {got_image or 'none'}, gate 3 started {image_id}"
+        )
+    if problems:
+        return False, "; ".join(problems), reported
+    if image_id is None:
+        return True, f"the {where} scores with the {got} scorer, as production does", reported
+    sentence = f"the {where} scores with the {got} scorer, as production does, in image {image_id}"
+    return True, sentence, reported
 
 
 def _error_cases(client, contract: dict) -> list[str]:

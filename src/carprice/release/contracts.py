@@ -6,6 +6,9 @@ path such as `estimates[*].price` to rules (`type`, `in`, `equals`, `length`, `m
 `absent`,
 `unique`), and `checks` names whole-answer properties (`interval_ordered`,
 `one_estimate_per_listing`, `matches_offline`, `unsupported_have_reason`, `served_version`).
+Answers are matched to listings by position, and both `one_estimate_per_listing` and
+`matches_offline` count them: a missing, extra or absent `estimates` list is an error, never a
+shorter comparison.
 OpenAPI conformance of the same answers lives in `carprice.release.conformance`.
 """
 
@@ -115,7 +118,10 @@ def check_contract(
             seen = [v for _, v in pairs]
             if len(set(map(repr, seen))) != len(seen):
                 errors.append(f"{path}: values are not unique")
-    estimates = body.get("estimates", []) if isinstance(body, dict) else []
+    estimates = body.get("estimates") if isinstance(body, dict) else None
+    if not isinstance(estimates, list):
+        estimates = []  # a missing or malformed list counts as no answers at all
+    estimates = [e if isinstance(e, dict) else {} for e in estimates]
     listings = contract["request"]["json"].get("listings", [])
     for check in expect.get("checks", []):
         errors.extend(_whole(check, estimates, listings, offline, body, served))
@@ -123,17 +129,17 @@ def check_contract(
 
 
 def _whole(check: str, estimates, listings, offline, body, served) -> list[str]:
-    if check == "one_estimate_per_listing":
+    if check == "one_estimate_per_listing":  # counted against the listings the request sent
         ok = len(estimates) == len(listings)
         return [] if ok else [f"{len(estimates)} estimates for {len(listings)} listings"]
     if check == "served_version":
-        got = body.get("model_version")
+        got = body.get("model_version") if isinstance(body, dict) else None
         return [] if got == served else [f"model_version {got!r}, the service serves {served!r}"]
     if check == "interval_ordered":
         return [
             f"estimates[{i}]: not price_low <= price <= price_high"
             for i, e in enumerate(estimates)
-            if e.get("status") == "ok" and not e["price_low"] <= e["price"] <= e["price_high"]
+            if e.get("status") == "ok" and not _ordered(e)
         ]
     if check == "unsupported_have_reason":
         return [
@@ -143,11 +149,26 @@ def _whole(check: str, estimates, listings, offline, body, served) -> list[str]:
             and (not e.get("reason") or e.get("price") is not None)
         ]
     if check == "matches_offline":
+        # position by position: a missing or extra answer is a difference, never skipped
         keys = ("status", "price", "price_low", "price_high", "price_rating")
-        return [
-            f"estimates[{i}]: {k} {e.get(k)!r}, offline {want.get(k)!r}"
-            for i, (e, want) in enumerate(zip(estimates, offline, strict=False))
-            for k in keys
-            if e.get(k) != want.get(k)
-        ][:20]
+        count = (
+            [f"{len(estimates)} estimates to match {len(offline)} offline answers"]
+            if len(estimates) != len(offline)
+            else []
+        )
+        return (
+            count
+            + [
+                f"estimates[{i}]: {k} {e.get(k)!r}, offline {want.get(k)!r}"
+                for i, (e, want) in enumerate(zip(estimates, offline, strict=False))
+                for k in keys
+                if e.get(k) != want.get(k)
+            ][:20]
+        )
     raise ValueError(f"unknown contract check {check!r}")
+
+
+def _ordered(estimate: dict) -> bool:
+    prices = [estimate.get(k) for k in ("price_low", "price", "price_high")]
+    numbers = all(TYPES["number"](p) for p in prices)
+    return numbers and prices[0] <= prices[1] <= prices[2]

@@ -2,7 +2,8 @@
 
 `run_gate3` starts the service image as a container (or, only on explicit request, the same
 gunicorn entrypoint as a local process), then checks over HTTP: readiness and the served version,
-the non-root user and the image HEALTHCHECK, parity on every golden case (one listing per request,
+the non-root user and the image HEALTHCHECK, the scorer and image the service says it runs
+(`GET /v1/model`), parity on every golden case (one listing per request,
 then in batches: the service's two scoring paths), the consumers' contracts, the documented
 problem+json errors, OpenAPI conformance of every answer and a latency budget.
 
@@ -28,6 +29,7 @@ from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
 
 GATE = "gate 3 (artifact)"
+DEFAULT_SCORER = "compiled"  # what production scores with (params.yaml gate3.scorer)
 Say = Callable[[str], None]
 
 
@@ -127,6 +129,19 @@ def _checks(
     client.doc = doc if status == 200 else {}
     status, _, _ = client.call("GET", "/healthz")
     check("healthz", status == 200, f"GET /healthz answered {status}")
+    container_target = target.engine is not None
+    expected = {
+        "scorer": settings.get("scorer", DEFAULT_SCORER),
+        "image_id": target.info.get("id") if container_target else None,
+    }
+    passed, detail, reported = checks.runtime(
+        client,
+        expected["scorer"],
+        expected["image_id"],
+        "container" if container_target else "local process",
+    )
+    report["runtime"] = {"expected": expected, "reported": reported}
+    check("runtime", passed, detail)
     if target.engine is not None:
         uid = target.engine.exec(target.container_id, "id", "-u").strip()
         user = target.info.get("user", "")
@@ -156,11 +171,15 @@ def _checks(
     report["parity"]["seconds"] = round(time.perf_counter() - t0, 2)
     for mode, result in report["parity"].items():
         if mode != "seconds":
+            counts = result["first_count_errors"]
+            more = result["count_errors"] - len(counts[:3])
             check(
                 f"parity ({mode})",
-                result["mismatches"] == 0,
+                result["mismatches"] == 0 and result["count_errors"] == 0,
                 f"{result['cases'] - result['mismatches']} of {result['cases']} golden cases "
-                f"identical to the offline model",
+                f"identical to the offline model"
+                + ("; " + "; ".join(counts[:3]) if counts else "")
+                + (f" (and {more} more requests with a wrong answer count)" if more > 0 else ""),
                 first=result["first"],
             )
     predictor = Predictor(load_bundle(package / "bundle"))
@@ -175,7 +194,6 @@ def _checks(
             if result["passed"]
             else "; ".join(result["errors"][:5]),
         )
-    client.call("GET", "/v1/model")
     t0 = time.perf_counter()
     report["latency"] = checks.latency(client, cases, settings["latency_requests"])
     report["latency"]["seconds"] = round(time.perf_counter() - t0, 2)

@@ -27,7 +27,7 @@ def service(host: str | None, port: int, bundle: str | None, workers: int):
     if host:
         yield host.rstrip("/")
         return
-    cmd = [sys.executable, "-m", "carprice.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "carprice.cli", "serve", "--local", "--port", str(port)]
     if bundle:
         cmd += ["--bundle", bundle]
     env = {**os.environ, "CARPRICE_WORKERS": str(workers), "CARPRICE_BIND": f"127.0.0.1:{port}"}

@@ -8,9 +8,12 @@
     CARPRICE_HOME/releases/history.jsonl   every promotion and rollback, appended, never rewritten
     CARPRICE_HOME/deploy/current           the deploy pointer (runtime.pointer), swapped atomically
 
-A running `carprice serve` writes its gunicorn master's pid to CARPRICE_HOME/run/serve.pid; a
-promotion or rollback sends it SIGHUP, and gunicorn replaces its workers gracefully with ones
-that load the bundle the pointer names now.
+    CARPRICE_HOME/deploy/champion-image.json   the gated image production runs (release.production)
+
+A promotion or rollback replaces the running production container (`carprice serve`) with the
+release's gated image without failing a request (release/production.py). A development server
+(`carprice serve --local`) records its gunicorn master's pid in CARPRICE_HOME/run/serve.pid and
+gets SIGHUP: gunicorn replaces its workers with ones that load the bundle the pointer names now.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from pathlib import Path
 
 from carprice.config import Paths, load_params, params_hash
 from carprice.model import registry
+from carprice.release import production
 from carprice.release.candidate import GOLDEN, IMAGE_JSON, PACKAGE_JSON, read_json
+from carprice.release.deploy_refs import write_deploy_refs
 from carprice.runtime import pointer
 from carprice.runtime.bundle import verify_bundle
 
@@ -94,7 +99,9 @@ def _gate_passed(reports: dict[str, Path], name: str) -> bool:
     return bool(read_json(reports[name] / GATE_FILES[name][0]).get("passed"))
 
 
-def promote(package_dir: Path, reports: dict[str, Path], params_file: Path, paths: Paths) -> dict:
+def promote(
+    package_dir: Path, reports: dict[str, Path], params_file: Path, paths: Paths, say=None
+) -> dict:
     """Make a gated package the champion; return the release manifest.
 
     Args:
@@ -159,21 +166,41 @@ def promote(package_dir: Path, reports: dict[str, Path], params_file: Path, path
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(staging, target)
-    switch(paths, version, "promote", image=image["id"])
+    try:
+        switch(paths, version, "promote", say, image=image["id"])
+    except ReleaseError:
+        shutil.rmtree(target)  # never became production: it can be promoted again
+        raise
     return manifest
 
 
-def switch(paths: Paths, version: str, action: str, **details) -> dict:
-    """Point production at release `version`: deploy pointer, champion alias, reload, history."""
+def switch(paths: Paths, version: str, action: str, say=None, **details) -> dict:
+    """Point production at release `version` and its gated image (`details["image"]`).
+
+    The running production container is replaced first (a new one must become ready before the
+    old one stops; if it does not, nothing changes); then the deploy pointer, the champion alias
+    and image record, a graceful reload of a local `carprice serve --local`, and the history.
+    """
     home = paths.home
     bundle = releases_dir(home) / version / "bundle"
     verify_bundle(bundle)
+    manifest = read_json(releases_dir(home) / version / MANIFEST)
+    model = manifest["model_version"]
+    image_id = details.get("image") or manifest["image"]["id"]
+    chosen = production.champion_record(version, model, image_id, manifest["image"].get("tag"))
+    try:
+        replaced = production.replace(home, chosen, say or (lambda _message: None))
+    except production.ProductionError as err:
+        raise ReleaseError(f"production unchanged: {err}") from None
     previous = current_release(home)
     pointer.swap_pointer(home, bundle, note=f"{action} release {version}")
     registry.configure(paths)
     registry.set_alias(registry.CHAMPION, version)
-    reload = reload_service(home)
-    model = read_json(releases_dir(home) / version / MANIFEST)["model_version"]
+    production.record_champion(home, chosen)
+    # k8s (kustomize overlay) and compose follow the champion; a registry push of the gated
+    # image (scripts/publish-image.sh) re-pins them by digest.
+    write_deploy_refs(home, chosen["tag"] or image_id, None, model, version)
+    reload = f"{replaced}; {reload_service(home)}"
     return append_history(
         home,
         {

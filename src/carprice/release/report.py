@@ -39,6 +39,20 @@ def render(report: dict) -> str:
     sections.append(
         ("Target", hr.table([(k, str(v)) for k, v in target.items()], ["field", "value"]))
     )
+    runtime = report.get("runtime") or {}
+    if runtime:
+        expected, reported = runtime.get("expected") or {}, runtime.get("reported") or {}
+        rows = [
+            (
+                name,
+                "not checked" if expected.get(name) is None else expected[name],
+                "null" if reported.get(name, "") is None else reported.get(name, "not reported"),
+            )
+            for name in ("scorer", "image_id")
+        ]
+        sections.append(
+            ("Runtime (GET /v1/model)", hr.table(rows, ["field", "expected", "reported"]))
+        )
     parity = report.get("parity") or {}
     mismatches = [
         (mode, m["id"], "; ".join(m["diff"]))
@@ -47,6 +61,14 @@ def render(report: dict) -> str:
         for m in result.get("first", [])
     ]
     parity_html = f"<p>Tolerance: {html.escape(report.get('parity_tolerance', ''))}.</p>"
+    counts = [
+        (mode, error)
+        for mode, result in parity.items()
+        if isinstance(result, dict)
+        for error in result.get("first_count_errors", [])
+    ]
+    if counts:
+        parity_html += hr.table(counts, ["mode", "answers per request"])
     if mismatches:
         parity_html += hr.table(mismatches, ["mode", "case", "difference"])
     sections.append(("Parity with the offline model", parity_html))

@@ -62,4 +62,12 @@ def rollback(
             },
         )
         return False, entry
-    return True, promote.switch(paths, target, "rollback", note=note, **details)
+    try:
+        return True, promote.switch(paths, target, "rollback", say, note=note, **details)
+    except promote.ReleaseError as err:
+        entry = promote.append_history(
+            home,
+            {"action": "rollback-refused", "release": target, "previous": current, "why": str(err)}
+            | details,
+        )
+        return False, entry

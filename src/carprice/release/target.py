@@ -27,9 +27,15 @@ class Target:
 
 
 def start_container(engine: container.Engine, image: str, workers: int) -> Target:
-    """Run the image; the target stops (and removes) the container and returns its log."""
+    """Run the image; the target stops (and removes) the container and returns its log.
+
+    The container gets the image's full id (`image inspect`'s `Id`, what `carprice image` records
+    in image.json) as CARPRICE_IMAGE_ID, and reports it on `GET /v1/model`.
+    """
     port = container.free_port()
-    cid = engine.start(image, port, {"CARPRICE_WORKERS": str(workers)})
+    info = engine.image_info(image)
+    env = {"CARPRICE_WORKERS": str(workers), "CARPRICE_IMAGE_ID": info["id"]}
+    cid = engine.start(image, port, env)
 
     def stop() -> str:
         log = engine.logs(cid)
@@ -40,7 +46,6 @@ def start_container(engine: container.Engine, image: str, workers: int) -> Targe
         state = engine.run("inspect", "--format", "{{.State.Running}}", cid, check=False)
         return state.strip() == "true"
 
-    info = engine.image_info(image)
     info.update(engine=engine.name, image=image, container=cid[:12], alive=alive)
     return Target("container", port, info, stop, engine, cid)
 
@@ -52,6 +57,7 @@ def start_local(bundle: Path, workers: int) -> Target:
     env = {**os.environ, "CARPRICE_HOME": str(home), "CARPRICE_BUNDLE": str(bundle)}
     env.update(CARPRICE_BIND=f"127.0.0.1:{port}", CARPRICE_WORKERS=str(workers), CARPRICE_DB_URL="")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("CARPRICE_IMAGE_ID", None)  # a local process runs no image
     log = home / "gunicorn.log"
     argv = [sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py"]
     with log.open("w") as out:

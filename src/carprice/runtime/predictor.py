@@ -5,19 +5,19 @@ conformal offsets calibrated on held-out rows (see train.py). No pandas here.
 
 A single listing takes a short path (Python-float encoding, no matrix); it runs the same
 arithmetic as the matrix path and returns identical numbers. With `compiled=True` (the service)
-the trees are scored by treecode.py, which reproduces Booster.predict bit for bit and is used only
-after proving it on the bundle's own trees; otherwise LightGBM scores them.
+the trees are scored by the compiled extension (treecode.py), which reproduces Booster.predict bit
+for bit and is used only after proving it on the bundle's own trees; otherwise LightGBM scores
+them. Trees whose tables point outside themselves make the bundle refused (BundleError).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from carprice.runtime import treecode
-from carprice.runtime.bundle import Bundle
+from carprice.runtime.bundle import Bundle, BundleError
 from carprice.runtime.fastscore import RowScorer, score_matrix
 from carprice.runtime.listing import model_key
 
@@ -27,7 +27,7 @@ UNSUPPORTED = "unsupported"
 class Predictor:
     """Estimate prices with a loaded bundle."""
 
-    def __init__(self, bundle: Bundle, *, compiled: bool = False, tree_cache: Path | None = None):
+    def __init__(self, bundle: Bundle, *, compiled: bool = False):
         self.bundle = bundle
         self.version = bundle.version
         self._lo = float(bundle.interval["offset_low"])
@@ -36,11 +36,16 @@ class Predictor:
         spec = bundle.spec
         self._row = RowScorer(self._boosters, len(spec.features))
         n = len(spec.features)
-        self._compiled = treecode.load(self._boosters, n, tree_cache) if compiled else None
+        self._compiled = None
+        if compiled:
+            try:
+                self._compiled = treecode.load(self._boosters, n)
+            except treecode.TablesRefused as err:
+                raise BundleError(f"{bundle.path}: {err}") from None
 
     @property
     def compiled(self) -> bool:
-        """Whether the compiled tree scorer is in use."""
+        """Whether the compiled tree scorer is in use (else LightGBM scores the trees)."""
         return self._compiled is not None
 
     def is_supported(self, listing: Mapping) -> bool:

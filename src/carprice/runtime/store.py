@@ -150,6 +150,13 @@ class Store:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(self._insert_sql, self._bind(rows))
 
+    def log_estimates_once(self, rows: list[dict]) -> None:
+        """Insert prediction rows, skipping ids already logged (the spool's drain: exactly once)."""
+        insert = (sqlite if self.is_sqlite else postgresql).insert(self.predictions)
+        statement = insert.on_conflict_do_nothing(index_elements=[self.predictions.c.prediction_id])
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
     def _bind(self, rows: list[dict]) -> list:
         """Return DBAPI parameters: column values in statement order, through their bind
         processors (a value shared by the rows of a request is processed once)."""
@@ -181,6 +188,7 @@ class Store:
         listing_price: float | None = None,
         sold_price: float | None = None,
         sold_at: dt.date | None = None,
+        received_at: dt.datetime | None = None,
     ) -> int | None:
         """Store feedback durably; return its id, or None when the prediction is unknown.
 
@@ -194,7 +202,7 @@ class Store:
             sa.literal(listing_price, sa.Float),
             sa.literal(sold_price, sa.Float),
             sa.literal(sold_at, sa.Date),
-            sa.literal(dt.datetime.now(dt.UTC), sa.DateTime(timezone=True)),
+            sa.literal(received_at or dt.datetime.now(dt.UTC), sa.DateTime(timezone=True)),
             sa.literal(key, sa.String),
         ).where(p.c.prediction_id == prediction_id)
         columns = [

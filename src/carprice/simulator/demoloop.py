@@ -78,6 +78,7 @@ def serve(env: dict) -> subprocess.Popen:
             "-m",
             "carprice.cli",
             "serve",
+            "--local",
             "--port",
             str(PORT),
             "--host",

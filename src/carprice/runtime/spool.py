@@ -1,0 +1,193 @@
+"""The local spool: prediction-log rows and feedback posts kept on disk while the store is away.
+
+An answered estimate must be in the log. When the store (PostgreSQL, or a SQLite file on another
+volume) fails, the rows go to this SQLite file under CARPRICE_HOME instead, committed with
+`synchronous=FULL` before the answer leaves. A drainer moves them to the store when it is back:
+predictions first (their ids are the key, so a row drained twice is stored once), then the
+feedback that points at them (its dedupe key makes that exactly once as well), deleting each
+batch from the spool only after the store committed it. A crash between the two steps repeats
+the batch, and the keys make the repeat a no-op.
+
+The spool is bounded: past `max_rows` it refuses new rows (`SpoolFull`) and the service answers
+503 with Retry-After rather than an estimate it could not log. Several worker processes share
+the file (WAL mode, busy timeout).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+SPOOL_FILE = Path("spool") / "spool.db"
+DEFAULT_MAX_ROWS = 200_000
+BUSY_TIMEOUT_S = 30.0
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS predictions ("
+    " prediction_id TEXT PRIMARY KEY, spooled_at REAL NOT NULL, row BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS feedback ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, prediction_id TEXT NOT NULL,"
+    " dedupe_key TEXT NOT NULL UNIQUE, spooled_at REAL NOT NULL, post BLOB NOT NULL)",
+)
+
+
+class SpoolFull(RuntimeError):
+    """The spool holds `max_rows` rows: nothing more is accepted until the store drains it."""
+
+
+def _encode(value: dict) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_PASSTHROUGH_DATETIME, default=_default)
+
+
+def _default(value):
+    if isinstance(value, dt.datetime | dt.date):
+        return {"__date__": value.isoformat(), "time": isinstance(value, dt.datetime)}
+    raise TypeError(f"cannot spool {type(value).__name__}")
+
+
+def _decode(blob: bytes) -> dict:
+    out = orjson.loads(blob)
+    for key, value in out.items():
+        if isinstance(value, dict) and "__date__" in value:
+            text = value["__date__"]
+            out[key] = (
+                dt.datetime.fromisoformat(text) if value["time"] else dt.date.fromisoformat(text)
+            )
+    return out
+
+
+class Spool:
+    """A durable local queue of prediction rows and feedback posts (one SQLite file)."""
+
+    def __init__(self, path: Path, max_rows: int = DEFAULT_MAX_ROWS):
+        self.path, self.max_rows = Path(path), int(max_rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:  # one connection per thread; sqlite3 objects stay in their thread
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
+            self._local.conn = conn
+        return conn
+
+    def _begin(self) -> sqlite3.Connection:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    def _room(self, conn: sqlite3.Connection, adding: int) -> None:
+        held = conn.execute(
+            "SELECT (SELECT count(*) FROM predictions) + (SELECT count(*) FROM feedback)"
+        ).fetchone()[0]
+        if held + adding > self.max_rows:
+            raise SpoolFull(f"the spool holds {held:,} rows (cap {self.max_rows:,})")
+
+    def put_predictions(self, rows: list[dict]) -> None:
+        """Store prediction-log rows durably; raise SpoolFull past the cap."""
+        now = time.time()
+        conn = self._begin()
+        try:
+            self._room(conn, len(rows))
+            conn.executemany(
+                "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?)",
+                [(row["prediction_id"], now, _encode(row)) for row in rows],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def put_feedback(self, post: dict) -> None:
+        """Store one feedback post (prediction_id, dedupe_key, values) durably."""
+        conn = self._begin()
+        try:
+            self._room(conn, 1)
+            conn.execute(
+                "INSERT OR IGNORE INTO feedback (prediction_id, dedupe_key, spooled_at, post)"
+                " VALUES (?, ?, ?, ?)",
+                (post["prediction_id"], post["dedupe_key"], time.time(), _encode(post)),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def has_prediction(self, prediction_id: str) -> bool:
+        query = "SELECT 1 FROM predictions WHERE prediction_id = ?"
+        return self._conn().execute(query, (prediction_id,)).fetchone() is not None
+
+    def predictions(self, limit: int) -> list[dict]:
+        """Return up to `limit` spooled prediction rows, oldest first."""
+        query = "SELECT row FROM predictions ORDER BY spooled_at, prediction_id LIMIT ?"
+        return [_decode(blob) for (blob,) in self._conn().execute(query, (limit,))]
+
+    def feedback(self, limit: int) -> list[dict]:
+        """Return up to `limit` spooled feedback posts, oldest first."""
+        query = "SELECT post FROM feedback ORDER BY seq LIMIT ?"
+        return [_decode(blob) for (blob,) in self._conn().execute(query, (limit,))]
+
+    def forget_predictions(self, ids: list[str]) -> None:
+        """Delete prediction rows the store has committed."""
+        conn = self._begin()
+        conn.executemany("DELETE FROM predictions WHERE prediction_id = ?", [(i,) for i in ids])
+        conn.execute("COMMIT")
+
+    def forget_feedback(self, keys: list[str]) -> None:
+        """Delete feedback posts the store has committed."""
+        conn = self._begin()
+        conn.executemany("DELETE FROM feedback WHERE dedupe_key = ?", [(k,) for k in keys])
+        conn.execute("COMMIT")
+
+    def stats(self) -> dict:
+        """Rows held and the age of the oldest, in seconds (0 when empty)."""
+        conn = self._conn()
+        predictions, first_prediction = conn.execute(
+            "SELECT count(*), min(spooled_at) FROM predictions"
+        ).fetchone()
+        feedback, first_feedback = conn.execute(
+            "SELECT count(*), min(spooled_at) FROM feedback"
+        ).fetchone()
+        oldest = [t for t in (first_prediction, first_feedback) if t is not None]
+        age = max(time.time() - min(oldest), 0.0) if oldest else 0.0
+        return {"predictions": predictions, "feedback": feedback, "oldest_age_s": age}
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def drain(spool: Spool, store, batch: int = 500) -> tuple[int, int]:
+    """Move spooled rows into the store; return (predictions, feedback) moved.
+
+    Predictions go first, so feedback always finds its prediction. Each batch is deleted from
+    the spool only after the store committed it; raises the store's error while it is away.
+    """
+    moved = [0, 0]
+    while rows := spool.predictions(batch):
+        store.log_estimates_once(rows)
+        spool.forget_predictions([row["prediction_id"] for row in rows])
+        moved[0] += len(rows)
+    while posts := spool.feedback(batch):
+        for post in posts:
+            store.add_feedback(
+                post["prediction_id"],
+                listing_price=post.get("listing_price"),
+                sold_price=post.get("sold_price"),
+                sold_at=post.get("sold_at"),
+                received_at=post.get("received_at"),
+            )
+        spool.forget_feedback([post["dedupe_key"] for post in posts])
+        moved[1] += len(posts)
+    return moved[0], moved[1]

@@ -1,0 +1,86 @@
+"""Steady traffic against a service while production switches: who answered, how, how fast."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from serving.docs_page import EXAMPLE_LISTING
+
+SLOW_S = 2.0
+
+
+@dataclass
+class TrafficStats:
+    requests: int = 0
+    non_2xx: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    slow: list[float] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)  # in order of change
+    max_seconds: float = 0.0
+
+
+class Traffic:
+    """`connections` clients posting single-listing estimates on fresh connections until stopped.
+
+    Bounded: each client stops after `max_seconds` or `max_requests`, whichever comes first.
+    """
+
+    def __init__(self, port: int, connections: int = 8, max_seconds=600, max_requests=200_000):
+        self.port, self.connections = port, connections
+        self.max_seconds, self.max_requests = max_seconds, max_requests
+        self.stats = TrafficStats()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _one(self) -> None:
+        body = json.dumps({"listings": [EXAMPLE_LISTING]})
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            conn.request("POST", "/v1/estimates", body, {"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            payload = answer.read()
+            conn.close()
+        except OSError as err:
+            with self._lock:
+                self.stats.requests += 1
+                self.stats.errors.append(repr(err))
+            return
+        seconds = time.perf_counter() - started
+        with self._lock:
+            s = self.stats
+            s.requests += 1
+            s.max_seconds = max(s.max_seconds, seconds)
+            if seconds > SLOW_S:
+                s.slow.append(round(seconds, 2))
+            if not 200 <= answer.status < 300:
+                s.non_2xx.append(answer.status)
+                return
+            version = json.loads(payload)["model_version"]
+            if not s.versions or s.versions[-1] != version:
+                s.versions.append(version)
+
+    def _client(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        for _ in range(self.max_requests // self.connections):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                return
+            self._one()
+
+    def __enter__(self) -> Traffic:
+        self._threads = [threading.Thread(target=self._client) for _ in range(self.connections)]
+        for thread in self._threads:
+            thread.start()
+        time.sleep(1.0)  # traffic is flowing before the switch starts
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(1.0)  # and keeps flowing after it ended
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
