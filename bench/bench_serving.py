@@ -14,6 +14,8 @@ metrics. Reported:
 - in-process: Predictor.estimate (as the service builds it) for one listing, repeated and
   varied (µs), and for 1,000 listings (ms)
 - HTTP batch: one 1,000-listing request, round trip (ms)
+- the service image (what production runs) as a third contender, measured in the same
+  alternating wrk rounds: built with the benchmark bundle, or `--image ID`; `--no-image` skips it
 
     .venv/bin/python bench/bench_serving.py [--bundle DIR] [--seconds 10] [--workers 2]
 """
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from serving.docs_page import EXAMPLE_LISTING
@@ -254,6 +257,48 @@ def _peers(bundle: Path, work: Path, workers: int) -> dict[str, tuple[list[str],
     }
 
 
+class ImageServer:
+    """The service image (what production runs) as a container on the host network."""
+
+    def __init__(self, image: str, port: int, workers: int, log: Path):
+        from carprice.release import container
+
+        self.engine = container.detect()
+        if self.engine is None:
+            sys.exit("no container engine for the image contender (`make container-setup`)")
+        self.log = log
+        env = {"CARPRICE_BIND": f"127.0.0.1:{port}", "CARPRICE_WORKERS": str(workers)}
+        args = ["run", "-d", "--network", "host"]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        self.cid = self.engine.run(*args, image).strip()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if call(port, BODY) == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            self.stop()
+            sys.exit(f"the image did not come up on port {port}; see {log}")
+        self.pid = int(self.engine.run("inspect", "--format", "{{.State.Pid}}", self.cid).strip())
+        model = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model").read())
+        self.runtime = model.get("runtime", {})
+
+    def stop(self) -> None:
+        self.log.write_text(self.engine.logs(self.cid))
+        self.engine.remove(self.cid)
+
+
+def build_image(bundle: Path) -> str:
+    """Build the service image with the benchmark bundle baked in; return its id."""
+    from carprice.release import container
+
+    print("building the service image with the benchmark bundle ...", file=sys.stderr)
+    return container.build(bundle, "carprice:bench-serving")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", help="bundle directory (default: train a 1,000-tree one)")
@@ -263,6 +308,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sequential", type=int, default=2000)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--image", help="service image id or tag to measure (default: build one with the bundle)"
+    )
+    parser.add_argument("--no-image", action="store_true", help="leave the image contender out")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     with tempfile.TemporaryDirectory(prefix="carprice-bench-serving-") as tmp:
@@ -275,13 +324,21 @@ def main() -> int:
         )
         results: dict = {"in_process": in_process(bundle)}
         ports = {"bare": 8301, "product": 8302}
-        procs = {}
-        try:  # both servers up at once; measurements alternate so both see the same machine
+        image = None if args.no_image else (args.image or build_image(bundle))
+        if image:
+            ports["image"] = 8303
+        procs, masters, container_server = {}, {}, None
+        try:  # all servers up at once; measurements alternate so all see the same machine
             for name, (argv, env) in _peers(bundle, work, args.workers).items():
                 port = ports[name]
                 procs[name] = start(
                     [a.format(port=port) for a in argv], env, port, work / f"{name}.log"
                 )
+                masters[name] = procs[name].pid
+            if image:
+                container_server = ImageServer(image, ports["image"], args.workers, work / "i.log")
+                masters["image"] = container_server.pid
+                results["image_runtime"] = {"image": image, **container_server.runtime}
             figures: dict = {name: {"wrk": []} for name in ports}
             for name, port in ports.items():
                 figures[name]["sequential_ms"] = sequential_ms(port, args.sequential)
@@ -289,7 +346,7 @@ def main() -> int:
                 for repeat in range(args.repeats):
                     order = list(ports) if repeat % 2 == 0 else list(reversed(ports))
                     for name in order:
-                        run = wrk(ports[name], args.seconds, script, master=procs[name].pid)
+                        run = wrk(ports[name], args.seconds, script, master=masters[name])
                         figures[name]["wrk"].append(run)
                 for name, port in ports.items():
                     runs = figures[name]["wrk"]
@@ -303,6 +360,8 @@ def main() -> int:
         finally:
             for proc in procs.values():
                 stop(proc)
+            if container_server is not None:
+                container_server.stop()
         results.update(figures)
         report(results)
         if args.json:
@@ -319,6 +378,17 @@ def report(results: dict) -> None:
             f"{'wrk -c8 req/s (median)':34}{bare['req_per_s']:>14,.0f}"
             f"{product['req_per_s']:>14,.0f}   product = {share:.0%} of bare (target >= 70%)"
         )
+        image = results.get("image")
+        if image and "req_per_s" in image:
+            ratio = image["req_per_s"] / bare["req_per_s"]
+            runtime = results.get("image_runtime", {})
+            print(
+                f"{'image (container) req/s (median)':34}{image['req_per_s']:>28,.0f}"
+                f"   image = {ratio:.2f} of bare (target >= 0.80); scorer "
+                f"{runtime.get('scorer')}, non-2xx {image['non_2xx']}"
+            )
+            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in image["wrk"])
+            print(f"{'  each run, image':34}{each}")
         runs = zip(bare["wrk"], product["wrk"], strict=True)
         pairs = ", ".join(f"{b['req_per_s']:,.0f}/{p['req_per_s']:,.0f}" for b, p in runs)
         print(f"{'  each run, bare/product':34}{pairs}")

@@ -22,8 +22,9 @@ import os
 
 bind = [b.strip() for b in os.environ.get("CARPRICE_BIND", "0.0.0.0:8000").split(",") if b.strip()]
 # CARPRICE_REUSE_PORT=1: the production handover (serving/handover.py) - a new container binds the
-# same port beside the old one and takes every new connection once it is up.
-reuse_port = os.environ.get("CARPRICE_REUSE_PORT") == "1"
+# same port beside the old one and takes every new connection once its workers are ready. The
+# master binds (one socket per server); gunicorn's own reuse_port would bind one per worker.
+handover = os.environ.get("CARPRICE_REUSE_PORT") == "1"
 workers = int(os.environ.get("CARPRICE_WORKERS") or os.cpu_count() or 1)
 worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "sync")
 threads = int(os.environ.get("CARPRICE_THREADS") or 1)
@@ -122,9 +123,18 @@ def on_starting(server):
     if not _resolve_and_verify(server, starting=True):
         raise SystemExit(3)
     from carprice.runtime.home import home_dir
-    from serving.runtime import open_store
+    from serving.runtime import open_spool, open_store
 
-    open_store(home_dir()).dispose()  # tables exist before several workers open the store
+    home = home_dir()
+    open_store(home).dispose()  # tables exist before several workers open the store
+    open_spool(home).close()  # the spool file exists, in WAL mode, before the workers open it
+    if handover:
+        import tempfile
+
+        from serving.handover import shared_listeners
+
+        os.environ["CARPRICE_HANDOVER_DIR"] = tempfile.mkdtemp(prefix="carprice-handover-")
+        server.LISTENERS = shared_listeners(server.cfg, server.log)
 
 
 def _shutdown_flag() -> str:
@@ -169,16 +179,10 @@ def post_worker_init(worker):
             worker.alive = False
 
     signal.signal(signal.SIGTERM, on_term)
+    if handover:
+        from serving.handover import worker_ready
 
-
-def when_ready(server):
-    """With reuse_port, new connections go to the newest server on the port (the handover)."""
-    if reuse_port:
-        from serving.handover import steer_to_newest
-
-        for listener in server.LISTENERS:
-            steer_to_newest(listener.sock)
-        server.log.info("listening with SO_REUSEPORT; new connections go to the newest server")
+        worker_ready(worker, os.environ["CARPRICE_HANDOVER_DIR"])
 
 
 def on_reload(server):

@@ -20,7 +20,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     feedback = None
     if not args.no_feedback:
-        feedback = sold_feedback(paths, load_params(args.params), say)
+        feedback = sold_feedback(paths, args.params, say)
     snap = ingest(
         listings, Path(args.snapshots or paths.snapshots), progress=say, feedback=feedback
     )

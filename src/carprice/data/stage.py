@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from carprice.config import Paths
+from carprice.config import Paths, load_params
 from carprice.data.feedback import FeedbackCheck, feedback_rows
 from carprice.data.gate import DataThresholds, GateResult, data_gate
 from carprice.data.ingest import load_listings
@@ -21,7 +21,7 @@ from carprice.runtime.store import DB_FILE, Store, default_url
 Say = Callable[[str], None]
 
 
-def sold_feedback(paths: Paths, params: dict, say: Say):
+def sold_feedback(paths: Paths, params_file: str, say: Say):
     """Return plausible sold feedback from the store as training rows, or None without a store.
 
     Implausible sales (params.yaml `feedback`) are written, with their reasons, to
@@ -29,7 +29,7 @@ def sold_feedback(paths: Paths, params: dict, say: Say):
     """
     if not os.environ.get("CARPRICE_DB_URL") and not (paths.home / DB_FILE).exists():
         return None
-    check = FeedbackCheck.from_params(params.get("feedback", {}))
+    check = FeedbackCheck.from_params(load_params(params_file).get("feedback", {}))
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     store.create()
     result = feedback_rows(store, check)

@@ -5,9 +5,10 @@
 
 `carprice serve` starts the champion image. A promotion or rollback replaces the running
 container without failing a request: the new container joins the listening port (SO_REUSEPORT on
-the host network), answers on a private admin port until it is ready and proves it serves the
-expected image, and from then on the kernel hands every new connection to the newest listener
-(serving/handover.py); the old container then finishes what it accepted and stops on SIGTERM.
+the host network) while the old one keeps the traffic, answers on a private admin port until it
+is ready and proves it serves the expected image, and once all its workers are ready the kernel
+hands it every new connection (serving/handover.py); the old container then finishes what it
+accepted and stops on SIGTERM.
 
 The container keeps its state in the host's CARPRICE_HOME, mounted at the same path and written
 as the invoking user: the SQLite prediction log (or CARPRICE_DB_URL, passed through) is the one
@@ -129,6 +130,18 @@ def _wait_ready(engine: container.Engine, cid: str, admin_port: int, image_id: s
     raise ProductionError(f"container {cid[:12]} not ready within {READY_TIMEOUT_S} s")
 
 
+def _wait_serving(port: int, image_id: str, in_a_row: int = 10) -> None:
+    """Wait until the public port answers from `image_id` `in_a_row` times: the new container
+    has taken the port's new connections (its workers are all ready)."""
+    deadline, streak = time.monotonic() + READY_TIMEOUT_S, 0
+    while streak < in_a_row:
+        if time.monotonic() > deadline:
+            raise ProductionError(f"port {port} is not served by image {image_id} yet")
+        _, model = _get(port, "/v1/model")
+        streak = streak + 1 if (model.get("runtime") or {}).get("image_id") == image_id else 0
+        time.sleep(0.05)
+
+
 def _start(engine: container.Engine, image_id: str, port: int, home: Path, workers: int) -> dict:
     """Start the image on `port` (shared by SO_REUSEPORT) plus a private admin port."""
     admin_port = container.free_port()
@@ -200,6 +213,12 @@ def _switch(home: Path, chosen: dict, port: int, workers: int, old: dict | None,
     _write_json(Path(home) / STATE_FILE, record)
     say(f"container {record['container'][:12]} ready in {time.perf_counter() - started:.1f} s")
     if old is not None:
+        try:
+            _wait_serving(port, chosen["image_id"])
+        except ProductionError:
+            engine.remove(record["container"])  # the old container never stopped serving
+            _write_json(Path(home) / STATE_FILE, old)
+            raise
         time.sleep(SETTLE_S)
         engine.run("stop", "-t", str(STOP_TIMEOUT_S), old["container"], check=False, timeout=90)
         engine.run("rm", "-f", old["container"], check=False, timeout=60)

@@ -60,6 +60,21 @@ def _decode(blob: bytes) -> dict:
     return out
 
 
+def _wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs a moment alone with the file,
+    and SQLite reports a concurrent opener as locked without waiting: retry briefly."""
+    for _ in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err):
+                raise
+        time.sleep(0.05)
+    raise sqlite3.OperationalError(f"could not put the spool in WAL mode ({attempts} attempts)")
+
+
 class Spool:
     """A durable local queue of prediction rows and feedback posts (one SQLite file)."""
 
@@ -75,7 +90,7 @@ class Spool:
         conn = getattr(self._local, "conn", None)
         if conn is None:  # one connection per thread; sqlite3 objects stay in their thread
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
             self._local.conn = conn
         return conn
