@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,11 @@ import yaml
 
 from carprice.config import PROJECT_ROOT, load_params
 from carprice.release import container
+from carprice.release.golden import build_golden, write_golden
 from carprice.runtime import pointer
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.predictor import Predictor
+from tests.conftest import TODAY
 
 BIN = Path(sys.executable).parent
 SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
@@ -164,3 +169,16 @@ def world(engine, tmp_path_factory) -> World:
     yield w
     for tag in w.images:
         engine.run("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture(scope="module")
+def package(small_bundle, market_frame, tmp_path_factory):
+    """A release package of the small test model with its golden set, for gate 3 without an
+    image (a local process or an altered service)."""
+    folder = tmp_path_factory.mktemp("package")
+    shutil.copytree(small_bundle, folder / "bundle")
+    predictor = Predictor(load_bundle(folder / "bundle"))
+    write_golden(folder / "golden.jsonl", build_golden(predictor, market_frame, 500, 7, TODAY))
+    meta = {"registry_version": "0", "model_version": predictor.version}
+    (folder / "package.json").write_text(json.dumps(meta))
+    return folder

@@ -10,32 +10,16 @@ whichever scorer this machine picks.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 
 import pytest
 from werkzeug.serving import make_server
 
 from carprice.release import container, gate3
-from carprice.release.golden import build_golden, write_golden
 from carprice.release.target import Target
-from carprice.runtime.bundle import load_bundle
-from carprice.runtime.predictor import Predictor
 from serving.app import create_app
-from tests.conftest import TODAY
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def package(small_bundle, market_frame, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("package")
-    shutil.copytree(small_bundle, folder / "bundle")
-    predictor = Predictor(load_bundle(folder / "bundle"))
-    write_golden(folder / "golden.jsonl", build_golden(predictor, market_frame, 500, 7, TODAY))
-    meta = {"registry_version": "0", "model_version": predictor.version}
-    (folder / "package.json").write_text(json.dumps(meta))
-    return folder
 
 
 def serve(package, home, alter):

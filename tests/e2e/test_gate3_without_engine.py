@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 
 import pytest
 
 from carprice.release.gate3 import run_gate3
-from carprice.release.golden import build_golden, write_golden
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
-from tests.conftest import TODAY
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def package(small_bundle, market_frame, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("package")
-    shutil.copytree(small_bundle, folder / "bundle")
-    predictor = Predictor(load_bundle(folder / "bundle"))
-    write_golden(folder / "golden.jsonl", build_golden(predictor, market_frame, 500, 7, TODAY))
-    meta = {"registry_version": "0", "model_version": predictor.version}
-    (folder / "package.json").write_text(json.dumps(meta))
-    return folder
 
 
 def test_without_any_engine_gate_3_fails_and_says_why(package, params, monkeypatch):

@@ -213,12 +213,21 @@ def test_serve_runs_the_image_gate_3_tested_with_the_compiled_scorer(world, prod
     assert model["model_version"] == manifest["model_version"]
 
 
-def _assert_switched_cleanly(traffic: Traffic, old: str, new: str) -> None:
+def _assert_switched_cleanly(traffic: Traffic, old: str, new: str, switched_at: float) -> None:
+    """Every request answered 2xx within SLOW_S; the old version answered until the switch
+    (answers to requests queued at the old server may finish after the new one's first), and
+    every request sent after the switch was answered by the new version."""
     s = traffic.stats
+    print(
+        f"\nswitch {old} -> {new} under {traffic.connections} connections: {s.requests} "
+        f"requests, {len(s.errors)} errors, {len(s.non_2xx)} non-2xx, {len(s.slow)} slower than "
+        f"{SLOW_S} s (max {s.max_seconds * 1000:.0f} ms)"
+    )
     assert s.requests > 100, s
     assert s.errors == [] and s.non_2xx == [], s
     assert s.slow == [], f"requests slower than {SLOW_S} s: {s.slow}"
-    assert s.versions == [old, new], s.versions
+    assert s.versions[0] == old and set(s.versions) == {old, new}, s.versions
+    assert s.versions_sent_after(switched_at) == {new}
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +257,8 @@ def second_release(world, second, production) -> str:
             before = _get(production, "/v1/model")["model_version"]
             with Traffic(production) as traffic:
                 proc = world.carprice(*step)
-            world.switches["promote"] = (traffic, before)
+                switched_at = time.monotonic()
+            world.switches["promote"] = (traffic, before, switched_at)
         else:
             proc = world.carprice(*step)
         if step[0] == "image":
@@ -260,11 +270,11 @@ def second_release(world, second, production) -> str:
 def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_request(
     world, second_release, production
 ):
-    traffic, before = world.switches["promote"]
+    traffic, before, switched_at = world.switches["promote"]
     manifest = json.loads(
         (promote.releases_dir(world.home) / second_release / "manifest.json").read_text()
     )
-    _assert_switched_cleanly(traffic, before, manifest["model_version"])
+    _assert_switched_cleanly(traffic, before, manifest["model_version"], switched_at)
     assert _get(production, "/v1/model")["runtime"]["image_id"] == manifest["image"]["id"]
 
 
@@ -304,9 +314,10 @@ def test_rollback_reruns_gate_3_and_switches_production_back_under_load(
     assert old != new and world.production()[0] == second_release
     with Traffic(production) as traffic:
         proc = world.carprice("rollback", "--params", str(world.root / "params.yaml"))
+        switched_at = time.monotonic()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == first
-    _assert_switched_cleanly(traffic, new, old)
+    _assert_switched_cleanly(traffic, new, old, switched_at)
     assert _get(production, "/v1/model")["runtime"]["image_id"] == first_manifest["image"]["id"]
     assert world.production() == (first, (releases / first / "bundle").resolve())
     entry = promote.history(world.home)[-1]

@@ -21,6 +21,11 @@ class TrafficStats:
     slow: list[float] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)  # in order of change
     max_seconds: float = 0.0
+    answers: list[tuple[float, str]] = field(default_factory=list)  # (sent at, model version)
+
+    def versions_sent_after(self, moment: float) -> set[str]:
+        """The model versions that answered requests sent after `moment` (time.monotonic)."""
+        return {version for sent, version in self.answers if sent > moment}
 
 
 class Traffic:
@@ -39,6 +44,7 @@ class Traffic:
 
     def _one(self) -> None:
         body = json.dumps({"listings": [EXAMPLE_LISTING]})
+        sent = time.monotonic()
         started = time.perf_counter()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -62,6 +68,7 @@ class Traffic:
                 s.non_2xx.append(answer.status)
                 return
             version = json.loads(payload)["model_version"]
+            s.answers.append((sent, version))
             if not s.versions or s.versions[-1] != version:
                 s.versions.append(version)
 
