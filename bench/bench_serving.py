@@ -14,6 +14,8 @@ metrics. Reported:
 - in-process: Predictor.estimate (as the service builds it) for one listing, repeated and
   varied (µs), and for 1,000 listings (ms)
 - HTTP batch: one 1,000-listing request, round trip (ms)
+- the product logging to PostgreSQL (`--pg-url`, default the local `test` database; `--no-pg`
+  skips it) beside the product on SQLite
 - the service image (what production runs) as a third contender, measured in the same
   alternating wrk rounds: built with the benchmark bundle, or `--image ID`; `--no-image` skips it
 
@@ -237,11 +239,13 @@ def batch_http_ms(port: int, bundle: Path) -> float:
     return statistics.median(runs) * 1000
 
 
-def _peers(bundle: Path, work: Path, workers: int) -> dict[str, tuple[list[str], dict]]:
+def _peers(
+    bundle: Path, work: Path, workers: int, pg_url: str | None
+) -> dict[str, tuple[list[str], dict]]:
     gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
     bare = ["-c", str(PEERS / "bare.conf.py"), "--chdir", str(PEERS)]
     product = ["-c", str(ROOT / "serving" / "gunicorn.conf.py")]
-    return {
+    peers = {
         "bare": (
             [*gunicorn, *bare, "--bind", "127.0.0.1:{port}", "bare_app:create_app()"],
             {"BARE_BUNDLE": str(bundle)},
@@ -255,6 +259,28 @@ def _peers(bundle: Path, work: Path, workers: int) -> dict[str, tuple[list[str],
             },
         ),
     }
+    if pg_url:
+        peers["product-pg"] = (
+            [*gunicorn, *product, "--bind", "127.0.0.1:{port}", "serving.app:create_app()"],
+            {
+                "CARPRICE_BUNDLE": str(bundle),
+                "CARPRICE_HOME": str(work / "home-pg"),
+                "CARPRICE_DB_URL": pg_url,
+                "CARPRICE_DB_PREFIX": PG_PREFIX,
+            },
+        )
+    return peers
+
+
+PG_PREFIX = f"bench{os.getpid()}_"
+
+
+def drop_pg_tables(url: str) -> None:
+    from carprice.runtime.store import Store
+
+    store = Store(url, PG_PREFIX)
+    store.drop()
+    store.dispose()
 
 
 class ImageServer:
@@ -312,6 +338,14 @@ def main() -> int:
         "--image", help="service image id or tag to measure (default: build one with the bundle)"
     )
     parser.add_argument("--no-image", action="store_true", help="leave the image contender out")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "CARPRICE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+        help="PostgreSQL for the product-pg contender (tables with a throw-away prefix)",
+    )
+    parser.add_argument("--no-pg", action="store_true", help="leave the PostgreSQL contender out")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     with tempfile.TemporaryDirectory(prefix="carprice-bench-serving-") as tmp:
@@ -324,12 +358,15 @@ def main() -> int:
         )
         results: dict = {"in_process": in_process(bundle)}
         ports = {"bare": 8301, "product": 8302}
+        pg_url = None if args.no_pg else args.pg_url
+        if pg_url:
+            ports["product-pg"] = 8304
         image = None if args.no_image else (args.image or build_image(bundle))
         if image:
             ports["image"] = 8303
         procs, masters, container_server = {}, {}, None
         try:  # all servers up at once; measurements alternate so all see the same machine
-            for name, (argv, env) in _peers(bundle, work, args.workers).items():
+            for name, (argv, env) in _peers(bundle, work, args.workers, pg_url).items():
                 port = ports[name]
                 procs[name] = start(
                     [a.format(port=port) for a in argv], env, port, work / f"{name}.log"
@@ -362,6 +399,8 @@ def main() -> int:
                 stop(proc)
             if container_server is not None:
                 container_server.stop()
+            if pg_url:
+                drop_pg_tables(pg_url)
         results.update(figures)
         report(results)
         if args.json:
@@ -389,6 +428,16 @@ def report(results: dict) -> None:
             )
             each = ", ".join(f"{r['req_per_s']:,.0f}" for r in image["wrk"])
             print(f"{'  each run, image':34}{each}")
+        pg = results.get("product-pg")
+        if pg and "req_per_s" in pg:
+            ratio = pg["req_per_s"] / product["req_per_s"]
+            print(
+                f"{'product on PostgreSQL req/s':34}{pg['req_per_s']:>28,.0f}"
+                f"   = {ratio:.2f} of the product on SQLite (target >= 0.90); "
+                f"non-2xx {pg['non_2xx']}, CPU {pg['server_cpu_us_per_request']:,.0f} µs/request"
+            )
+            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in pg["wrk"])
+            print(f"{'  each run, product-pg':34}{each}")
         runs = zip(bare["wrk"], product["wrk"], strict=True)
         pairs = ", ".join(f"{b['req_per_s']:,.0f}/{p['req_per_s']:,.0f}" for b, p in runs)
         print(f"{'  each run, bare/product':34}{pairs}")

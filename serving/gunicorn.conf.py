@@ -185,6 +185,13 @@ def post_worker_init(worker):
         worker_ready(worker, os.environ["CARPRICE_HANDOVER_DIR"])
 
 
+def worker_exit(server, worker):
+    """Hand the spool's rows to the store before the worker goes (bounded; kept otherwise)."""
+    runtime = getattr(worker.wsgi, "extensions", {}).get("carprice")
+    if runtime is not None and runtime.spool is not None:
+        runtime.final_drain()
+
+
 def on_reload(server):
     _resolve_and_verify(server, starting=False)
 

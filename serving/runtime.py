@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +27,20 @@ from carprice.runtime.store import Store, default_url
 from serving.metrics import Metrics
 
 log = logging.getLogger("carprice.serving")
-DRAIN_SECONDS = 1.0  # how often a worker moves spooled rows to the store
+DRAIN_SECONDS = 1.0  # how often the drainer moves rows spooled during a store outage
+LOCAL_FIRST_DRAIN_SECONDS = 0.5  # ... and rows a remote store gets from the local spool
 
 
-def open_spool(home: Path) -> Spool:
+def open_spool(home: Path, synchronous: str = "FULL") -> Spool:
     """Open the local spool under home (CARPRICE_SPOOL_MAX_ROWS caps it)."""
     cap = int(os.environ.get("CARPRICE_SPOOL_MAX_ROWS") or DEFAULT_MAX_ROWS)
-    return Spool(Path(home) / SPOOL_FILE, cap)
+    return Spool(Path(home) / SPOOL_FILE, cap, synchronous)
+
+
+def local_first(store: Store) -> bool:
+    """Whether prediction-log rows go to the local spool first (a remote store, unless
+    CARPRICE_LOG_LOCAL_FIRST=0): the answer then waits for a local commit, not a round trip."""
+    return not store.is_sqlite and os.environ.get("CARPRICE_LOG_LOCAL_FIRST", "1") != "0"
 
 
 def champion_path(home: Path, configured: str | os.PathLike | None = None) -> Path | None:
@@ -76,6 +84,7 @@ class Runtime:
     refusal: str | None = None
     draining: bool = False  # set on SIGTERM: readiness answers 503 while requests finish
     spool: Spool | None = None
+    local_first: bool = False  # rows go to the spool first; the drainer batches them on
     _drainer: threading.Thread | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -84,7 +93,13 @@ class Runtime:
 
         Returns False when they went to the spool. Raises SpoolFull (and the store's error
         with it) when neither can take them: the caller must not answer those estimates.
+        With a remote store (local_first) every row goes to the spool and the drainer moves
+        them on in batches.
         """
+        if self.local_first:
+            self.spool.put_predictions(rows)
+            self.metrics.spooled.labels("prediction").inc(len(rows))
+            return False
         try:
             self.store.log_estimates(rows)
             return True
@@ -106,14 +121,17 @@ class Runtime:
         if any(moved):
             self.metrics.drained.labels("prediction").inc(moved[0])
             self.metrics.drained.labels("feedback").inc(moved[1])
-            log.info("store back: drained %d predictions and %d feedback posts", *moved)
+            # local first, a drain is routine; otherwise it follows a store outage
+            level = logging.DEBUG if self.local_first else logging.INFO
+            log.log(level, "drained %d predictions and %d feedback posts into the store", *moved)
         return moved
 
     def _drain_loop(self, seconds: float) -> None:
+        holder = f"{os.uname().nodename}:{os.getpid()}"
         while not self._stop.wait(seconds):
             try:
                 stats = self.spool.stats()
-                if stats["predictions"] or stats["feedback"]:
+                if (stats["predictions"] or stats["feedback"]) and self.spool.take_lease(holder):
                     self.drain_spool()
                     stats = self.spool.stats()
                 self.metrics.spool_rows.set(stats["predictions"] + stats["feedback"])
@@ -123,8 +141,31 @@ class Runtime:
             except Exception:  # the drainer must never die quietly
                 log.exception("spool drain failed; retrying")
 
-    def start_drainer(self, seconds: float = DRAIN_SECONDS) -> None:
+    def final_drain(self, seconds: float = 5.0) -> None:
+        """On shutdown: move what the spool holds to the store while it answers (bounded).
+
+        What cannot be moved stays on disk for the next start; an emptyDir spool (k8s) would
+        lose it with the pod, so a worker hands its rows over before it exits.
+        """
+        self._stop.set()
+        holder = f"{os.uname().nodename}:{os.getpid()}"
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                stats = self.spool.stats()
+                if not (stats["predictions"] or stats["feedback"]):
+                    return
+                if self.spool.take_lease(holder):
+                    self.drain_spool()
+                else:
+                    time.sleep(0.1)
+        except Exception as err:  # the store is away: the rows stay in the spool
+            log.warning("spool not drained at shutdown, rows kept on disk: %s", err)
+
+    def start_drainer(self, seconds: float | None = None) -> None:
         """Drain the spool from a background thread, every `seconds` (once per worker)."""
+        if seconds is None:
+            seconds = LOCAL_FIRST_DRAIN_SECONDS if self.local_first else DRAIN_SECONDS
         if self._drainer is None:
             self._drainer = threading.Thread(
                 target=self._drain_loop, args=(seconds,), name="spool-drain", daemon=True
@@ -137,7 +178,11 @@ class Runtime:
         home = Path(config.get("CARPRICE_HOME") or home_dir())
         store = open_store(home, config.get("DB_URL"), config.get("DB_PREFIX"))
         store.start_checkpointer()
-        runtime = cls(home=home, store=store, spool=open_spool(home))
+        first = local_first(store)
+        # Local-first rows stand in for a remote commit; they survive a killed process
+        # (WAL, synchronous=NORMAL), as the SQLite store's rows do.
+        spool = open_spool(home, "NORMAL" if first else "FULL")
+        runtime = cls(home=home, store=store, spool=spool, local_first=first)
         runtime.start_drainer()
         runtime.load_champion(champion_path(home, config.get("BUNDLE")))
         runtime.load_challenger(challenger_path(home, config.get("CHALLENGER_BUNDLE")))

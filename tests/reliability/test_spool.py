@@ -90,6 +90,7 @@ def test_an_outage_then_sigkill_loses_no_answered_estimate(
     env = {"CARPRICE_DB_URL": own_db.url}
     server = start_gunicorn(home, workers=2, env=env)
     before = [_estimate(server.port, mileage=i)[2][0] for i in range(50)]
+    assert wait_for(lambda: _logged(own_db.url, before)[0] == 50, 30, step=0.2)
     own_db.take_away()
     during, statuses = [], []
     for i in range(200):  # bounded: 200 estimates while the store is away
@@ -122,7 +123,8 @@ def test_sigkill_during_the_drain_neither_duplicates_nor_loses_rows(
     pointer.swap_pointer(home, make_bundle("spool-2"))
     env = {"CARPRICE_DB_URL": own_db.url}
     server = start_gunicorn(home, workers=2, env=env)
-    _estimate(server.port)  # tables exist before the outage
+    first = _estimate(server.port)[2]  # tables exist before the outage
+    assert wait_for(lambda: _logged(own_db.url, first)[0] == 1, 30, step=0.2)
     own_db.take_away()
     answered = []
     for i in range(40):  # 40 requests x 100 listings: 4,000 spooled rows
@@ -165,7 +167,8 @@ def test_a_full_spool_answers_503_with_retry_after_and_drops_nothing(
     pointer.swap_pointer(home, make_bundle("spool-3"))
     env = {"CARPRICE_DB_URL": own_db.url, "CARPRICE_SPOOL_MAX_ROWS": "20"}
     server = start_gunicorn(home, workers=1, env=env)
-    _estimate(server.port)
+    first = _estimate(server.port)[2]
+    assert wait_for(lambda: _logged(own_db.url, first)[0] == 1, 30, step=0.2)
     own_db.take_away()
     results = [_estimate(server.port, mileage=i) for i in range(30)]
     statuses = [status for status, _, _ in results]
@@ -229,3 +232,21 @@ def test_the_spool_refuses_rows_past_its_cap(tmp_path):
     with pytest.raises(SpoolFull, match="cap 3"):
         spool.put_predictions([{"prediction_id": "c"}, {"prediction_id": "d"}])
     assert spool.stats()["predictions"] == 2
+
+
+def test_a_graceful_stop_hands_the_spooled_rows_to_the_store(
+    make_bundle, start_gunicorn, tmp_path, own_db
+):
+    """With PostgreSQL the rows go to the local spool first; a worker that stops (a rolling
+    update, a pod going away with its emptyDir spool) drains them before it exits."""
+    home = tmp_path / "home"
+    pointer.swap_pointer(home, make_bundle("spool-4"))
+    server = start_gunicorn(home, workers=2, env={"CARPRICE_DB_URL": own_db.url})
+    answered = []
+    for i in range(20):
+        answered += _estimate(server.port, n=10, mileage=100 * i)[2]
+    server.stop()  # SIGTERM right after the last answer, well inside a drain interval
+    left = Spool(home / SPOOL_FILE).stats()
+    print(f"\ngraceful stop: {_logged(own_db.url, answered)} of {len(answered)}; spool {left}")
+    assert _logged(own_db.url, answered) == (200, 200)
+    assert left["predictions"] == 0

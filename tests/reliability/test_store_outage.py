@@ -85,6 +85,11 @@ def test_estimates_go_on_and_feedback_says_retry_while_the_store_is_down(
     workers = server.workers()
     _, body = call(server.port, "POST", "/v1/estimates", {"listings": [golf()]})
     before_pid = body["estimates"][0]["prediction_id"]
+    store = Store(postgres.url)  # logged in the store (not only the local spool) before it stops
+    try:
+        assert wait_for(lambda: store.prediction(before_pid) is not None, 30, step=0.2)
+    finally:
+        store.dispose()
 
     postgres.stop()
     down_estimates, down_feedback, retry_after, ids = [], [], set(), []

@@ -145,3 +145,11 @@ def test_default_url_is_sqlite_under_home(tmp_path, monkeypatch):
     monkeypatch.setenv("CARPRICE_DB_URL", "postgresql+psycopg://x@h/db")
     assert default_url(tmp_path) == "postgresql+psycopg://x@h/db"
     assert os.environ["CARPRICE_DB_URL"].startswith("postgresql")
+
+
+def test_a_drained_batch_is_stored_once_even_when_part_of_it_was_stored_before(store):
+    """The spool's drain after a crash: rows already committed are skipped, the rest stored."""
+    store.log_estimates_once([_row(f"{i:032x}") for i in range(5)])
+    store.log_estimates_once([_row(f"{i:032x}") for i in range(3, 10)])
+    assert store.count("predictions") == 10
+    assert store.prediction(f"{4:032x}") is not None

@@ -94,6 +94,14 @@ def render(report: dict, result: MonitorResult) -> str:
             + hr.table(listing["ratings"].items(), ["price rating", "estimates"]),
         )
     )
+    fresh = report.get("freshness")
+    if fresh:
+        sections.append(
+            (
+                "Freshness of the log (rows answered but not in the store yet)",
+                hr.table(fresh.items(), ["", "value"]),
+            )
+        )
     if report["shadow"]:
         sh = report["shadow"]
         sections.append(

@@ -16,6 +16,7 @@ from carprice.data.schema import NUMERIC_COLUMNS
 from carprice.monitor.analysis import MonitorResult, MonitorThresholds, monitor
 from carprice.monitor.report import write_monitoring
 from carprice.runtime import pointer
+from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store, default_url
 
 
@@ -33,6 +34,31 @@ def champion_reference(paths: Paths) -> tuple[str | None, pd.DataFrame | None, s
     for column in NUMERIC_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return meta["model_version"], frame, f"training snapshot {snapshot_id[:12]}"
+
+
+def freshness(home: Path) -> dict:
+    """How far the store may lag behind the answers: rows still in the local spool.
+
+    The spool lives with the service (CARPRICE_HOME/spool); a service elsewhere reports the same
+    on /metrics as carprice_spool_rows and carprice_spool_oldest_age_seconds.
+    """
+    path = Path(home) / SPOOL_FILE
+    if not path.exists():
+        return {"note": f"no local spool at {path}: see carprice_spool_* on the services' /metrics"}
+    stats = Spool(path).stats()
+    waiting = stats["predictions"] + stats["feedback"]
+    return {
+        "spool_predictions": stats["predictions"],
+        "spool_feedback": stats["feedback"],
+        "oldest_age_s": round(stats["oldest_age_s"], 1),
+        "note": (
+            f"{stats['predictions']:,} estimates and {stats['feedback']:,} feedback posts answered "
+            f"but not in the store yet (oldest {stats['oldest_age_s']:.1f} s): this report "
+            "does not count them"
+            if waiting
+            else "every answered estimate and feedback post is in the store"
+        ),
+    }
 
 
 def run_monitoring(
@@ -64,5 +90,7 @@ def run_monitoring(
         "since": str(since) if since else None,
         "champion": champion,
         "reference": note,
+        "freshness": freshness(paths.home),
     }
+    say(f"freshness: {meta['freshness']['note']}")
     return result, write_monitoring(Path(out_root) / stamp, result, meta)

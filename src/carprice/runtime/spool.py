@@ -32,7 +32,11 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS feedback ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, prediction_id TEXT NOT NULL,"
     " dedupe_key TEXT NOT NULL UNIQUE, spooled_at REAL NOT NULL, post BLOB NOT NULL)",
+    # One drainer at a time per spool: the holder renews its lease while it drains.
+    "CREATE TABLE IF NOT EXISTS lease ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, until REAL NOT NULL)",
 )
+LEASE_S = 10.0
 
 
 class SpoolFull(RuntimeError):
@@ -78,8 +82,12 @@ def _wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
 class Spool:
     """A durable local queue of prediction rows and feedback posts (one SQLite file)."""
 
-    def __init__(self, path: Path, max_rows: int = DEFAULT_MAX_ROWS):
-        self.path, self.max_rows = Path(path), int(max_rows)
+    def __init__(self, path: Path, max_rows: int = DEFAULT_MAX_ROWS, synchronous: str = "FULL"):
+        """`synchronous` applies to prediction rows: FULL survives a power cut, NORMAL (WAL)
+        survives a killed process. Feedback posts are always committed with FULL."""
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path, self.max_rows, self.synchronous = Path(path), int(max_rows), synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._conn() as conn:
@@ -91,7 +99,7 @@ class Spool:
         if conn is None:  # one connection per thread; sqlite3 objects stay in their thread
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             _wal(conn)
-            conn.execute("PRAGMA synchronous=FULL")  # a committed row survives a power cut
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             self._local.conn = conn
         return conn
 
@@ -123,7 +131,8 @@ class Spool:
             raise
 
     def put_feedback(self, post: dict) -> None:
-        """Store one feedback post (prediction_id, dedupe_key, values) durably."""
+        """Store one feedback post (prediction_id, dedupe_key, values) durably (fsync)."""
+        self._conn().execute("PRAGMA synchronous=FULL")
         conn = self._begin()
         try:
             self._room(conn, 1)
@@ -136,6 +145,26 @@ class Spool:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def take_lease(self, holder: str, seconds: float = LEASE_S) -> bool:
+        """Become (or stay) the spool's one drainer for `seconds`; False while another is."""
+        now = time.time()
+        conn = self._begin()
+        try:
+            conn.execute(
+                "INSERT INTO lease VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " holder = excluded.holder, until = excluded.until"
+                " WHERE lease.holder = excluded.holder OR lease.until < ?",
+                (holder, now + seconds, now),
+            )
+            mine = conn.execute("SELECT holder FROM lease").fetchone()[0] == holder
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return mine
 
     def has_prediction(self, prediction_id: str) -> bool:
         query = "SELECT 1 FROM predictions WHERE prediction_id = ?"
@@ -154,7 +183,10 @@ class Spool:
     def forget_predictions(self, ids: list[str]) -> None:
         """Delete prediction rows the store has committed."""
         conn = self._begin()
-        conn.executemany("DELETE FROM predictions WHERE prediction_id = ?", [(i,) for i in ids])
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit is far above
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM predictions WHERE prediction_id IN ({marks})", chunk)
         conn.execute("COMMIT")
 
     def forget_feedback(self, keys: list[str]) -> None:
@@ -183,14 +215,18 @@ class Spool:
             self._local.conn = None
 
 
-def drain(spool: Spool, store, batch: int = 500) -> tuple[int, int]:
+def drain(spool: Spool, store, batch: int = 1000, max_batches: int = 50) -> tuple[int, int]:
     """Move spooled rows into the store; return (predictions, feedback) moved.
 
     Predictions go first, so feedback always finds its prediction. Each batch is deleted from
     the spool only after the store committed it; raises the store's error while it is away.
+    At most `max_batches` prediction batches per call, so a drainer renews its lease in time.
     """
     moved = [0, 0]
-    while rows := spool.predictions(batch):
+    for _ in range(max_batches):
+        rows = spool.predictions(batch)
+        if not rows:
+            break
         store.log_estimates_once(rows)
         spool.forget_predictions([row["prediction_id"] for row in rows])
         moved[0] += len(rows)

@@ -186,11 +186,56 @@ class Store:
                 conn.invalidate()
 
     def log_estimates_once(self, rows: list[dict]) -> None:
-        """Insert prediction rows, skipping ids already logged (the spool's drain: exactly once)."""
+        """Insert prediction rows, skipping ids already logged (the spool's drain: exactly once).
+
+        PostgreSQL gets the batch by COPY into a temporary table and one INSERT ... SELECT ...
+        ON CONFLICT DO NOTHING: a round trip per batch, not per row.
+        """
+        if self.url.get_backend_name() == "postgresql" and self.url.get_driver_name() == "psycopg":
+            self._copy_once(rows)
+            return
         insert = (sqlite if self.is_sqlite else postgresql).insert(self.predictions)
         statement = insert.on_conflict_do_nothing(index_elements=[self.predictions.c.prediction_id])
         with self.engine.begin() as conn:
             conn.execute(statement, rows)
+
+    def _copy_once(self, rows: list[dict]) -> None:
+        table = self.predictions.name
+        columns = [c.name for c in self.predictions.columns]
+        names = ", ".join(columns)
+        json_columns = {c.name for c in self.predictions.columns if isinstance(c.type, sa.JSON)}
+        values = [[_json(row[c]) if c in json_columns else row[c] for c in columns] for row in rows]
+        dbapi = self.engine.dialect.loaded_dbapi
+        conn = self.engine.raw_connection()
+        try:
+            try:  # straight into the table: one write per row (the usual case)
+                with conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for value in values:
+                        copy.write_row(value)
+                conn.commit()
+                return
+            except dbapi.IntegrityError:  # a batch drained before a crash: skip what is there
+                conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS drain_{table} "
+                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                with cur.copy(f"COPY drain_{table} ({names}) FROM STDIN") as copy:
+                    for value in values:
+                        copy.write_row(value)
+                cur.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM drain_{table} "
+                    "ON CONFLICT (prediction_id) DO NOTHING"
+                )
+            conn.commit()
+        except dbapi.Error as err:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            raise sa.exc.DBAPIError.instance("COPY", None, err, dbapi.Error) from err
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _bind(self, rows: list[dict]) -> list:
         """Return DBAPI parameters: column values in statement order, through their bind
