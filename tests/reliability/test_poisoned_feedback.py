@@ -142,6 +142,7 @@ def test_duplicate_feedback_for_one_prediction_is_idempotent(db, bundle_dir, tmp
         pid = client.post("/v1/estimates", json={"listings": [golf()]}).get_json()["estimates"][0][
             "prediction_id"
         ]
+        app.extensions["carprice"].drain_spool()  # PostgreSQL: the log goes to the spool first
         body = {"prediction_id": pid, "sold_price": 14500, "sold_at": "2026-03-01"}
         first = client.post("/v1/feedback", json=body).get_json()["feedback_id"]
         answers = []

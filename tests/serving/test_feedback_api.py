@@ -21,7 +21,10 @@ def db_client(db, bundle_dir, home):
 
 
 def _prediction_id(client) -> str:
+    """Return the id of a logged estimate, in the store: with PostgreSQL the log goes to the
+    local spool first (feedback on a spooled prediction: tests/reliability/test_spool.py)."""
     response = client.post("/v1/estimates", json={"listings": [golf()]})
+    client.application.extensions["carprice"].drain_spool()
     return response.get_json()["estimates"][0]["prediction_id"]
 
 
