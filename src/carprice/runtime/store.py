@@ -206,7 +206,10 @@ class Store:
         json_columns = {c.name for c in self.predictions.columns if isinstance(c.type, sa.JSON)}
         values = [[_json(row[c]) if c in json_columns else row[c] for c in columns] for row in rows]
         dbapi = self.engine.dialect.loaded_dbapi
-        conn = self.engine.raw_connection()
+        try:  # a raw checkout raises the driver's error, not SQLAlchemy's: map it like the rest
+            conn = self.engine.raw_connection()
+        except dbapi.Error as err:
+            raise sa.exc.DBAPIError.instance("connect", None, err, dbapi.Error) from err
         try:
             try:  # straight into the table: one write per row (the usual case)
                 with conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
