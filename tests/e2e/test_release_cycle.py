@@ -18,7 +18,6 @@ import pytest
 from carprice.release import container, promote
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from carprice.runtime.home import file_sha256
-from serving.docs_page import EXAMPLE_LISTING
 from tests.e2e.conftest import write_params
 from tests.e2e.traffic import SLOW_S, Traffic
 
@@ -276,31 +275,6 @@ def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_reque
     )
     _assert_switched_cleanly(traffic, before, manifest["model_version"], switched_at)
     assert _get(production, "/v1/model")["runtime"]["image_id"] == manifest["image"]["id"]
-
-
-def _estimate_version(port: int) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    body = {"listings": [EXAMPLE_LISTING]}
-    try:
-        conn.request(
-            "POST", "/v1/estimates", json.dumps(body), {"Content-Type": "application/json"}
-        )
-        return json.loads(conn.getresponse().read())["model_version"]
-    finally:
-        conn.close()
-
-
-def _wait_for(port: int, version: str, seconds: float = 60) -> str:
-    deadline, seen = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            seen = _estimate_version(port)
-            if seen == version:
-                return seen
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.3)
-    return seen
 
 
 def test_rollback_reruns_gate_3_and_switches_production_back_under_load(

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT
 from carprice.release import deploy_refs
 from carprice.release.deploy_refs import IMAGE_NAME, split_ref, write_deploy_refs
+from tests.deploy.test_manifests import kustomize
 
 DIGEST = "sha256:" + "ab" * 32
 BASE = PROJECT_ROOT / "deploy" / "k8s"
@@ -32,16 +31,7 @@ def compose_image(paths: dict[str, Path]) -> str:
 def rendered_image(folder: Path) -> str:
     """The Deployment's image once the overlay is applied: kubectl kustomize, else by hand."""
     if shutil.which("kubectl"):
-        out = subprocess.run(
-            ["kubectl", "kustomize", str(folder)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
-        docs = [d for d in yaml.safe_load_all(out) if d]
-        for doc in docs:
-            kubernetes_validate.validate(doc, "1.37.0", strict=True)
+        docs = kustomize(folder)
         [deployment] = [d for d in docs if d["kind"] == "Deployment"]
         return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     # No kubectl here: resolve the one level of overlay the way kustomize's image transformer does.
