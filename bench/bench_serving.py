@@ -18,6 +18,8 @@ metrics. Reported:
   skips it) beside the product on SQLite
 - the service image (what production runs) as a third contender, measured in the same
   alternating wrk rounds: built with the benchmark bundle, or `--image ID`; `--no-image` skips it
+- the product with an API key (`X-API-Key`, a client with a quota too large to reach) beside
+  the same server's anonymous calls: the cost of the key check and quota count
 
     .venv/bin/python bench/bench_serving.py [--bundle DIR] [--seconds 10] [--workers 2]
 """
@@ -275,6 +277,29 @@ def _peers(
 PG_PREFIX = f"bench{os.getpid()}_"
 
 
+def add_bench_client(home: Path) -> str:
+    """Add a client with an unreachable quota to the product's store; return its key."""
+    from carprice.runtime.clients import new_key
+    from carprice.runtime.store import DB_FILE, Store
+
+    store = Store(f"sqlite:///{home / DB_FILE}")
+    made = new_key()
+    try:
+        store.add_client(
+            {
+                "name": "bench",
+                "key_id": made.key_id,
+                "key_salt": made.salt,
+                "key_hash": made.key_hash,
+                "scopes": "estimate",
+                "estimates_per_minute": 10**9,
+            }
+        )
+    finally:
+        store.dispose()
+    return made.key
+
+
 def drop_pg_tables(url: str) -> None:
     from carprice.runtime.store import Store
 
@@ -309,7 +334,7 @@ class ImageServer:
             self.stop()
             sys.exit(f"the image did not come up on port {port}; see {log}")
         self.pid = int(self.engine.run("inspect", "--format", "{{.State.Pid}}", self.cid).strip())
-        model = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/model").read())
+        model = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz").read())
         self.runtime = model.get("runtime", {})
 
     def stop(self) -> None:
@@ -372,18 +397,27 @@ def main() -> int:
                     [a.format(port=port) for a in argv], env, port, work / f"{name}.log"
                 )
                 masters[name] = procs[name].pid
+            # the same product server, called with a key: authenticated vs anonymous
+            auth_script = work / "post-auth.lua"
+            auth_script.write_text(
+                script.read_text()
+                + f'wrk.headers["X-API-Key"] = "{add_bench_client(work / "home")}"\n'
+            )
+            ports["product-auth"], masters["product-auth"] = ports["product"], masters["product"]
+            scripts = {name: script for name in ports} | {"product-auth": auth_script}
             if image:
                 container_server = ImageServer(image, ports["image"], args.workers, work / "i.log")
                 masters["image"] = container_server.pid
                 results["image_runtime"] = {"image": image, **container_server.runtime}
             figures: dict = {name: {"wrk": []} for name in ports}
             for name, port in ports.items():
-                figures[name]["sequential_ms"] = sequential_ms(port, args.sequential)
+                if name != "product-auth":  # its sequential client sends no key
+                    figures[name]["sequential_ms"] = sequential_ms(port, args.sequential)
             if shutil.which("wrk"):
                 for repeat in range(args.repeats):
                     order = list(ports) if repeat % 2 == 0 else list(reversed(ports))
                     for name in order:
-                        run = wrk(ports[name], args.seconds, script, master=masters[name])
+                        run = wrk(ports[name], args.seconds, scripts[name], master=masters[name])
                         figures[name]["wrk"].append(run)
                 for name, port in ports.items():
                     runs = figures[name]["wrk"]
@@ -392,7 +426,8 @@ def main() -> int:
                     figures[name]["server_cpu_us_per_request"] = statistics.median(
                         r["server_cpu_us_per_request"] for r in runs
                     )
-                    figures[name]["wrk_c1_latency_ms"] = wrk(port, 5, script, 1)["latency_ms"]
+                    c1 = wrk(port, 5, scripts[name], 1)
+                    figures[name]["wrk_c1_latency_ms"] = c1["latency_ms"]
             figures["product"]["batch_1000_http_ms"] = batch_http_ms(ports["product"], bundle)
         finally:
             for proc in procs.values():
@@ -438,6 +473,17 @@ def report(results: dict) -> None:
             )
             each = ", ".join(f"{r['req_per_s']:,.0f}" for r in pg["wrk"])
             print(f"{'  each run, product-pg':34}{each}")
+        authed = results.get("product-auth")
+        if authed and "req_per_s" in authed:
+            ratio = authed["req_per_s"] / product["req_per_s"]
+            print(
+                f"{'product with an API key req/s':34}{authed['req_per_s']:>28,.0f}"
+                f"   = {ratio:.3f} of anonymous (target >= 0.95); non-2xx {authed['non_2xx']}, "
+                f"CPU {authed['server_cpu_us_per_request']:,.0f} µs/request"
+            )
+            runs = zip(product["wrk"], authed["wrk"], strict=True)
+            pairs = ", ".join(f"{p['req_per_s']:,.0f}/{a['req_per_s']:,.0f}" for p, a in runs)
+            print(f"{'  each run, anonymous/key':34}{pairs}")
         runs = zip(bare["wrk"], product["wrk"], strict=True)
         pairs = ", ".join(f"{b['req_per_s']:,.0f}/{p['req_per_s']:,.0f}" for b, p in runs)
         print(f"{'  each run, bare/product':34}{pairs}")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from flask import Flask, g, request
 
-from serving import problems, routes
+from serving import auth, problems, routes
 from serving.runtime import Runtime
 
 DEFAULTS = {
@@ -17,11 +17,19 @@ DEFAULTS = {
     "CARPRICE_HOME": None,  # default: $CARPRICE_HOME or ./var
     "DB_URL": None,  # default: $CARPRICE_DB_URL or SQLite under CARPRICE_HOME
     "DB_PREFIX": None,  # table-name prefix; default: $CARPRICE_DB_PREFIX or none
+    # Access (serving/auth.py); each default: $CARPRICE_<KEY>, else the value in brackets
+    "ANONYMOUS_ESTIMATES": None,  # estimates without a key allowed [1]
+    "KEY_CACHE_SECONDS": None,  # how long a worker trusts a key it checked [30]
+    "ESTIMATES_PER_MINUTE": None,  # a client's quota unless its own is set [600]
+    "FEEDBACK_PER_DAY": None,  # a client's quota unless its own is set [1000]
+    "QUOTA_SYNC_SECONDS": None,  # estimate counts reach the store at least this often [0.2]
+    "QUOTA_SYNC_REQUESTS": None,  # ... or after this many requests [20]
 }
 
 
 def create_app(config: Mapping | None = None) -> Flask:
-    """Build the app: load and verify the bundle, open the store, register the routes."""
+    """Build the app: load and verify the bundle, open the store, register the routes and
+    the access checks."""
     app = Flask(__name__)
     app.config.update(DEFAULTS)
     app.config.update(config or {})
@@ -30,6 +38,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     runtime = Runtime.start(app.config)
     app.extensions["carprice"] = runtime
     _instrument(app, runtime)
+    auth.register(app, runtime.store)  # after the timer starts: refusals are timed too
     return app
 
 

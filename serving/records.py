@@ -1,9 +1,12 @@
-"""Prediction-log records: one row per estimate, with what the shadow challenger said."""
+"""Prediction-log records: one row per estimate, with what the shadow challenger said and the
+client that asked (the API key's client, `flask.g.client`; None for anonymous calls)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+
+from flask import g
 
 from serving.runtime import Runtime
 
@@ -34,6 +37,7 @@ def log_rows(rt, version, request_id, listings, asking, answers, latency_ms) -> 
     scores, error = shadow(rt, listings) if rt.challenger is not None else (None, None)
     challenger = rt.challenger.version if rt.challenger is not None else None
     none = (None, None, None, None)
+    client = g.get("client")
     rows = []
     for i, (listing, listing_price, answer) in enumerate(
         zip(listings, asking, answers, strict=True)
@@ -71,6 +75,7 @@ def log_rows(rt, version, request_id, listings, asking, answers, latency_ms) -> 
                 "challenger_price_low": c_low,
                 "challenger_price_high": c_high,
                 "challenger_error": error,
+                "client": client,
             }
         )
     return rows

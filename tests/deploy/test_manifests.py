@@ -71,8 +71,27 @@ def test_service_hpa_and_budget_point_at_the_deployment():
 
 
 def test_the_configuration_only_sets_variables_the_service_reads():
+    read = "".join((PROJECT_ROOT / "serving" / f).read_text() for f in ("runtime.py", "auth.py"))
     for name in by_kind()["ConfigMap"]["data"]:
-        assert name in GUNICORN or name in (PROJECT_ROOT / "serving" / "runtime.py").read_text()
+        assert name in GUNICORN or name in read
+
+
+def test_the_network_policy_admits_only_clients_and_prometheus_to_the_service_pods():
+    kinds = by_kind()
+    policy = kinds["NetworkPolicy"]
+    labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector and selector.items() <= labels.items()  # it selects the service pods
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    port_names = {p["name"] for p in container["ports"]}
+    sources = []
+    for rule in policy["spec"]["ingress"]:
+        assert {p["port"] for p in rule["ports"]} <= port_names  # only the HTTP port
+        for peer in rule["from"]:
+            assert "ipBlock" not in peer  # no address ranges: pods by label only
+            sources.append(peer["podSelector"]["matchLabels"])
+    assert sources == [{"carprice/client": "true"}, {"app.kubernetes.io/name": "prometheus"}]
 
 
 def test_the_compose_stack_validates_and_wires_the_store_and_scraping():

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from carprice.release import container, gate3
 from carprice.release.target import Target
 from serving.app import create_app
+from tests.serving.conftest import add_client
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,12 @@ def serve(package, home, alter):
 
     info = {"note": "the real app behind a test HTTP server", "alive": thread.is_alive}
     scorer = "compiled" if app.extensions["carprice"].champion.compiled else "lightgbm"
-    return Target("local process (opt-in)", port, info, stop), scorer
+    store = app.extensions["carprice"].store
+    limits = {"estimates_per_minute": 10**9, "feedback_per_day": 10**9}
+    target = Target(
+        "local process (opt-in)", port, info, stop, add_client=lambda: add_client(store, **limits)
+    )
+    return target, scorer
 
 
 def run(package, params, tmp_path, monkeypatch, alter, expect=lambda loaded: loaded) -> dict:

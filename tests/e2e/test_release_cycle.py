@@ -205,7 +205,7 @@ def production(world):
 def test_serve_runs_the_image_gate_3_tested_with_the_compiled_scorer(world, production):
     champion, bundle = world.production()
     manifest = json.loads((bundle.parent / "manifest.json").read_text())
-    model = _get(production, "/v1/model")
+    model = _get(production, "/readyz")  # what runs: anonymous callers see it on /readyz
     assert model["runtime"] == {"scorer": "compiled", "image_id": manifest["image"]["id"]}
     gate3 = json.loads((bundle.parent / "gate3" / "e2e.json").read_text())
     assert gate3["target"]["id"] == manifest["image"]["id"]
@@ -253,7 +253,7 @@ def second_release(world, second, production) -> str:
         ],
     ):
         if step[0] == "promote":
-            before = _get(production, "/v1/model")["model_version"]
+            before = _get(production, "/readyz")["model_version"]
             with Traffic(production) as traffic:
                 proc = world.carprice(*step)
                 switched_at = time.monotonic()
@@ -274,7 +274,7 @@ def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_reque
         (promote.releases_dir(world.home) / second_release / "manifest.json").read_text()
     )
     _assert_switched_cleanly(traffic, before, manifest["model_version"], switched_at)
-    assert _get(production, "/v1/model")["runtime"]["image_id"] == manifest["image"]["id"]
+    assert _get(production, "/readyz")["runtime"]["image_id"] == manifest["image"]["id"]
 
 
 def test_rollback_reruns_gate_3_and_switches_production_back_under_load(
@@ -292,7 +292,7 @@ def test_rollback_reruns_gate_3_and_switches_production_back_under_load(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == first
     _assert_switched_cleanly(traffic, new, old, switched_at)
-    assert _get(production, "/v1/model")["runtime"]["image_id"] == first_manifest["image"]["id"]
+    assert _get(production, "/readyz")["runtime"]["image_id"] == first_manifest["image"]["id"]
     assert world.production() == (first, (releases / first / "bundle").resolve())
     entry = promote.history(world.home)[-1]
     assert entry["action"] == "rollback" and entry["previous"] == second_release

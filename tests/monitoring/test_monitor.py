@@ -14,6 +14,7 @@ from carprice.monitor.analysis import MonitorThresholds, monitor
 from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import flask_post, replay
+from tests.serving.conftest import with_key
 
 pytestmark = pytest.mark.slow
 START = dt.date(2026, 3, 2)  # the small model's training market is dated here
@@ -41,7 +42,8 @@ def service(small_bundle, tmp_path):
     app = create_app(
         {"BUNDLE": str(small_bundle), "CARPRICE_HOME": str(tmp_path), "DB_URL": f"sqlite:///{db}"}
     )
-    return flask_post(app.test_client()), Store(f"sqlite:///{db}"), db
+    client = with_key(app.test_client(), feedback_per_day=100_000)  # feedback needs a key
+    return flask_post(client), Store(f"sqlite:///{db}"), db
 
 
 def run(service, reference, thresholds, *weeks):

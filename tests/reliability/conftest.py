@@ -18,6 +18,7 @@ from tests.serving.conftest import (  # noqa: F401  (fixtures, reused rather tha
     client,
     db,
     home,
+    keyed_client,
     make_bundle,
     pg_url,
 )

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from carprice.runtime import pointer
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, home_key
 
 pytestmark = pytest.mark.slow
 PROBLEM = "application/problem+json"
@@ -25,6 +25,7 @@ def server(make_bundle, tmp_path_factory):
     server = Gunicorn(home, home / "gunicorn.log", workers=1)
     try:
         server.wait_ready()
+        server.key = home_key(home)  # feedback needs an API key
         yield server
     finally:
         server.stop()
@@ -90,7 +91,8 @@ def test_bad_feedback_prices_are_422_naming_the_field(server, literal):
     text = json.dumps({"prediction_id": "x", "sold_price": 1}).replace(
         '"sold_price": 1', f'"sold_price": {literal}'
     )
-    answer = send(server, "/v1/feedback", text)
+    headers = {"Content-Type": "application/json", "X-API-Key": server.key}
+    answer = send(server, "/v1/feedback", text, headers)
     assert answer[0] == 422 and "sold_price" in fields(answer)
 
 

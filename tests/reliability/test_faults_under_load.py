@@ -22,17 +22,18 @@ from carprice.runtime.bundle import load_bundle, write_bundle
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.store import Store
 from tests.reliability.conftest import call, wait_for
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, home_key
 
 pytestmark = pytest.mark.slow
 
 
-def request(port: int, method: str, path: str, body=None, timeout: float = 30):
-    """Return (status, headers, parsed body) of one call."""
+def request(port: int, method: str, path: str, body=None, timeout: float = 30, key=None):
+    """Return (status, headers, parsed body) of one call (with an API key when given)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = json.dumps(body) if body is not None else None
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **({"X-API-Key": key} if key else {})}
+        conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         text = response.read()
         kind = response.getheader("Content-Type", "")
@@ -74,6 +75,7 @@ def test_a_worker_killed_mid_feedback_loses_no_accepted_feedback(
     home = tmp_path / "home"
     pointer.swap_pointer(home, make_bundle("kill-1"))
     server = start_gunicorn(home, workers=2)
+    key = home_key(home)
     status, body = call(server.port, "POST", "/v1/estimates", {"listings": [golf()] * 300})
     assert status == 200
     ids = [e["prediction_id"] for e in body["estimates"]]
@@ -85,7 +87,11 @@ def test_a_worker_killed_mid_feedback_loses_no_accepted_feedback(
             price = 10_000 + 100 * n + i
             try:
                 status, answer = call(
-                    server.port, "POST", "/v1/feedback", {"prediction_id": pid, "sold_price": price}
+                    server.port,
+                    "POST",
+                    "/v1/feedback",
+                    {"prediction_id": pid, "sold_price": price},
+                    key=key,
                 )
             except OSError as err:  # the killed worker's connections break: not a 202
                 with lock:
@@ -311,6 +317,7 @@ def test_many_workers_write_sqlite_at_once_without_lock_errors(
     pointer.swap_pointer(home, make_bundle("many-1"))
     # OMP_NUM_THREADS above 1: the workers must still not hang in LightGBM after fork
     server = start_gunicorn(home, workers=4, env={"OMP_NUM_THREADS": "2"})
+    key = home_key(home)
     master = server.proc.pid
     master_fds = [os.readlink(f"/proc/{master}/fd/{fd}") for fd in os.listdir(f"/proc/{master}/fd")]
     # Threads of the master besides the main one that run Python or OpenMP code (libgomp's
@@ -332,7 +339,11 @@ def test_many_workers_write_sqlite_at_once_without_lock_errors(
                 continue
             pid = body["estimates"][0]["prediction_id"]
             status, body = call(
-                server.port, "POST", "/v1/feedback", {"prediction_id": pid, "sold_price": 9000 + i}
+                server.port,
+                "POST",
+                "/v1/feedback",
+                {"prediction_id": pid, "sold_price": 9000 + i},
+                key=key,
             )
             with lock:
                 (accepted if status == 202 else failures).append(status)

@@ -29,12 +29,15 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
 @pytest.fixture(scope="module")
 def fuzz_server(make_bundle, tmp_path_factory):
     from tests.reliability.conftest import Gunicorn
+    from tests.serving.conftest import home_key
 
     home = tmp_path_factory.mktemp("fuzz-home")
     pointer.swap_pointer(home, make_bundle("fuzz-1"))
     server = Gunicorn(home, home / "gunicorn.log")
     try:
         server.wait_ready()
+        # a client with both scopes and no practical quota: the fuzzer reaches every operation
+        server.key = home_key(home, "fuzz", estimates_per_minute=10**9, feedback_per_day=10**9)
         yield server
     finally:
         server.stop()
@@ -55,7 +58,10 @@ def test_every_generated_request_gets_a_documented_answer(case, fuzz_server):
     # so a schema-valid future date is a documented 422 there, not a failed acceptance.
     excluded = [positive_data_acceptance] if case.path == "/v1/feedback" else []
     response = case.call_and_validate(
-        base_url=fuzz_server.url, timeout=30, excluded_checks=excluded
+        base_url=fuzz_server.url,
+        timeout=30,
+        excluded_checks=excluded,
+        headers={"X-API-Key": fuzz_server.key},
     )
     CASES.append((case.method.upper(), case.path, response.status_code))
     assert response.status_code < 500

@@ -23,7 +23,7 @@ from carprice.simulator.market import generate_listings
 from carprice.simulator.replay import api_listing
 from serving.app import create_app
 from tests.conftest import small_params
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, with_key
 
 BOUND = 0.02  # median |log price change| on the reference set (about 2%)
 FLOOD_FACTOR = 3.0
@@ -63,7 +63,7 @@ def test_a_flood_of_absurd_sold_prices_moves_the_next_model_less_than_the_bound(
     market_frame.sample(LISTINGS, random_state=1).to_csv(raw / "listings.csv", index=False)
     db_url = f"sqlite:///{tmp_path / 'carprice.db'}"
     app = create_app({"BUNDLE": str(small_bundle), "CARPRICE_HOME": tmp_path, "DB_URL": db_url})
-    client = app.test_client()
+    client = with_key(app.test_client(), feedback_per_day=FLOOD)
     flood = generate_listings(FLOOD, seed=5, when=dt.date(2026, 3, 9), dirty=False)
     posted = 0
     for start in range(0, FLOOD, 500):
@@ -113,7 +113,8 @@ def test_feedback_plausibility_thresholds_come_from_params(params):
         FeedbackCheck.from_params({"sold_to_estimate_min": 1.5})
 
 
-def test_a_plausible_sale_is_kept_and_an_absurd_one_quarantined(app, client):
+def test_a_plausible_sale_is_kept_and_an_absurd_one_quarantined(app, keyed_client):
+    client = keyed_client
     ids = [
         e["prediction_id"]
         for e in client.post("/v1/estimates", json={"listings": [golf()] * 3}).get_json()[
@@ -137,7 +138,7 @@ def test_duplicate_feedback_for_one_prediction_is_idempotent(db, bundle_dir, tmp
     app = create_app(
         {"BUNDLE": bundle_dir, "CARPRICE_HOME": tmp_path, "DB_URL": url, "DB_PREFIX": prefix}
     )
-    client, store = app.test_client(), app.extensions["carprice"].store
+    client, store = with_key(app.test_client()), app.extensions["carprice"].store
     try:
         pid = client.post("/v1/estimates", json={"listings": [golf()]}).get_json()["estimates"][0][
             "prediction_id"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_faults_under_load import request
-from tests.serving.conftest import ensure_database, golf
+from tests.serving.conftest import ensure_database, golf, url_key, with_key
 
 
 class OwnDatabase:
@@ -102,8 +103,13 @@ def test_an_outage_then_sigkill_loses_no_answered_estimate(
     own_db.give_back()
     restarted = start_gunicorn(home, workers=2, env=env)
     drained = wait_for(lambda: _logged(own_db.url, during)[0] == len(during), 30, step=0.5)
+    key = url_key(own_db.url)
     feedback = request(
-        restarted.port, "POST", "/v1/feedback", {"prediction_id": during[7], "sold_price": 9100}
+        restarted.port,
+        "POST",
+        "/v1/feedback",
+        {"prediction_id": during[7], "sold_price": 9100},
+        key=key,
     )[0]
     print(
         f"\noutage + SIGKILL: {statuses.count(200)}/200 answered while away, {spooled} spooled; "
@@ -125,6 +131,16 @@ def test_sigkill_during_the_drain_neither_duplicates_nor_loses_rows(
     server = start_gunicorn(home, workers=2, env=env)
     first = _estimate(server.port)[2]  # tables exist before the outage
     assert wait_for(lambda: _logged(own_db.url, first)[0] == 1, 30, step=0.2)
+    key = url_key(own_db.url)
+    unknown = {"prediction_id": "0" * 32, "sold_price": 1}
+    with ThreadPoolExecutor(6) as pool:  # both workers check the key (and keep it) while up
+        warm = list(
+            pool.map(
+                lambda _: request(server.port, "POST", "/v1/feedback", unknown, key=key)[0],
+                range(24),
+            )
+        )
+    assert warm == [404] * 24
     own_db.take_away()
     answered = []
     for i in range(40):  # 40 requests x 100 listings: 4,000 spooled rows
@@ -135,7 +151,11 @@ def test_sigkill_during_the_drain_neither_duplicates_nor_loses_rows(
     for pid in feedback_on:  # feedback on spooled predictions is accepted and spooled too
         assert (
             request(
-                server.port, "POST", "/v1/feedback", {"prediction_id": pid, "sold_price": 8800}
+                server.port,
+                "POST",
+                "/v1/feedback",
+                {"prediction_id": pid, "sold_price": 8800},
+                key=key,
             )[0]
             == 202
         )
@@ -193,7 +213,7 @@ def test_the_app_spools_while_the_store_fails_and_drains_exactly_once(
     app = create_app({"BUNDLE": bundle_dir, "CARPRICE_HOME": tmp_path, "DB_URL": url})
     rt = app.extensions["carprice"]
     rt._stop.set()  # no background drainer: this test drains by hand
-    client = app.test_client()
+    client = with_key(app.test_client())
     broken = threading.Event()
     for name in ("log_estimates", "add_feedback"):
         real = getattr(rt.store, name)

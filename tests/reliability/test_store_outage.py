@@ -22,7 +22,7 @@ from carprice.runtime import pointer
 from carprice.runtime.store import Store
 from tests.reliability.conftest import call, wait_for
 from tests.reliability.test_faults_under_load import request
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, url_key
 from tests.serving.test_gunicorn import _free_port
 
 pytestmark = pytest.mark.slow
@@ -90,6 +90,7 @@ def test_estimates_go_on_and_feedback_says_retry_while_the_store_is_down(
         assert wait_for(lambda: store.prediction(before_pid) is not None, 30, step=0.2)
     finally:
         store.dispose()
+    key = url_key(postgres.url)
 
     postgres.stop()
     down_estimates, down_feedback, retry_after, ids = [], [], set(), []
@@ -101,7 +102,11 @@ def test_estimates_go_on_and_feedback_says_retry_while_the_store_is_down(
         if status == 200:
             ids.append(body["estimates"][0]["prediction_id"])
         status, headers, body = request(
-            server.port, "POST", "/v1/feedback", {"prediction_id": before_pid, "sold_price": 9000}
+            server.port,
+            "POST",
+            "/v1/feedback",
+            {"prediction_id": before_pid, "sold_price": 9000},
+            key=key,
         )
         down_feedback.append(status)
         retry_after.add(headers.get("Retry-After"))
@@ -115,6 +120,7 @@ def test_estimates_go_on_and_feedback_says_retry_while_the_store_is_down(
                 "POST",
                 "/v1/feedback",
                 {"prediction_id": before_pid, "sold_price": 9000},
+                key=key,
             )[0]
             == 202
         ),
@@ -130,7 +136,13 @@ def test_estimates_go_on_and_feedback_says_retry_while_the_store_is_down(
         store.dispose()
     # so an estimate answered during the outage takes feedback afterwards
     late = [
-        request(server.port, "POST", "/v1/feedback", {"prediction_id": pid, "sold_price": 8000})[0]
+        request(
+            server.port,
+            "POST",
+            "/v1/feedback",
+            {"prediction_id": pid, "sold_price": 8000},
+            key=key,
+        )[0]
         for pid in ids
     ]
     log = server.log.read_text()

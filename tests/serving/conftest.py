@@ -112,6 +112,43 @@ def client(app):
     return app.test_client()
 
 
+def add_client(store, name: str = "tests", scopes: str = "estimate,feedback", **quotas) -> str:
+    """Add an API client to a store (as `carprice clients add` does); return its key."""
+    from carprice.runtime import clients
+
+    store.create()
+    return clients.add_client(store, name, scopes, **quotas)
+
+
+def url_key(url: str, name: str = "tests", scopes: str = "estimate,feedback", **quotas) -> str:
+    """Add an API client to the store at `url`; return its key."""
+    from carprice.runtime.store import Store
+
+    store = Store(url)
+    try:
+        return add_client(store, name, scopes, **quotas)
+    finally:
+        store.dispose()
+
+
+def home_key(home: Path, name: str = "tests", scopes: str = "estimate,feedback", **quotas) -> str:
+    """Add an API client to the SQLite store under a service's home; return its key."""
+    return url_key(f"sqlite:///{Path(home) / 'carprice.db'}", name, scopes, **quotas)
+
+
+def with_key(client, name: str = "tests", scopes: str = "estimate,feedback", **quotas):
+    """Make a Flask test client send a new API key of its app's store on every request."""
+    key = add_client(client.application.extensions["carprice"].store, name, scopes, **quotas)
+    client.environ_base["HTTP_X_API_KEY"] = key
+    return client
+
+
+@pytest.fixture
+def keyed_client(app):
+    """A test client that sends an API key with scopes estimate and feedback."""
+    return with_key(app.test_client())
+
+
 PG_URL = os.environ.get("CARPRICE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -54,7 +54,7 @@ def test_without_any_bundle_the_service_is_not_ready(home):
 def test_the_deploy_pointer_names_the_served_bundle(make_bundle, home):
     pointer.swap_pointer(home, make_bundle("pointed-3"))
     body = _app(home).test_client().get("/readyz").get_json()
-    assert body == {"status": "ready", "model_version": "pointed-3"}
+    assert body["status"] == "ready" and body["model_version"] == "pointed-3"
 
 
 def test_serve_refuses_a_tampered_bundle_before_starting(tampered, home, monkeypatch, capsys):

@@ -95,8 +95,8 @@ def test_it_stamps_the_model_version_on_every_answer(client):
         assert response.headers["X-Model-Version"] == "test-1"
 
 
-def test_model_endpoint_describes_the_served_bundle(client):
-    body = client.get("/v1/model").get_json()
+def test_model_endpoint_describes_the_served_bundle(keyed_client):
+    body = keyed_client.get("/v1/model").get_json()
     assert body["model_version"] == "test-1"
     assert body["metadata"]["lineage"] == {"source": "tests"}
     assert body["interval"]["level"] == pytest.approx(0.8)
@@ -108,4 +108,5 @@ def test_health_and_readiness_answer_200_with_a_verified_model(client):
     assert client.get("/healthz").get_json() == {"status": "alive"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json() == {"status": "ready", "model_version": "test-1"}
+    runtime = {"scorer": "compiled", "image_id": None}  # what runs; lineage needs a key
+    assert ready.get_json() == {"status": "ready", "model_version": "test-1", "runtime": runtime}

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from serving.app import create_app
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, with_key
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def db_client(db, bundle_dir, home):
     app = create_app(
         {"BUNDLE": bundle_dir, "CARPRICE_HOME": home, "DB_URL": url, "DB_PREFIX": prefix}
     )
-    yield app.test_client(), app.extensions["carprice"].store
+    yield with_key(app.test_client()), app.extensions["carprice"].store
     app.extensions["carprice"].store.dispose()
 
 
@@ -86,8 +86,8 @@ def test_it_keeps_several_feedback_records_for_one_prediction(db_client):
         ({"prediction_id": "x", "sold_price": 1, "buyer": "me"}, "buyer"),
     ],
 )
-def test_it_rejects_invalid_feedback_naming_the_field(client, body, field):
-    response = client.post("/v1/feedback", json=body)
+def test_it_rejects_invalid_feedback_naming_the_field(keyed_client, body, field):
+    response = keyed_client.post("/v1/feedback", json=body)
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert field in [e["field"] for e in response.get_json()["errors"]]

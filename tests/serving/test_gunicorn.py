@@ -19,7 +19,7 @@ import pytest
 from carprice.config import PROJECT_ROOT
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, home_key
 
 pytestmark = pytest.mark.slow
 CONF = PROJECT_ROOT / "serving" / "gunicorn.conf.py"
@@ -31,11 +31,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _call(port: int, method: str, path: str, body=None, timeout: float = 30):
+def _call(port: int, method: str, path: str, body=None, timeout: float = 30, key=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = json.dumps(body) if body is not None else None
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **({"X-API-Key": key} if key else {})}
+        conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         text = response.read().decode()
         parsed = (
@@ -90,8 +91,8 @@ class Server:
             time.sleep(0.2)
         raise AssertionError(f"not ready in {seconds}s: {self.log.read_text()[-2000:]}")
 
-    def call(self, method: str, path: str, body=None):
-        return _call(self.port, method, path, body)
+    def call(self, method: str, path: str, body=None, key: str | None = None):
+        return _call(self.port, method, path, body, key=key)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -110,6 +111,7 @@ def server(make_bundle, tmp_path_factory):
     server = Server(home, home / "gunicorn.log")
     try:
         server.wait_ready()
+        server.key = home_key(home)  # scopes estimate and feedback
         yield server
     finally:
         server.stop()
@@ -126,7 +128,7 @@ def test_it_estimates_and_takes_feedback_over_http(server):
     assert estimate["status"] == "ok" and estimate["price_rating"]
     pid = estimate["prediction_id"]
     status, answer = server.call(
-        "POST", "/v1/feedback", {"prediction_id": pid, "sold_price": 14000}
+        "POST", "/v1/feedback", {"prediction_id": pid, "sold_price": 14000}, key=server.key
     )
     assert status == 202
     store = _store(server)
@@ -152,7 +154,10 @@ def test_two_workers_write_concurrently_without_lock_errors(server):
             pid = body["estimates"][0]["prediction_id"]
             ids.append(pid)
             status, body = server.call(
-                "POST", "/v1/feedback", {"prediction_id": pid, "listing_price": 9999}
+                "POST",
+                "/v1/feedback",
+                {"prediction_id": pid, "listing_price": 9999},
+                key=server.key,
             )
             if status != 202:
                 failures.append((status, body))

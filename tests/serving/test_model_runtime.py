@@ -26,6 +26,12 @@ class FlaskClient:
         return response.status_code, response.content_type, response.get_json(silent=True)
 
 
+@pytest.fixture
+def client(keyed_client):
+    """The model's details need an API key."""
+    return keyed_client
+
+
 @pytest.mark.parametrize(("compiled", "scorer"), [(True, "compiled"), (False, "lightgbm")])
 def test_the_model_answer_names_the_scorer_in_use(client, monkeypatch, compiled, scorer):
     monkeypatch.setattr(Predictor, "compiled", property(lambda _self: compiled))

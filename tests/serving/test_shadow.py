@@ -6,7 +6,7 @@ import pytest
 
 from carprice.runtime import pointer
 from serving.app import create_app
-from tests.serving.conftest import golf
+from tests.serving.conftest import golf, with_key
 
 
 @pytest.fixture
@@ -79,12 +79,12 @@ def test_an_unloadable_challenger_leaves_the_champion_serving(bundle_dir, home, 
     client = app.test_client()
     assert client.get("/readyz").status_code == 200
     assert client.post("/v1/estimates", json={"listings": [golf()]}).status_code == 200
-    assert client.get("/v1/model").get_json()["challenger_version"] is None
+    assert with_key(client).get("/v1/model").get_json()["challenger_version"] is None
 
 
 def test_the_challenger_pointer_configures_the_shadow(make_bundle, bundle_dir, home):
     pointer.swap_pointer(home, bundle_dir)
     pointer.swap_pointer(home, make_bundle("challenger-8"), name=pointer.CHALLENGER)
     app = create_app({"CARPRICE_HOME": home, "DB_URL": f"sqlite:///{home / 'carprice.db'}"})
-    info = app.test_client().get("/v1/model").get_json()
+    info = with_key(app.test_client()).get("/v1/model").get_json()
     assert (info["model_version"], info["challenger_version"]) == ("test-1", "challenger-8")

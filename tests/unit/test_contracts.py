@@ -164,11 +164,19 @@ def test_matching_offline_counts_answers_even_without_the_count_check(contracts)
 
 def test_the_model_answer_documents_the_runtime():
     doc = document()
-    info = {"model_version": "m-1", "runtime": {"scorer": "compiled", "image_id": None}}
+    info = {
+        "model_version": "m-1",
+        "bundle": "b",
+        "metadata": {},
+        "runtime": {"scorer": "compiled", "image_id": None},
+    }
     assert conforms(doc, "GET", "/v1/model", 200, "application/json", info) == []
     for bad in ({"scorer": "numpy", "image_id": None}, {"scorer": "lightgbm"}):
         errors = conforms(
             doc, "GET", "/v1/model", 200, "application/json", {**info, "runtime": bad}
         )
         assert errors, bad
-    assert conforms(doc, "GET", "/v1/model", 200, "application/json", {"model_version": "m"})
+    # anonymous callers get the version alone; an answer with details must say what runs
+    assert conforms(doc, "GET", "/v1/model", 200, "application/json", {"model_version": "m"}) == []
+    partial = {"model_version": "m", "bundle": "b", "metadata": {}}
+    assert conforms(doc, "GET", "/v1/model", 200, "application/json", partial)

@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
-from carprice.cli import data, model, monitor, release, serve, simulator
+from carprice.cli import clients, data, model, monitor, release, serve, simulator
+from carprice.cli.args import HelpFormatter
 
-DISTRICTS = (data, model, release, monitor, simulator, serve)
+DISTRICTS = (data, model, release, monitor, simulator, serve, clients)
+
+
+def package_version() -> str:
+    """Return the installed carprice version (package metadata)."""
+    try:
+        return version("carprice")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carprice", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="carprice", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for district in DISTRICTS:
         district.add_commands(sub)
+    for subparser in sub.choices.values():
+        subparser.formatter_class = HelpFormatter
     return parser
 
 
@@ -27,5 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as err:
-        print(f"carprice {args.command}: error: {err}", file=sys.stderr)
+        print(f"carprice {args.command}: error: {_sentence(err)}", file=sys.stderr)
         return 2
+
+
+def _sentence(err: Exception) -> str:
+    """One line for an error, naming the file an OSError is about."""
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or 'not found'}"
+    return str(err)

@@ -4,12 +4,15 @@ Feedback is input from outside, so before a sold price becomes a training row it
 plausible next to the estimate the service logged for the same car: a ratio outside the bounds
 of params.yaml `feedback` quarantines the row (reason `implausible_sold_price`) instead of
 training on it. The rows that pass then meet gate 1 like any listing.
+
+Feedback from a client on hold (flagged by the monitor, or dropped by an operator: the store's
+`client_holds`) stays in the store but is held out of the training rows until it is released.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -45,14 +48,34 @@ class FeedbackCheck:
 
 @dataclass
 class FeedbackRows:
-    """Sold feedback split into training rows and quarantined rows (with `reasons`)."""
+    """Sold feedback split into training rows and quarantined rows (with `reasons`); `held_out`
+    counts the sold feedback rows of each client on hold, which neither of them holds."""
 
     rows: pd.DataFrame
     quarantine: pd.DataFrame
+    held_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_in(self) -> int:
         return len(self.rows) + len(self.quarantine)
+
+
+def split_held(feedback: pd.DataFrame, held: set[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Split off the sold feedback of held clients: (the rest, sold rows held out per client)."""
+    if "client" not in feedback or not held:
+        return feedback, {}
+    mask = feedback["client"].isin(held)
+    counts = feedback[mask & feedback["sold_price"].notna()].groupby("client").size()
+    return feedback[~mask], {str(k): int(v) for k, v in counts.items()}
+
+
+def client_feedback_counts(store: Store, client: str) -> tuple[int, int]:
+    """Return (feedback rows, rows with a sold price) a client reported."""
+    f = store.feedback
+    query = sa.select(sa.func.count(), sa.func.count(f.c.sold_price)).where(f.c.client == client)
+    with store.engine.connect() as conn:
+        posts, sold = conn.execute(query).one()
+    return int(posts), int(sold)
 
 
 def read_log(store: Store, since: dt.date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,10 +106,12 @@ def training_rows(store: Store, check: FeedbackCheck | None = None) -> pd.DataFr
 
 
 def feedback_rows(store: Store, check: FeedbackCheck | None = None) -> FeedbackRows:
-    """Return the sold predictions as training rows and quarantined rows; none is lost."""
+    """Return the sold predictions as training rows and quarantined rows; none is lost (the
+    sales of clients on hold are counted in `held_out`)."""
     check = check or FeedbackCheck()
     columns = [*CANONICAL_COLUMNS, "source", "prediction_id"]
     predictions, feedback = read_log(store)
+    feedback, held = split_held(feedback, {h["client"] for h in store.held_clients()})
     fb = feedback.dropna(subset=["sold_price"]).sort_values("feedback_id")
     fb = fb.drop_duplicates("prediction_id", keep="last")
     joined = predictions[["prediction_id", "inputs", "price"]].merge(
@@ -94,7 +119,7 @@ def feedback_rows(store: Store, check: FeedbackCheck | None = None) -> FeedbackR
     )
     if joined.empty:
         empty = pd.DataFrame(columns=columns)
-        return FeedbackRows(empty, empty.assign(estimate=[], reasons=[]))
+        return FeedbackRows(empty, empty.assign(estimate=[], reasons=[]), held)
     inputs = pd.json_normalize(joined["inputs"].tolist()).rename(columns=INPUT_TO_CANONICAL)
     rows = inputs.reindex(columns=list(CANONICAL_COLUMNS))
     rows["price"] = joined["sold_price"].round().astype("Int64").to_numpy()
@@ -114,4 +139,5 @@ def feedback_rows(store: Store, check: FeedbackCheck | None = None) -> FeedbackR
     return FeedbackRows(
         rows[~bad].sort_values("prediction_id", ignore_index=True),
         quarantine.sort_values("prediction_id", ignore_index=True),
+        held,
     )

@@ -51,6 +51,8 @@ class MonitorResult:
     shadow: dict | None
     retrain: bool
     reasons: list[str]
+    # Feedback volume per client and its flag (monitor/clients.py); set by the monitor stage.
+    clients: pd.DataFrame | None = None
 
 
 def inputs_frame(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ class Client:
 
     port: int
     doc: dict | None = None
+    key: str | None = None  # an API key with both scopes, sent on every call
     answers: int = 0
     nonconforming: list[str] = field(default_factory=list)
 
@@ -30,6 +31,8 @@ class Client:
         try:
             data = raw if raw is not None else (json.dumps(body) if body is not None else None)
             headers = {"Content-Type": ctype or "application/json"} if data is not None else {}
+            if self.key:
+                headers["X-API-Key"] = self.key
             conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             payload = response.read()

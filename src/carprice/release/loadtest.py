@@ -18,7 +18,12 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from carprice.config import Paths
+from carprice.runtime.clients import temporary_client
+from carprice.runtime.store import Store, default_url
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+KEY_ENV = "CARPRICE_API_KEY"  # the key locustfile.py sends (scopes estimate and feedback)
 
 
 @contextmanager
@@ -54,6 +59,26 @@ def service(host: str | None, port: int, bundle: str | None, workers: int):
             proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def api_key(host: str | None):
+    """Yield the key the load generator sends: for a service this run starts, a temporary
+    client with both scopes on its store (revoked afterwards); for a given host, $CARPRICE_API_KEY
+    (without one, that service refuses the feedback posts and the run counts them as failures)."""
+    if host:
+        key = os.environ.get(KEY_ENV) or None
+        if key is None:
+            print(f"load: {KEY_ENV} is not set: {host} will refuse the feedback posts (401)")
+        yield key
+        return
+    store = Store(default_url(Paths.from_env().home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    try:
+        store.create()
+        with temporary_client(store, "loadtest") as key:
+            yield key
+    finally:
+        store.dispose()
 
 
 def read_stats(path: Path) -> list[dict]:
@@ -100,7 +125,10 @@ def run(host, users, duration, params: dict, bundle: str | None, out_root: Path)
     out.mkdir(parents=True, exist_ok=True)
     users = users or cfg["users"]
     duration = duration or cfg["duration"]
-    with service(host, cfg["port"], bundle, cfg["serve_workers"]) as url:
+    with (
+        service(host, cfg["port"], bundle, cfg["serve_workers"]) as url,
+        api_key(host) as key,
+    ):
         print(f"load: {users} users for {duration} against {url} (one locust process)")
         subprocess.run(
             [
@@ -130,6 +158,7 @@ def run(host, users, duration, params: dict, bundle: str | None, out_root: Path)
             ],
             check=False,
             timeout=_seconds(duration) + 120,
+            env={**os.environ, KEY_ENV: key or ""},
         )
     rows, problems = judge(
         read_stats(out / "load_stats.csv"), cfg["budgets"], cfg["max_error_rate"]

@@ -5,13 +5,14 @@ Three kinds of callers, drawn from the market simulator:
 - a bulk re-pricing job: 1,000 listings per call (rare, heavy);
 - feedback: listing and sold prices posted against prediction ids the sellers received.
 
-    locust -f src/carprice/release/locustfile.py --headless -H http://127.0.0.1:8000 \
-        -u 8 -r 4 -t 30s
+    CARPRICE_API_KEY=cp_... locust -f src/carprice/release/locustfile.py --headless \
+        -H http://127.0.0.1:8000 -u 8 -r 4 -t 30s
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 from collections import deque
 
@@ -20,6 +21,10 @@ from locust import FastHttpUser, between, events, task
 from carprice.simulator.market import generate_listings
 from carprice.simulator.replay import api_listing
 
+# The caller's API key (scopes estimate and feedback); `carprice loadtest` sets it.
+HEADERS = (
+    {"X-API-Key": os.environ["CARPRICE_API_KEY"]} if os.environ.get("CARPRICE_API_KEY") else {}
+)
 POOL: list[dict] = []
 ISSUED: deque[tuple[str, float]] = deque(maxlen=10_000)  # (prediction_id, asking price)
 
@@ -50,6 +55,7 @@ class Seller(FastHttpUser):
 
     weight = 20
     wait_time = between(0.05, 0.2)
+    default_headers = HEADERS
 
     @task(10)
     def estimate(self):
@@ -86,6 +92,7 @@ class RepricingJob(FastHttpUser):
 
     fixed_count = 1  # exactly one such job, whatever the number of users
     wait_time = between(1.0, 2.0)
+    default_headers = HEADERS
 
     @task
     def reprice(self):

@@ -117,9 +117,8 @@ def _wait_ready(engine: container.Engine, cid: str, admin_port: int, image_id: s
     while time.monotonic() < deadline:
         if not _running(engine, cid):
             raise ProductionError(f"container {cid[:12]} exited while starting")
-        status, _ = _get(admin_port, "/readyz")
+        status, model = _get(admin_port, "/readyz")
         if status == 200:
-            status, model = _get(admin_port, "/v1/model")
             served = (model.get("runtime") or {}).get("image_id")
             if status == 200 and served == image_id:
                 return model
@@ -137,7 +136,7 @@ def _wait_serving(port: int, image_id: str, in_a_row: int = 10) -> None:
     while streak < in_a_row:
         if time.monotonic() > deadline:
             raise ProductionError(f"port {port} is not served by image {image_id} yet")
-        _, model = _get(port, "/v1/model")
+        _, model = _get(port, "/readyz")
         streak = streak + 1 if (model.get("runtime") or {}).get("image_id") == image_id else 0
         time.sleep(0.05)
 

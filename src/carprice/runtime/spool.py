@@ -10,7 +10,8 @@ the batch, and the keys make the repeat a no-op.
 
 The spool is bounded: past `max_rows` it refuses new rows (`SpoolFull`) and the service answers
 503 with Retry-After rather than an estimate it could not log. Several worker processes share
-the file (WAL mode, busy timeout).
+the file (WAL mode, busy timeout). Rows and posts keep every field they came with, the
+client that sent them included.
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ def drain(spool: Spool, store, batch: int = 1000, max_batches: int = 50) -> tupl
                 sold_price=post.get("sold_price"),
                 sold_at=post.get("sold_at"),
                 received_at=post.get("received_at"),
+                client=post.get("client"),  # absent in posts spooled by an older service
             )
         spool.forget_feedback([post["dedupe_key"] for post in posts])
         moved[1] += len(posts)

@@ -2,7 +2,9 @@
 
 Every estimate the service returns is one `predictions` row: its inputs, its outputs, the model
 that made it, how long it took and, when a challenger shadows the champion, what the challenger
-said. `feedback` rows (listing price, sold price, sold date) point at a prediction.
+said. `feedback` rows (listing price, sold price, sold date) point at a prediction. Both record
+the client that sent them (NULL for anonymous calls); `client_holds` lists the clients whose
+feedback is kept out of training.
 
 SQLite (the default, `CARPRICE_HOME/carprice.db`) runs in WAL mode with a busy timeout, so
 several worker processes write concurrently without "database is locked". Feedback is committed
@@ -25,7 +27,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from carprice.runtime.store_tables import tables
+from carprice.runtime.store_tables import DROP, HOLD, client_tables, holds_table, tables
 
 log = logging.getLogger("carprice.runtime.store")
 DB_FILE = "carprice.db"
@@ -82,6 +84,8 @@ class Store:
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.meta, self.predictions, self.feedback = tables(prefix)
+        self.holds = holds_table(self.meta, prefix)
+        self.clients, self.quota_counters = client_tables(self.meta, prefix)
         self._prepare_insert()
         self._local = threading.local()  # the log's driver connection, one per thread
         self._checkpointer: threading.Thread | None = None
@@ -134,6 +138,24 @@ class Store:
                 conn.exec_driver_sql(
                     f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_dedupe_key ON {name} (dedupe_key)"
                 )
+        self._add_client_column()
+
+    def _add_client_column(self) -> None:
+        """Add the nullable `client` column to log and feedback tables created before it
+        (their earlier rows stay anonymous). Safe when several workers start at once."""
+        inspector = sa.inspect(self.engine)
+        for table in (self.predictions, self.feedback):
+            if "client" in {c["name"] for c in inspector.get_columns(table.name)}:
+                continue
+            guard = "" if self.is_sqlite else "IF NOT EXISTS "  # SQLite has no IF NOT EXISTS here
+            try:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {table.name} ADD COLUMN {guard}client VARCHAR(200)"
+                    )
+            except sa.exc.OperationalError as err:  # another process added it first
+                if "duplicate column" not in str(err):
+                    raise
 
     def drop(self) -> None:
         """Drop both tables (tests and throw-away stores only)."""
@@ -194,6 +216,7 @@ class Store:
         if self.url.get_backend_name() == "postgresql" and self.url.get_driver_name() == "psycopg":
             self._copy_once(rows)
             return
+        rows = [row if "client" in row else {**row, "client": None} for row in rows]
         insert = (sqlite if self.is_sqlite else postgresql).insert(self.predictions)
         statement = insert.on_conflict_do_nothing(index_elements=[self.predictions.c.prediction_id])
         with self.engine.begin() as conn:
@@ -204,7 +227,9 @@ class Store:
         columns = [c.name for c in self.predictions.columns]
         names = ", ".join(columns)
         json_columns = {c.name for c in self.predictions.columns if isinstance(c.type, sa.JSON)}
-        values = [[_json(row[c]) if c in json_columns else row[c] for c in columns] for row in rows]
+        values = [
+            [_json(row[c]) if c in json_columns else row.get(c) for c in columns] for row in rows
+        ]
         dbapi = self.engine.dialect.loaded_dbapi
         try:  # a raw checkout raises the driver's error, not SQLAlchemy's: map it like the rest
             conn = self.engine.raw_connection()
@@ -247,7 +272,10 @@ class Store:
         memo: dict[int, object] = {}
         params = []
         for row in rows:
-            values = list(get(row))
+            try:
+                values = list(get(row))
+            except KeyError:  # a row from an older writer (e.g. without `client`): NULL
+                values = [row.get(c) for c in self._columns]
             for i, process, shared in processors:
                 value = values[i]
                 if value is None:
@@ -272,6 +300,7 @@ class Store:
         sold_price: float | None = None,
         sold_at: dt.date | None = None,
         received_at: dt.datetime | None = None,
+        client: str | None = None,
     ) -> int | None:
         """Store feedback durably; return its id, or None when the prediction is unknown.
 
@@ -287,6 +316,7 @@ class Store:
             sa.literal(sold_at, sa.Date),
             sa.literal(received_at or dt.datetime.now(dt.UTC), sa.DateTime(timezone=True)),
             sa.literal(key, sa.String),
+            sa.literal(client, sa.String),
         ).where(p.c.prediction_id == prediction_id)
         columns = [
             "prediction_id",
@@ -295,6 +325,7 @@ class Store:
             "sold_at",
             "received_at",
             "dedupe_key",
+            "client",
         ]
         # One INSERT ... SELECT: the existence check and the write are one statement, so SQLite
         # never has to upgrade a read transaction to a write one (which fails without waiting).
@@ -340,3 +371,100 @@ class Store:
             query = query.where(t.c[column] == value)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def hold_client(self, name: str, reason: str, kind: str = HOLD) -> bool:
+        """Keep a client's feedback out of training until released; False if already so.
+
+        `kind` is HOLD (flagged, under review) or DROP (an operator dropped its data).
+        """
+        if kind not in (HOLD, DROP):
+            raise ValueError(f"kind must be {HOLD!r} or {DROP!r}, got {kind!r}")
+        h = self.holds
+        open_hold = sa.select(h.c.hold_id).where(
+            h.c.client == name, h.c.kind == kind, h.c.released_at.is_(None)
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(open_hold).first() is not None:
+                return False
+            conn.execute(
+                h.insert().values(
+                    client=name, kind=kind, held_at=dt.datetime.now(dt.UTC), reason=reason
+                )
+            )
+        return True
+
+    def release_client(self, name: str) -> int:
+        """Let a client's feedback train again (ends its holds and drops); return how many."""
+        h = self.holds
+        statement = (
+            h.update()
+            .where(h.c.client == name, h.c.released_at.is_(None))
+            .values(released_at=dt.datetime.now(dt.UTC))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
+    def held_clients(self, include_released: bool = False) -> list[dict]:
+        """Return the client holds (client, kind, held_at, reason, released_at), oldest first;
+        only the open ones unless `include_released`."""
+        h = self.holds
+        query = sa.select(h).order_by(h.c.hold_id)
+        if not include_released:
+            query = query.where(h.c.released_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def add_client(self, row: dict) -> None:
+        """Insert one `clients` row; raise ValueError when the name is taken."""
+        row = {"revoked": False, "created_at": dt.datetime.now(dt.UTC), **row}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.clients.insert().values(**row))
+        except sa.exc.IntegrityError:
+            name = row["name"]
+            raise ValueError(f"client {name!r} exists (names stay taken after revoke)") from None
+
+    def client_by_key_id(self, key_id: str) -> dict | None:
+        """Return the `clients` row of a key id, or None."""
+        query = sa.select(self.clients).where(self.clients.c.key_id == key_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+    def list_clients(self) -> list[dict]:
+        """Return every `clients` row (revoked ones too), by name."""
+        query = sa.select(self.clients).order_by(self.clients.c.name)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def revoke_client(self, name: str) -> bool:
+        """Revoke a client's key; False when no such client is active."""
+        c = self.clients
+        statement = (
+            c.update()
+            .where(c.c.name == name, c.c.revoked.is_(False))
+            .values(revoked=True, revoked_at=dt.datetime.now(dt.UTC))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def count_usage(self, client: str, scope: str, window_start: int, amount: int) -> int:
+        """Add `amount` to a client's counter for one scope and window; return the new total
+        (one upsert: every worker and replica counts on the same row)."""
+        q = self.quota_counters
+        insert = (sqlite if self.is_sqlite else postgresql).insert(q)
+        statement = insert.values(
+            client=client, scope=scope, window_start=window_start, count=amount
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[q.c.client, q.c.scope, q.c.window_start],
+            set_={"count": q.c.count + statement.excluded.count},
+        ).returning(q.c.count)
+        with self.engine.begin() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def prune_usage(self, before: int) -> int:
+        """Delete quota counters of windows that started before `before` (epoch seconds)."""
+        q = self.quota_counters
+        with self.engine.begin() as conn:
+            return conn.execute(q.delete().where(q.c.window_start < before)).rowcount

@@ -2,9 +2,12 @@
 
 predictions   one row per estimate: id (time-ordered), request id, time (UTC), model version,
               inputs (JSON), status, price, interval, rating, reason, latency, and the shadow
-              challenger's version, status, price, interval or error
+              challenger's version, status, price, interval or error, and the client that asked
 feedback      listing price, sold price and sold date reported against a prediction; the
-              dedupe key (sha256 of those values) makes a repeated post one record
+              dedupe key (sha256 of those values) makes a repeated post one record; the client
+              that reported it
+client_holds  a client whose feedback is kept out of training: held (by the monitor or an
+              operator) or dropped, with the reason, until `released_at` is set
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("challenger_price_low", sa.Float),
         sa.Column("challenger_price_high", sa.Float),
         sa.Column("challenger_error", sa.Text),
+        sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
     )
     feedback = sa.Table(
         f"{prefix}feedback",
@@ -55,5 +59,57 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("sold_at", sa.Date),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("dedupe_key", sa.String(64), unique=True),
+        sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
     )
     return meta, predictions, feedback
+
+
+HOLD, DROP = "hold", "drop"  # kinds of client hold: under review, or dropped by an operator
+
+
+def holds_table(meta: sa.MetaData, prefix: str = "") -> sa.Table:
+    """Return the client-holds table on `meta`: one row per hold, open while released_at is NULL."""
+    return sa.Table(
+        f"{prefix}client_holds",
+        meta,
+        sa.Column("hold_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("client", sa.String(200), nullable=False, index=True),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("released_at", sa.DateTime(timezone=True)),
+    )
+
+
+def client_tables(meta: sa.MetaData, prefix: str = "") -> tuple[sa.Table, sa.Table]:
+    """Return the API clients table and their quota counters on `meta`.
+
+    clients         one row per client: name, key id, salt and scrypt hash of the key's secret
+                    (never the key), scopes (comma-separated), own quotas (NULL: the service's
+                    default), revoked flag and times
+    quota_counters  requests counted per client, scope and window (start in epoch seconds),
+                    shared by every worker and replica
+    """
+    clients = sa.Table(
+        f"{prefix}clients",
+        meta,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("key_id", sa.String(16), nullable=False, unique=True),
+        sa.Column("key_salt", sa.String(32), nullable=False),
+        sa.Column("key_hash", sa.String(64), nullable=False),
+        sa.Column("scopes", sa.String(200), nullable=False),
+        sa.Column("estimates_per_minute", sa.Integer),
+        sa.Column("feedback_per_day", sa.Integer),
+        sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    )
+    counters = sa.Table(
+        f"{prefix}quota_counters",
+        meta,
+        sa.Column("client", sa.String(64), primary_key=True),
+        sa.Column("scope", sa.String(16), primary_key=True),
+        sa.Column("window_start", sa.BigInteger, primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+    return clients, counters

@@ -10,6 +10,7 @@ import pandas as pd
 
 from carprice.config import PROJECT_ROOT, load_params
 from carprice.model.train import TrainParams, split_of, train
+from carprice.runtime import clients
 from carprice.runtime.bundle import write_bundle
 from carprice.runtime.store import Store
 from carprice.simulator.market import generate_listings
@@ -71,7 +72,11 @@ def replay_demo_store(home: Path, rows: int = 8000) -> tuple[Store, pd.DataFrame
     bundle, market = quick_bundle(home, rows)
     url = f"sqlite:///{Path(home) / 'carprice.db'}"
     app = create_app({"BUNDLE": str(bundle), "CARPRICE_HOME": str(home), "DB_URL": url})
-    post = flask_post(app.test_client())
+    client = app.test_client()  # feedback needs an API key: the demo is one client
+    store = app.extensions["carprice"].store
+    key = clients.add_client(store, "demo", "estimate,feedback", feedback_per_day=rows)
+    client.environ_base["HTTP_X_API_KEY"] = key
+    post = flask_post(client)
     n = max(rows // 8, 300)
     replay(post, *simulated_week(1, START + dt.timedelta(days=7), n))
     shock = f"shock={START + dt.timedelta(days=10)}:-20%"

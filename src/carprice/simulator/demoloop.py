@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
+from carprice.runtime.clients import UNLIMITED, add_client
+from carprice.runtime.store import Store, default_url
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import http_post, replay
 from carprice.simulator.simulate import simulate
@@ -129,7 +131,11 @@ def main() -> int:
     retrain(data / "weeks-1-6", env)
     step(f"serving the champion on 127.0.0.1:{PORT}")
     service = serve(env)
-    post = http_post(f"http://127.0.0.1:{PORT}")
+    store = Store(default_url(home))
+    store.create()
+    key = add_client(store, f"demo-{int(time.time())}", "estimate,feedback", UNLIMITED, UNLIMITED)
+    store.dispose()
+    post = http_post(f"http://127.0.0.1:{PORT}", key)
     try:
         step("week 7: normal traffic and sales feedback")
         traffic(7, None, post)

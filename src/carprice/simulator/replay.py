@@ -26,14 +26,15 @@ class ReplayStats:
     errors: int = 0
 
 
-def http_post(base_url: str, timeout: float = 30.0) -> Post:
-    """Return a `post` that sends JSON to a running service."""
+def http_post(base_url: str, key: str | None = None, timeout: float = 30.0) -> Post:
+    """Return a `post` that sends JSON to a running service, with an API key when given."""
+    headers = {"Content-Type": "application/json", **({"X-API-Key": key} if key else {})}
 
     def post(path: str, body: dict) -> tuple[int, dict]:
         request = urllib.request.Request(
             base_url.rstrip("/") + path,
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers=headers,
             method="POST",
         )
         try:

@@ -1,0 +1,208 @@
+"""Who may call what: API keys, scopes and per-client quotas, checked before every request.
+
+A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>` (see carprice.runtime.clients).
+`POST /v1/feedback` needs a key with scope `feedback`; `POST /v1/estimates` one with scope
+`estimate`, or none while anonymous estimates are allowed (CARPRICE_ANONYMOUS_ESTIMATES, default
+1); `GET /v1/model` tells anonymous callers the version only. No key where one is needed: 401.
+A wrong, revoked or out-of-scope key: 403, with one detail text for all three. `flask.g.client`
+holds the client's name for the request (None when anonymous).
+
+Each worker keeps verified keys (and refused ones) for CARPRICE_KEY_CACHE_SECONDS (default 30):
+a revocation takes effect within that time. While the store does not answer, a key checked
+before keeps its last answer; a key never checked gets 503 (Retry-After), or is answered as
+anonymous on estimates while those are allowed. Quotas (serving/quotas.py): a client's own, else
+CARPRICE_ESTIMATES_PER_MINUTE (600) and CARPRICE_FEEDBACK_PER_DAY (1000); estimate counts reach
+the store every CARPRICE_QUOTA_SYNC_SECONDS (0.2) or CARPRICE_QUOTA_SYNC_REQUESTS (20).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Flask, g, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from carprice.runtime import clients
+from carprice.runtime.store import Store
+from serving.problems import Problem
+from serving.quotas import Quotas
+
+log = logging.getLogger("carprice.serving")
+SCOPE_OF = {"carprice.estimates": "estimate", "carprice.feedback": "feedback"}
+MODEL_INFO = "carprice.model_info"
+REFUSED = "the API key is not valid for this operation"  # wrong, revoked or out of scope alike
+CACHE_MAX = 10_000  # keys kept per worker; the cache starts afresh beyond it
+
+
+def _setting(config, name: str, default: str) -> str:
+    value = config.get(name)
+    return str(value if value is not None else os.environ.get(f"CARPRICE_{name}") or default)
+
+
+def _number(config, name: str, default, kind=int):
+    text = _setting(config, name, str(default))
+    try:
+        value = kind(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"CARPRICE_{name} must be a number >= 0, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The access settings: app config keys, else CARPRICE_<KEY> variables, else defaults."""
+
+    anonymous_estimates: bool = True
+    key_cache_seconds: float = 30.0
+    estimates_per_minute: int = clients.DEFAULT_ESTIMATES_PER_MINUTE
+    feedback_per_day: int = clients.DEFAULT_FEEDBACK_PER_DAY
+    quota_sync_seconds: float = 0.2
+    quota_sync_requests: int = 20
+
+    @classmethod
+    def from_config(cls, config) -> AuthConfig:
+        anonymous = _setting(config, "ANONYMOUS_ESTIMATES", "1").lower()
+        if anonymous not in ("0", "1", "true", "false"):
+            raise ValueError(f"CARPRICE_ANONYMOUS_ESTIMATES must be 0 or 1, got {anonymous!r}")
+        return cls(
+            anonymous_estimates=anonymous in ("1", "true"),
+            key_cache_seconds=_number(config, "KEY_CACHE_SECONDS", 30.0, float),
+            estimates_per_minute=_number(
+                config, "ESTIMATES_PER_MINUTE", clients.DEFAULT_ESTIMATES_PER_MINUTE
+            ),
+            feedback_per_day=_number(config, "FEEDBACK_PER_DAY", clients.DEFAULT_FEEDBACK_PER_DAY),
+            quota_sync_seconds=_number(config, "QUOTA_SYNC_SECONDS", 0.2, float),
+            quota_sync_requests=max(1, _number(config, "QUOTA_SYNC_REQUESTS", 20)),
+        )
+
+    @property
+    def default_limits(self) -> dict[str, int]:
+        return {"estimate": self.estimates_per_minute, "feedback": self.feedback_per_day}
+
+
+class Keys:
+    """Verify keys against the store; keep each answer for `ttl` seconds in this worker."""
+
+    def __init__(self, store: Store, ttl: float):
+        self.store, self.ttl = store, ttl
+        self._cache: dict[str, tuple[float, clients.Client | None]] = {}
+        self._lock = threading.Lock()
+
+    def client(self, key: str) -> clients.Client | None:
+        """Return the client a key belongs to, or None (unknown, wrong secret or revoked).
+
+        While the store does not answer, a key checked before keeps its last answer; a key
+        never checked raises the store's SQLAlchemyError.
+        """
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        parsed = clients.parse_key(key)
+        if parsed is None:
+            return None  # not even a key: nothing to look up, nothing worth caching
+        try:
+            row = self.store.client_by_key_id(parsed[0])
+        except SQLAlchemyError:
+            if hit is None:
+                raise
+            self._cache[key] = (now + self.ttl, hit[1])  # the store is away: the last answer
+            return hit[1]  # stands, asked again after another TTL
+        found = None
+        if (
+            row is not None
+            and not row["revoked"]
+            and clients.verify(parsed[1], row["key_salt"], row["key_hash"])
+        ):
+            found = clients.client_from_row(row)
+        with self._lock:
+            if len(self._cache) >= CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = (now + self.ttl, found)
+        return found
+
+
+def presented_key() -> str | None:
+    """Return the key the request carries (Bearer or X-API-Key), None without one.
+
+    Both headers with different keys are refused like a wrong key.
+    """
+    bearer = None
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Problem(403, "Forbidden", REFUSED)
+        bearer = value.strip()
+    api_key = request.headers.get("X-API-Key")
+    api_key = api_key.strip() if api_key is not None else None
+    if bearer is not None and api_key is not None and bearer != api_key:
+        raise Problem(403, "Forbidden", REFUSED)
+    return bearer or api_key or None
+
+
+def _unauthorized(what: str) -> Problem:
+    return Problem(
+        401,
+        "Unauthorized",
+        f"{what} needs an API key (Authorization: Bearer <key>, or X-API-Key)",
+        headers={"WWW-Authenticate": 'Bearer realm="carprice"'},
+    )
+
+
+def register(app: Flask, store: Store) -> AuthConfig:
+    """Check keys, scopes and quotas before each request; return the settings in force."""
+    config = AuthConfig.from_config(app.config)
+    keys = Keys(store, config.key_cache_seconds)
+    quotas = Quotas(store, config.quota_sync_seconds, config.quota_sync_requests)
+    limits = config.default_limits
+    app.extensions["carprice.auth"] = config
+
+    @app.before_request
+    def _authenticate():
+        g.client = None
+        endpoint = request.endpoint
+        scope = SCOPE_OF.get(endpoint)
+        if scope is None and endpoint != MODEL_INFO:
+            return None  # health, metrics and docs are open (the network policy limits them)
+        key = presented_key()
+        if key is None:
+            if scope == "feedback" or (scope == "estimate" and not config.anonymous_estimates):
+                raise _unauthorized(f"{request.method} {request.path}")
+            return None  # anonymous: estimates (as configured) and the model's version
+        try:
+            client = keys.client(key)
+        except SQLAlchemyError as err:
+            log.error("cannot verify an API key, store unavailable: %s", err)
+            if scope == "estimate" and config.anonymous_estimates:
+                return None  # answered as anonymous: an unchecked key grants nothing more
+            raise Problem(
+                503,
+                "Service Unavailable",
+                "cannot verify the API key now; retry later",
+                headers={"Retry-After": "5"},
+            ) from None
+        if client is None or (scope is not None and scope not in client.scopes):
+            raise Problem(403, "Forbidden", REFUSED)
+        g.client = client.name
+        if scope is not None:
+            limit = client.limit(scope, limits)
+            retry_after = quotas.admit(client.name, scope, limit, exact=scope == "feedback")
+            if retry_after is not None:
+                per = "minute" if scope == "estimate" else "day"
+                raise Problem(
+                    429,
+                    "Too Many Requests",
+                    f"quota of {limit} {scope} requests per {per} used up; retry after "
+                    f"{retry_after} s",
+                    headers={"Retry-After": str(retry_after)},
+                )
+        return None
+
+    return config

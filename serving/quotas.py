@@ -1,0 +1,97 @@
+"""Per-client quotas, counted in the store so they hold across workers and replicas.
+
+Windows are fixed: estimate requests per minute (each request counts once, whatever its number
+of listings) and feedback posts per UTC day (see carprice.runtime.clients.window). Anonymous
+estimates have no quota. A request over quota gets 429 with Retry-After: the seconds until its
+window ends.
+
+Feedback is counted exactly: one upsert per post. Estimates stay fast by counting in the worker
+and adding the count to the shared row every `sync_seconds` (0.2) or `sync_requests` (20),
+whichever comes first; the answer of that upsert is the total of every worker. Between two
+syncs a worker only knows its own requests since, so a client can overshoot its quota by at most
+(sync_requests - 1) requests per worker in a window (and never more than the quota itself per
+worker). Sync every request (`CARPRICE_QUOTA_SYNC_REQUESTS=1`) for an exact count.
+
+While the store does not answer, requests are admitted on the local count and the sync is
+retried after RETRY_SECONDS (the count is kept and added later).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from carprice.runtime.clients import window
+from carprice.runtime.store import Store
+
+log = logging.getLogger("carprice.serving")
+RETRY_SECONDS = 5.0  # after a failed sync, the store is left alone this long
+PRUNE_SECONDS = 600.0  # how often a worker deletes counters of old windows
+KEEP_SECONDS = 2 * 86_400  # counters younger than this are kept
+
+
+@dataclass
+class _Window:
+    start: int
+    shared: int = 0  # the store's total at the last sync (every worker)
+    pending: int = 0  # admitted here since, not yet added to the store
+    synced: float = float("-inf")  # monotonic time of the last sync
+
+
+class Quotas:
+    """One worker's view of the shared quota counters."""
+
+    def __init__(self, store: Store, sync_seconds: float, sync_requests: int):
+        self.store = store
+        self.sync_seconds, self.sync_requests = sync_seconds, sync_requests
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._lock = threading.Lock()
+        self._store_away_until = float("-inf")
+        self._pruned = time.monotonic()
+
+    def admit(self, client: str, scope: str, limit: int, exact: bool = False) -> int | None:
+        """Count one request; return None when it is within quota, else its Retry-After."""
+        start, retry_after = window(scope, time.time())
+        now = time.monotonic()
+        with self._lock:
+            current = self._windows.get((client, scope))
+            if current is None or current.start != start:
+                current = self._windows[(client, scope)] = _Window(start)
+            if current.shared + current.pending >= limit:
+                return retry_after
+            current.pending += 1
+            due = (
+                exact
+                or current.pending >= self.sync_requests
+                or now - current.synced >= self.sync_seconds
+            )
+            if not due or now < self._store_away_until:
+                return None
+            amount = current.pending
+            current.pending -= amount
+            current.synced = now
+        try:
+            total = self.store.count_usage(client, scope, start, amount)
+        except SQLAlchemyError as err:
+            log.warning("quota counters not written, counting locally: %s", err)
+            with self._lock:
+                current.pending += amount
+                self._store_away_until = now + RETRY_SECONDS
+            return None
+        with self._lock:
+            current.shared = max(current.shared, total)
+        self._prune(now)
+        return retry_after if total > limit else None
+
+    def _prune(self, now: float) -> None:
+        if now - self._pruned < PRUNE_SECONDS:
+            return
+        self._pruned = now
+        try:
+            self.store.prune_usage(int(time.time()) - KEEP_SECONDS)
+        except SQLAlchemyError as err:
+            log.warning("old quota counters not pruned: %s", err)

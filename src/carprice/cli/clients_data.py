@@ -1,0 +1,138 @@
+"""The data subcommands of `carprice clients`: whose feedback may train the next model.
+
+    carprice clients hold NAME [--reason TEXT]   hold a client's feedback out of training
+    carprice clients release NAME                let it train again (ends holds and drops)
+    carprice clients drop NAME [--reason TEXT]   drop its feedback from the next snapshot
+    carprice clients report [--json]             feedback volume per client, flags and holds
+
+Held and dropped feedback stays in the store; the next `carprice ingest` leaves it out of the
+snapshot until the client is released. `carprice monitor` holds a flagged client by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from carprice.cli.args import UsageError
+from carprice.cli.progress import say
+from carprice.config import Paths, load_params
+
+NAME_MAX = 200  # the width of the store's client columns
+
+
+def _name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > NAME_MAX:
+        raise UsageError(f"NAME {text!r}: a client name is 1 to {NAME_MAX} characters")
+    return name
+
+
+def _on_store(command):
+    """Run a command on the store; a store that does not answer is exit 1 with its reason."""
+
+    def run(args: argparse.Namespace) -> int:
+        import sqlalchemy as sa
+
+        from carprice.runtime.store import Store, default_url
+
+        home = Paths.from_env().home
+        try:
+            store = Store(default_url(home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+            store.create()
+        except sa.exc.SQLAlchemyError as err:
+            reason = str(err).splitlines()[0]
+            print(f"carprice clients: error: the store did not answer: {reason}", file=sys.stderr)
+            return 1
+        try:
+            return command(store, args)
+        finally:
+            store.dispose()
+
+    return run
+
+
+def cmd_hold(store, args: argparse.Namespace) -> int:
+    from carprice.data.feedback import client_feedback_counts
+
+    name = _name(args.name)
+    new = store.hold_client(name, args.reason)
+    posts, sold = client_feedback_counts(store, name)
+    state = "put on hold" if new else "already on hold"
+    say(f"client {name} {state}: {sold:,} sold prices ({posts:,} feedback rows) held out")
+    return 0
+
+
+def cmd_release(store, args: argparse.Namespace) -> int:
+    name = _name(args.name)
+    ended = store.release_client(name)
+    if not ended:
+        print(f"carprice clients release: client {name!r} is not on hold", file=sys.stderr)
+        return 1
+    say(f"client {name} released ({ended} hold(s) ended): its feedback trains again")
+    return 0
+
+
+def cmd_drop(store, args: argparse.Namespace) -> int:
+    from carprice.data.feedback import client_feedback_counts
+    from carprice.runtime.store_tables import DROP
+
+    name = _name(args.name)
+    store.hold_client(name, args.reason, kind=DROP)
+    posts, sold = client_feedback_counts(store, name)
+    print(
+        f"client {name}: {posts:,} feedback rows ({sold:,} with a sold price) are excluded "
+        "from the next snapshot; `carprice clients release` undoes it"
+    )
+    if posts == 0:
+        say(f"note: the store holds no feedback from a client named {name!r}")
+    return 0
+
+
+def cmd_report(store, args: argparse.Namespace) -> int:
+    from carprice.data.feedback import read_log
+    from carprice.monitor.clients import ClientCheck, review_clients
+
+    check = ClientCheck.from_params(load_params(args.params).get("clients"))
+    predictions, feedback = read_log(store)
+    table, _ = review_clients(store, predictions, feedback, check, hold=False)
+    holds = store.held_clients()
+    if args.json:
+        body = {
+            "clients": json.loads(table.to_json(orient="records")),
+            "holds": [{**h, "held_at": str(h["held_at"]), "released_at": None} for h in holds],
+        }
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{'client':24} {'feedback':>9} {'sold':>7} {'compared':>9} {'shift':>7}  flag  held")
+    for r in table.itertuples():
+        shift = "" if r.log_shift != r.log_shift else f"{r.log_shift:+.3f}"  # NaN: not judged
+        flag = "yes" if r.flagged else ""
+        print(
+            f"{r.client:24} {r.feedback:>9,} {r.sold:>7,} {r.compared:>9,} {shift:>7}  "
+            f"{flag:4}  {r.held}"
+        )
+    for h in holds:
+        print(f"{h['kind']} {h['client']} since {str(h['held_at'])[:19]}: {h['reason']}")
+    return 0
+
+
+def add_data_commands(sub) -> None:
+    """Register hold, release, drop and report on the `clients` subparsers."""
+    hold = sub.add_parser("hold", help="hold a client's feedback out of training until released")
+    hold.add_argument("name", help="the client's name")
+    hold.add_argument("--reason", default="held by an operator", help="why, kept with the hold")
+    hold.set_defaults(func=_on_store(cmd_hold))
+    release = sub.add_parser("release", help="let a held or dropped client's feedback train again")
+    release.add_argument("name", help="the client's name")
+    release.set_defaults(func=_on_store(cmd_release))
+    drop = sub.add_parser("drop", help="drop a client's feedback from the next snapshot")
+    drop.add_argument("name", help="the client's name")
+    drop.add_argument("--reason", default="dropped by an operator", help="why, kept with the drop")
+    drop.set_defaults(func=_on_store(cmd_drop))
+    report = sub.add_parser("report", help="feedback volume per client, flags and holds")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.add_argument("--params", default="params.yaml", help="for the `clients` thresholds")
+    report.set_defaults(func=_on_store(cmd_report))

@@ -1,0 +1,200 @@
+"""Feedback per client: its volume, and a flag on a client whose sold prices sit apart.
+
+Sold prices become training data, so one client reporting a segment's sales at, say, 1.8x the
+estimate (inside the plausibility band of params.yaml `feedback`) could pull the next model.
+Each sold price is read as r = log(sold price / logged estimate) and compared with the median r
+that *other* clients reported on the same car: the same make|model when the others reported at
+least `min_reference_rows` sales of it, else the same make, else the sale is not compared.
+
+A client's shift is the median of those differences, and a sign test (how many differences lie
+above zero, against a fair coin) gives its p-value. A client with at least `min_rows` compared
+sales, |shift| >= `max_log_shift` and p <= `max_p_value` (params.yaml `clients`) is flagged.
+A big flooder also moves the others' medians, so the flagged client furthest from the estimates
+is set aside and the rest judged again without it, until no one else is flagged. Anonymous
+feedback is a reference for the others but is not judged: there is no name to hold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carprice.config import from_section
+from carprice.runtime.store import Store
+from carprice.runtime.store_tables import HOLD
+
+ANONYMOUS = "(anonymous)"
+COLUMNS = ["client", "feedback", "sold", "compared", "log_shift", "p_value", "flagged"]
+
+
+@dataclass(frozen=True)
+class ClientCheck:
+    """When a client's sold prices count as apart from everyone else's (params.yaml `clients`)."""
+
+    min_rows: int = 30  # compared sales a client needs before it is judged
+    min_reference_rows: int = 5  # other clients' sales of a car needed to compare against
+    max_log_shift: float = 0.15  # |median log-ratio difference| from which a client is apart
+    max_p_value: float = 0.001  # ... when the sign test is at least this sure
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None) -> ClientCheck:
+        check = from_section(cls, section, "clients")
+        if check.min_rows < 1 or check.min_reference_rows < 1:
+            raise ValueError("clients: min_rows and min_reference_rows must be at least 1")
+        if check.max_log_shift <= 0 or not 0 < check.max_p_value < 1:
+            raise ValueError("clients: max_log_shift must be > 0 and max_p_value in (0, 1)")
+        return check
+
+
+def sign_test(above: int, n: int) -> float:
+    """Two-sided p-value of `above` successes in `n` fair coin flips (exact binomial)."""
+    if n == 0:
+        return 1.0
+    k = max(above, n - above)
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
+        for i in range(k, n + 1)
+    ]
+    return min(1.0, 2.0 * float(np.exp(log_terms).sum()))
+
+
+def _clients(feedback: pd.DataFrame) -> pd.Series:
+    if "client" not in feedback:
+        return pd.Series(ANONYMOUS, index=feedback.index, dtype=object)
+    return feedback["client"].astype(object).where(feedback["client"].notna(), ANONYMOUS)
+
+
+def sold_ratios(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """One row per (prediction, client) sale with an estimate: client, car, r, received_at."""
+    columns = ["client", "make", "model", "r", "received_at"]
+    fb = feedback.assign(client=_clients(feedback)).dropna(subset=["sold_price"])
+    fb = fb[fb["sold_price"] > 0].sort_values("feedback_id")
+    fb = fb.drop_duplicates(["prediction_id", "client"], keep="last")
+    ok = predictions[(predictions["status"] == "ok") & (predictions["price"] > 0)]
+    joined = ok[["prediction_id", "inputs", "price"]].merge(
+        fb[["prediction_id", "client", "sold_price", "received_at"]], on="prediction_id"
+    )
+    if joined.empty:
+        return pd.DataFrame(columns=columns)
+    joined["make"] = [i.get("make") for i in joined["inputs"]]
+    joined["model"] = [i.get("model") for i in joined["inputs"]]
+    joined["r"] = np.log(joined["sold_price"].astype(float) / joined["price"].astype(float))
+    joined["received_at"] = pd.to_datetime(joined["received_at"], utc=True)
+    return joined[columns].reset_index(drop=True)
+
+
+def _reference(mine: pd.DataFrame, others: pd.DataFrame, min_rows: int) -> pd.Series:
+    """The others' median r on each of `mine`'s cars (make|model, else make; NaN if too few)."""
+    out = pd.Series(np.nan, index=mine.index)
+    for keys in (["make", "model"], ["make"]):
+        ref = others.groupby(keys)["r"].agg(["median", "size"])
+        ref = ref[ref["size"] >= min_rows]["median"]
+        found = mine.join(ref.rename("ref"), on=keys)["ref"]
+        out = out.fillna(found)
+    return out
+
+
+def _judge(mine: pd.DataFrame, others: pd.DataFrame, check: ClientCheck) -> dict:
+    diff = (mine["r"] - _reference(mine, others, check.min_reference_rows)).dropna()
+    n = len(diff)
+    shift = float(diff.median()) if n else float("nan")
+    p = sign_test(int((diff > 0).sum()), int((diff != 0).sum()))
+    flagged = n >= check.min_rows and abs(shift) >= check.max_log_shift and p <= check.max_p_value
+    return {"compared": n, "log_shift": shift, "p_value": p, "flagged": bool(flagged)}
+
+
+def client_table(
+    predictions: pd.DataFrame,
+    feedback: pd.DataFrame,
+    check: ClientCheck,
+    released: dict[str, pd.Timestamp] | None = None,
+) -> pd.DataFrame:
+    """Feedback volume per client and the flag (see the module docstring), largest first.
+
+    A client an operator released is judged only on the sales it reported after the release.
+    """
+    names = _clients(feedback)
+    volume = pd.DataFrame(
+        {
+            "feedback": names.value_counts(),
+            "sold": names[feedback["sold_price"].notna()].value_counts(),
+        }
+    ).fillna(0)
+    if volume.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    ratios = sold_ratios(predictions, feedback)
+    released = released or {}
+    judged: dict[str, dict] = {}
+    pool = ratios
+    while True:  # set the most extreme flagged client aside, judge the rest again
+        found = {}
+        for name in sorted(set(pool["client"]) - {ANONYMOUS} - set(judged)):
+            mine = pool[pool["client"] == name]
+            if name in released:
+                mine = mine[mine["received_at"] > released[name]]
+            found[name] = {
+                **_judge(mine, pool[pool["client"] != name], check),
+                "distance": abs(float(mine["r"].median())) if len(mine) else 0.0,
+            }
+        flagged = [name for name, row in found.items() if row["flagged"]]
+        if not flagged:
+            judged.update(found)
+            break
+        worst = max(flagged, key=lambda name: found[name]["distance"])
+        judged[worst] = found[worst]
+        pool = pool[pool["client"] != worst]
+    table = volume.rename_axis("client").reset_index()
+    stats = pd.DataFrame.from_dict(judged, orient="index")
+    stats = stats.reindex(columns=["compared", "log_shift", "p_value", "flagged"])
+    table = table.merge(stats, left_on="client", right_index=True, how="left")
+    table["compared"] = table["compared"].fillna(0).astype(int)
+    table["flagged"] = table["flagged"].eq(True)  # not judged: not flagged
+    table[["feedback", "sold"]] = table[["feedback", "sold"]].astype(int)
+    return table.reindex(columns=COLUMNS).sort_values(
+        ["feedback", "client"], ascending=[False, True], ignore_index=True
+    )
+
+
+def hold_reason(row, check: ClientCheck) -> str:
+    """The numbers behind a flag, as the hold's reason."""
+    return (
+        f"monitor: {row.compared} sold prices sit {row.log_shift:+.3f} in log(sold/estimate) "
+        f"(x{math.exp(row.log_shift):.2f}) from other clients' on the same cars, sign test "
+        f"p={row.p_value:.1e} (flag at |shift| >= {check.max_log_shift}, "
+        f"p <= {check.max_p_value}, {check.min_rows}+ sales)"
+    )
+
+
+def review_clients(
+    store: Store,
+    predictions: pd.DataFrame,
+    feedback: pd.DataFrame,
+    check: ClientCheck,
+    hold: bool = True,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Judge every client; put a newly flagged one on hold (unless `hold` is False).
+
+    Returns the client table with its `held` column (the open hold's kind, or "") and the names
+    put on hold now. A client already held is not held twice.
+    """
+    holds = store.held_clients(include_released=True)
+    open_holds = {h["client"]: h["kind"] for h in holds if h["released_at"] is None}
+    released: dict[str, pd.Timestamp] = {}
+    for h in holds:
+        if h["released_at"] is not None and h["client"] not in open_holds:
+            at = pd.Timestamp(h["released_at"])
+            at = at.tz_localize("UTC") if at.tzinfo is None else at
+            released[h["client"]] = max(at, released.get(h["client"], at))
+    table = client_table(predictions, feedback, check, released)
+    newly = []
+    for row in table[table["flagged"]].itertuples():
+        if hold and row.client not in open_holds:
+            store.hold_client(row.client, hold_reason(row, check), kind=HOLD)
+            open_holds[row.client] = HOLD
+            newly.append(row.client)
+    table["held"] = [open_holds.get(name, "") for name in table["client"]]
+    return table, newly

@@ -1,0 +1,155 @@
+"""Client API keys: generation, hashing, verification, scopes, quota windows, registration.
+
+A key reads `cp_<id>_<secret>`: the id (12 hex digits) names one row of the `clients` table, so
+a check is one lookup; the secret (43 url-safe characters, 256 random bits) proves the caller
+holds the key. The store keeps the id, a per-key salt and scrypt(secret, salt) only, so the
+key is shown once, when it is made, and a copy of the table does not give it away. The secret's
+256 bits make guessing hopeless whatever the hash costs, so scrypt runs with a small work factor
+(about 10 ms): a flood of wrong keys cannot tie up the workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+KEY_PREFIX = "cp"
+SCOPES = ("estimate", "feedback")
+DEFAULT_ESTIMATES_PER_MINUTE = 600  # estimate requests (each up to 1,000 listings) per minute
+DEFAULT_FEEDBACK_PER_DAY = 1_000  # feedback posts per UTC day
+WINDOW_SECONDS = {"estimate": 60, "feedback": 86_400}  # one quota window per scope
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_KEY_PATTERN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})")
+_SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly made key: the text to hand over once, and what the store keeps of it."""
+
+    key: str
+    key_id: str
+    salt: str
+    key_hash: str
+
+
+@dataclass(frozen=True)
+class Client:
+    """A verified caller: its name, what it may call and its quotas (None: the default)."""
+
+    name: str
+    scopes: frozenset[str]
+    estimates_per_minute: int | None = None
+    feedback_per_day: int | None = None
+
+    def limit(self, scope: str, defaults: dict[str, int]) -> int:
+        """Return this client's quota for one scope, or the service's default."""
+        own = self.estimates_per_minute if scope == "estimate" else self.feedback_per_day
+        return defaults[scope] if own is None else own
+
+
+def hash_secret(secret: str, salt: str) -> str:
+    """Return the hex scrypt hash of a key's secret under its salt."""
+    return hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), **_SCRYPT).hex()
+
+
+def new_key() -> NewKey:
+    """Make a key with a random id, secret and salt."""
+    key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
+    return NewKey(f"{KEY_PREFIX}_{key_id}_{secret}", key_id, salt, hash_secret(secret, salt))
+
+
+def parse_key(text: str) -> tuple[str, str] | None:
+    """Return (id, secret) of a well-formed key, else None."""
+    match = _KEY_PATTERN.fullmatch(text)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def verify(secret: str, salt: str, key_hash: str) -> bool:
+    """Whether a secret matches the stored hash (compared in constant time)."""
+    return hmac.compare_digest(hash_secret(secret, salt), key_hash)
+
+
+def client_from_row(row: dict) -> Client:
+    """Return the Client a `clients` row describes."""
+    return Client(
+        name=row["name"],
+        scopes=frozenset(s for s in row["scopes"].split(",") if s),
+        estimates_per_minute=row["estimates_per_minute"],
+        feedback_per_day=row["feedback_per_day"],
+    )
+
+
+def check_name(name: str) -> str:
+    """Return a valid client name, else raise ValueError saying what a name may be."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"client name {name!r}: 1-64 characters, lower-case letters, digits, '.', '_', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def parse_scopes(text: str) -> tuple[str, ...]:
+    """Return the scopes of a comma-separated list, else raise ValueError naming the bad one."""
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not scopes:
+        raise ValueError(f"--scopes: name at least one of {', '.join(SCOPES)}")
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise ValueError(f"--scopes: unknown scope {scope!r} (known: {', '.join(SCOPES)})")
+    return scopes
+
+
+def window(scope: str, now: float) -> tuple[int, int]:
+    """Return the quota window holding `now` (epoch seconds): its start and the whole seconds
+    until it ends (at least 1; what Retry-After says)."""
+    length = WINDOW_SECONDS[scope]
+    start = int(now // length) * length
+    return start, max(1, math.ceil(start + length - now))
+
+
+def add_client(
+    store,
+    name: str,
+    scopes: tuple[str, ...] | str,
+    estimates_per_minute: int | None = None,
+    feedback_per_day: int | None = None,
+) -> str:
+    """Add a client to a store (carprice.runtime.store.Store); return its key, shown once."""
+    scopes = parse_scopes(scopes if isinstance(scopes, str) else ",".join(scopes))
+    made = new_key()
+    store.add_client(
+        {
+            "name": check_name(name),
+            "key_id": made.key_id,
+            "key_salt": made.salt,
+            "key_hash": made.key_hash,
+            "scopes": ",".join(scopes),
+            "estimates_per_minute": estimates_per_minute,
+            "feedback_per_day": feedback_per_day,
+        }
+    )
+    return made.key
+
+
+UNLIMITED = 10**9  # the quota of the release tooling's own clients (gate 3, load tests)
+
+
+@contextmanager
+def temporary_client(store, purpose: str, scopes: str = "estimate,feedback") -> Iterator[str]:
+    """Add a client named `<purpose>-<8 hex>` for one job of the release tooling, yield its key
+    and revoke it afterwards. Its quotas are unlimited: the job measures the service, not a
+    caller's share of it."""
+    name = check_name(f"{purpose}-{secrets.token_hex(4)}")
+    key = add_client(store, name, scopes, UNLIMITED, UNLIMITED)
+    try:
+        yield key
+    finally:
+        store.revoke_client(name)
