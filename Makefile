@@ -35,9 +35,10 @@ PYTEST_ARGS ?=
 	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-serving \
 	clean
 
-help: ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
+help: ## list the targets (names in bold on a terminal, unless NO_COLOR is set)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then bold=$$'\033[1m' plain=$$'\033[0m'; else bold= plain=; fi; \
+	grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk -v b="$$bold" -v p="$$plain" 'BEGIN{FS=":.*## "}{printf "  %s%-16s%s %s\n", b, $$1, p, $$2}'
 	@echo "  variables: LISTINGS=path (CSV/Parquet file or folder), VERSION=n (rollback," \
 	  "reproduce), PORT=8000 (serve), E2E_LOCAL=1 (gate 3 on a local process)," \
 	  "HOST= USERS= DURATION= (loadtest), PYTEST_ARGS=..."
@@ -130,7 +131,10 @@ loadtest: $(STAMP) ## locust against HOST (default: starts the champion), USERS=
 	  $(if $(USERS),--users $(USERS)) $(if $(DURATION),--duration $(DURATION))
 
 mlflow-ui: $(STAMP) ## browse runs and the registry on http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$${CARPRICE_HOME:-var}/mlflow.db --host 127.0.0.1
+	@home=$$(realpath -m "$${CARPRICE_HOME:-var}"); \
+	  root=$$(realpath -m "$${CARPRICE_ARTIFACT_ROOT:-$$home/mlartifacts}"); \
+	  $(BIN)/mlflow ui --backend-store-uri "sqlite:///$$home/mlflow.db" \
+	    --default-artifact-root "$$root" --host 127.0.0.1
 
 simulate: $(STAMP) ## write simulated weeks to data/simulated/ (SIM_WEEKS, SIM_START, SIM_SEED)
 	$(BIN)/carprice simulate --weeks $(SIM_WEEKS) --start $(SIM_START) --seed $(SIM_SEED) \

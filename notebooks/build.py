@@ -98,7 +98,14 @@ DIAGNOSTICS = [
     "ev = evaluate(challenger, None, clean[split == TRAIN], clean[split == TEST])\n"
     "pd.Series(ev.metrics)",
     "## Errors and bias by segment",
-    "seg = ev.segments\nseg[seg['rows'] >= 50].sort_values('mape', ascending=False).head(15)",
+    "from carprice.model.report import ordered_segments\n\n"
+    "# segments below gate 2's min_segment_rows are listed, not judged (and not plotted)\n"
+    "seg = ordered_segments(ev.segments, params['gate2']['min_segment_rows'])\n"
+    "judged = seg[seg['judged']]\n"
+    "judged.set_index(judged['segment'] + '=' + judged['value'].astype(str))['bias']"
+    ".plot.barh(figsize=(6, 6))\n"
+    "plt.xlabel('median signed error'); plt.show()\n"
+    "seg.sort_values('mape', ascending=False).head(15)",
     "## Interval coverage by estimated price",
     "s = ev.scored[ev.scored['ok']]\n"
     "inside = (s['price'] >= s['low']) & (s['price'] <= s['high'])\n"
@@ -109,7 +116,7 @@ DIAGNOSTICS = [
     ".sort_values().plot.barh(figsize=(6, 4)); plt.show()",
     "## Champion vs challenger\n\nThe registry's champion, when there is one, scored on the same "
     "held-out rows.",
-    "from carprice import registry\n"
+    "from carprice.model import registry\n"
     "from carprice.config import Paths\n"
     "paths = Paths.from_env()\n"
     "champ = None\n"
@@ -156,6 +163,8 @@ MONITORING = [
     "for reason in result.reasons:\n"
     "    print(' -', reason)",
     "## Input drift (PSI against the training data)",
+    "result.drift.set_index('feature')['psi'].plot.barh(figsize=(6, 3))\n"
+    "plt.axvline(thresholds.psi_alert, color='red'); plt.xlabel('PSI'); plt.show()\n"
     "result.drift",
     "## Realised error on sold prices, per model version and segment",
     "result.realised",
@@ -170,7 +179,15 @@ MONITORING = [
 ]
 
 
-def write(name: str, cells: list[str]) -> None:
+NOTEBOOKS = {
+    "1.0-explore-listings.ipynb": EXPLORE,
+    "2.0-model-diagnostics.ipynb": DIAGNOSTICS,
+    "3.0-monitoring.ipynb": MONITORING,
+}
+
+
+def notebook(cells: list[str]) -> nbf.NotebookNode:
+    """Return a notebook (no outputs) of markdown cells (starting with #) and code cells."""
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -182,10 +199,9 @@ def write(name: str, cells: list[str]) -> None:
     ]
     for i, cell in enumerate(nb.cells):
         cell.id = f"cell-{i:02d}"  # stable ids: rebuilding changes nothing unless a cell does
-    nbf.write(nb, HERE / name)
+    return nb
 
 
 if __name__ == "__main__":
-    write("1.0-explore-listings.ipynb", EXPLORE)
-    write("2.0-model-diagnostics.ipynb", DIAGNOSTICS)
-    write("3.0-monitoring.ipynb", MONITORING)
+    for name, cells in NOTEBOOKS.items():
+        nbf.write(notebook(cells), HERE / name)

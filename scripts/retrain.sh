@@ -67,7 +67,8 @@ if [ "${E2E_LOCAL:-0}" = 1 ]; then
   stage "gate 3 (artifact)" "$carprice" e2e --local --package "$PACKAGE" --out "$E2E" --params "$PARAMS" \
     || stop "gate 3 (artifact) failed; see $E2E/e2e.html."
 else
-  stage "image build" bash -c "'$carprice' image --package '$PACKAGE' >/dev/null 2>'$PACKAGE/build.log'" \
+  # The build streams its progress to stderr; its full output is kept in $PACKAGE/build.log.
+  stage "image build" bash -c "'$carprice' image --package '$PACKAGE' --log '$PACKAGE/build.log' >/dev/null" \
     || { tail -5 "$PACKAGE/build.log"; stop "the container image could not be built; see $PACKAGE/build.log."; }
   stage "gate 3 (artifact)" "$carprice" e2e --package "$PACKAGE" --out "$E2E" --params "$PARAMS" \
     || stop "gate 3 (artifact) failed; see $E2E/e2e.html."

@@ -1,56 +1,88 @@
-"""The /docs page: a plain HTML rendering of the OpenAPI document, no scripts, no CDN."""
+"""The /docs page: Swagger UI over /openapi.json, its files served by the service itself.
+
+The Swagger UI distribution comes from the `flask-swagger-ui` package (its `dist` folder, located
+without importing the package); no file is fetched from anywhere else.
+"""
 
 from __future__ import annotations
 
+import functools
 import html
+import importlib.util
 import json
+import shlex
+from pathlib import Path
 
-EXAMPLE_LISTING = {
-    "make": "Volkswagen",
-    "model": "Golf",
-    "fuel": "Gasoline",
-    "gear": "Manual",
-    "offer_type": "Used",
-    "mileage": 60000,
-    "hp": 116,
-    "year": 2018,
-}
-EXAMPLE = {"listings": [{**EXAMPLE_LISTING, "listing_price": 14990}]}
+from flask import Response, send_file
+
+from serving.examples import ESTIMATE_REQUEST, EXAMPLE_LISTING
+
+__all__ = ["EXAMPLE_LISTING", "asset_response", "curl_example", "page"]
+
+ASSET_PACKAGE = "flask-swagger-ui"
+STATIC = "/docs/static/"
+ASSET_MAX_AGE = 86_400  # seconds: the files change only with the pinned package
+STYLE = (
+    "body{margin:0;font:14px/1.4 sans-serif}"
+    ".start{max-width:1460px;margin:0 auto;padding:1em 20px 0;box-sizing:border-box}"
+    ".start pre{background:#f4f4f4;padding:.8em;white-space:pre-wrap;overflow-wrap:anywhere}"
+)
 
 
-def page(doc: dict) -> str:
-    """Render the document as a plain page: operations, then every schema's fields."""
-    e = html.escape
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(doc['info']['title'])}"
-        "</title><style>body{font:15px/1.4 sans-serif;max-width:60em;margin:2em auto}"
-        "td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}"
-        "code,pre{background:#f4f4f4}</style></head><body>",
-        f"<h1>{e(doc['info']['title'])}</h1><p>{e(doc['info']['description'])} "
-        "Machine-readable: <a href='/openapi.json'>/openapi.json</a>.</p><h2>Operations</h2>"
-        "<table><tr><th>method</th><th>path</th><th>summary</th><th>answers</th></tr>",
-    ]
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            codes = ", ".join(op["responses"])
-            parts.append(
-                f"<tr><td>{method.upper()}</td><td><code>{e(path)}</code></td>"
-                f"<td>{e(op['summary'])}</td><td>{codes}</td></tr>"
-            )
-    parts.append(
-        "</table><h2>Example</h2><pre>curl -s localhost:8000/v1/estimates "
-        "-H 'Content-Type: application/json' -d '"
-        f"{e(json.dumps(EXAMPLE))}'</pre><h2>Schemas</h2>"
+@functools.cache
+def _assets() -> dict[str, Path]:
+    """Return the files of the Swagger UI distribution by name (empty when not installed)."""
+    spec = importlib.util.find_spec(ASSET_PACKAGE.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dist"
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in folder.iterdir() if p.is_file()}
+
+
+def asset_response(name: str) -> Response | None:
+    """Return the asset file called `name`, or None: only files of the distribution's folder."""
+    path = _assets().get(name)  # a lookup by name: no path is ever joined from the request
+    return None if path is None else send_file(path, max_age=ASSET_MAX_AGE)
+
+
+def curl_example(base_url: str) -> str:
+    """Return a curl command posting the estimate example to the service at `base_url`."""
+    body = json.dumps(ESTIMATE_REQUEST)
+    return (
+        f"curl -s {shlex.quote(base_url.rstrip('/') + '/v1/estimates')} \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
     )
-    for name, schema in doc["components"]["schemas"].items():
-        parts.append(f"<h3>{e(name)}</h3><table><tr><th>field</th><th>schema</th></tr>")
-        required = set(schema.get("required", ()))
-        for field, spec in schema.get("properties", {}).items():
-            mark = " (required)" if field in required else ""
-            parts.append(
-                f"<tr><td><code>{e(field)}</code>{mark}</td>"
-                f"<td><code>{e(json.dumps(spec))}</code></td></tr>"
-            )
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
+
+
+def page(title: str, base_url: str) -> str:
+    """Return the HTML shell that loads Swagger UI and renders /openapi.json in the browser."""
+    e = html.escape
+    config = {
+        "url": "/openapi.json",
+        "dom_id": "#swagger-ui",
+        "deepLinking": True,
+        "validatorUrl": None,  # the public validator badge would call out of the service
+    }
+    missing = (
+        ""
+        if _assets()
+        else f"<p><b>Swagger UI is not installed here</b> (package {ASSET_PACKAGE}).</p>"
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{e(title)}</title>"
+        f"<link rel='stylesheet' href='{STATIC}swagger-ui.css'>"
+        f"<link rel='icon' type='image/png' href='{STATIC}favicon-32x32.png'>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<section class='start'>{missing}<p>Estimate a price from a shell (or open an "
+        "operation below and press <b>Try it out</b>):</p>"
+        f"<pre class='curl'>{e(curl_example(base_url))}</pre></section>"
+        "<div id='swagger-ui'><noscript>The interactive page needs JavaScript; the API is "
+        "described in <a href='/openapi.json'>/openapi.json</a>.</noscript></div>"
+        f"<script src='{STATIC}swagger-ui-bundle.js'></script>"
+        f"<script>window.ui = SwaggerUIBundle({json.dumps(config)});</script>"
+        "</body></html>"
+    )

@@ -8,7 +8,7 @@ import os
 import time
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime.ratings import price_rating
@@ -101,6 +101,7 @@ def feedback():
     rt = _runtime()
     fields = bodies.feedback_request(bodies.parse_json(request))
     pid = fields.pop("prediction_id")
+    fields["client"] = g.get("client")  # who reported it: a held client's sales do not train
     if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
         return _spool_feedback(rt, pid, fields)
     try:
@@ -150,6 +151,8 @@ def model_info():
     rt = _runtime()
     if rt.champion is None:
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
+    if g.get("client") is None:  # anonymous callers learn the version only (serving/auth.py)
+        return _json({"model_version": rt.champion.version})
     bundle = rt.champion.bundle
     challenger = rt.challenger.version if rt.challenger is not None else None
     return _json(
@@ -161,12 +164,17 @@ def model_info():
             "supported_models": len(bundle.supported),
             "features": list(bundle.spec.features),
             "challenger_version": challenger,
-            "runtime": {
-                "scorer": "compiled" if rt.champion.compiled else "lightgbm",
-                "image_id": os.environ.get(IMAGE_ID_ENV) or None,
-            },
+            "runtime": _runtime_info(rt),
         }
     )
+
+
+def _runtime_info(rt: Runtime) -> dict:
+    """The tree scorer in use and the image id the service was started from."""
+    return {
+        "scorer": "compiled" if rt.champion.compiled else "lightgbm",
+        "image_id": os.environ.get(IMAGE_ID_ENV) or None,
+    }
 
 
 @bp.get("/healthz")
@@ -183,7 +191,11 @@ def readyz():
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
     if rt.draining:
         raise Problem(503, "Service Unavailable", "shutting down: finishing requests in flight")
-    return _json({"status": "ready", "model_version": rt.champion.version})
+    # What runs is no secret to an operator's probe: the scorer and the image id (the release
+    # tooling waits on them); lineage and parameters stay behind a key on /v1/model.
+    return _json(
+        {"status": "ready", "model_version": rt.champion.version, "runtime": _runtime_info(rt)}
+    )
 
 
 @bp.get("/metrics")
@@ -201,5 +213,15 @@ def openapi_document():
 
 @bp.get("/docs")
 def docs():
-    """Serve a small human-readable page generated from the OpenAPI document."""
-    return Response(docs_page.page(openapi.document()), mimetype="text/html")
+    """Serve Swagger UI over the OpenAPI document; its curl example names this host."""
+    title = openapi.document()["info"]["title"]
+    return Response(docs_page.page(title, request.host_url), mimetype="text/html")
+
+
+@bp.get("/docs/static/<path:name>")
+def docs_static(name: str):
+    """Serve a file of the Swagger UI distribution; any other name is 404."""
+    response = docs_page.asset_response(name)
+    if response is None:
+        raise Problem(404, "Not Found", f"no documentation file {name!r}")
+    return response

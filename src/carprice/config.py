@@ -14,20 +14,34 @@ import yaml
 from carprice.runtime.home import home_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACT_ROOT_ENV = "CARPRICE_ARTIFACT_ROOT"
 
 
 @dataclass(frozen=True)
 class Paths:
-    """Filesystem layout, rooted at the working directory unless the environment says otherwise."""
+    """Filesystem layout, rooted at the working directory unless the environment says otherwise.
+
+    `artifact_root` is where MLflow stores run artifacts and logged models when the tracking store
+    is the embedded SQLite file: CARPRICE_ARTIFACT_ROOT, else `mlartifacts/` under CARPRICE_HOME.
+    """
 
     root: Path
     home: Path
+    artifact_root: Path | None = None
 
     @classmethod
     def from_env(cls, root: Path | None = None) -> Paths:
         root = Path(root or os.environ.get("CARPRICE_ROOT") or Path.cwd()).resolve()
         home = home_dir(root)
-        return cls(root=root, home=home)
+        artifacts = os.environ.get(ARTIFACT_ROOT_ENV)
+        return cls(
+            root=root, home=home, artifact_root=Path(artifacts).resolve() if artifacts else None
+        )
+
+    @property
+    def artifacts(self) -> Path:
+        """The MLflow artifact root (absolute): runs, logged models, gate reports."""
+        return Path(self.artifact_root or self.home / "mlartifacts").resolve()
 
     @property
     def raw(self) -> Path:

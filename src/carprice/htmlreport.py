@@ -1,4 +1,9 @@
-"""Self-contained HTML reports: plots embedded as PNG data URIs, no external assets."""
+"""Self-contained HTML reports: plots embedded as PNG data URIs, no external assets.
+
+Figures are `matplotlib.figure.Figure` objects rendered straight to PNG: no pyplot, no global
+figure registry and no backend chosen here, so a notebook that imports a report module keeps
+its own (inline) backend.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,45 @@ import html
 import io
 from collections.abc import Iterable, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # reports are rendered headless
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} .pass{color:#11772d} .fail{color:#b3261e}
+.banner{background:#fdecea;border:2px solid #b3261e;color:#b3261e;padding:.6rem 1rem;margin:1rem 0}
+.about{color:#555;margin:.2rem 0 1rem}
 table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;padding:.25rem .6rem}
 th{background:#f3f3f3;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{display:inline-block;margin:.5rem} img{max-width:520px}
 """
 
 
-def figure(fig) -> str:
-    """Render a matplotlib figure as an <img> tag with an embedded PNG, and close it."""
+def new_figure(width: float, height: float) -> tuple[Figure, Axes]:
+    """Return a figure with one axes, outside pyplot (nothing to close, no backend needed)."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def figure(fig: Figure) -> str:
+    """Render a figure as an <img> tag with an embedded PNG."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<figure><img alt="plot" src="data:image/png;base64,{data}"></figure>'
 
 
-def barh(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str = "rows") -> str:
-    """Return a horizontal bar chart as an <img> tag."""
-    fig, ax = plt.subplots(figsize=(6, max(1.5, 0.28 * len(labels) + 0.8)))
-    ax.barh(list(labels)[::-1], list(values)[::-1], color="#3f6fb5")
+def barh(
+    labels: Sequence[str],
+    values: Sequence[float],
+    title: str,
+    xlabel: str = "rows",
+    colors: Sequence[str] | None = None,
+) -> str:
+    """Return a horizontal bar chart (first label on top) as an <img> tag."""
+    fig, ax = new_figure(6, max(1.5, 0.28 * len(labels) + 0.8))
+    color = list(colors)[::-1] if colors is not None else "#3f6fb5"
+    ax.barh(list(labels)[::-1], list(values)[::-1], color=color)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     return figure(fig)
@@ -41,7 +58,7 @@ def barh(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str
 
 def hist(values, title: str, xlabel: str, bins: int = 50, log: bool = False) -> str:
     """Return a histogram as an <img> tag."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = new_figure(6, 3)
     ax.hist(values, bins=bins, color="#3f6fb5", log=log)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -64,13 +81,28 @@ def table(rows: Iterable[Sequence], header: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def page(title: str, verdict: tuple[bool, str], sections: Sequence[tuple[str, str]]) -> str:
-    """Assemble a complete HTML document from (heading, html) sections."""
+def page(
+    title: str,
+    verdict: tuple[bool, str],
+    sections: Sequence[tuple[str, str]],
+    *,
+    banner: str | None = None,
+    about: Sequence[tuple[str, str]] = (),
+) -> str:
+    """Assemble a complete HTML document from (heading, html) sections.
+
+    Args:
+        banner: a warning shown above everything else (e.g. "this run failed").
+        about: (label, value) facts printed under the title: when, what, which versions.
+    """
     passed, sentence = verdict
     css = "pass" if passed else "fail"
+    top = f"<div class='banner' role='alert'>{html.escape(banner)}</div>" if banner else ""
+    facts = " · ".join(f"{html.escape(k)}: <b>{html.escape(v)}</b>" for k, v in about)
+    facts = f"<p class='about'>{facts}</p>" if facts else ""
     parts = [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<style>{STYLE}</style></head><body>{top}<h1>{html.escape(title)}</h1>{facts}"
         f"<p class='{css}'><b>{html.escape(sentence)}</b></p>{''.join(parts)}</body></html>\n"
     )

@@ -47,13 +47,31 @@ def _conforms(client, method: str, path: str, body=None, raw=None, content_type=
         ("GET", "/metrics", None, None, 200),
     ],
 )
-def test_answers_match_the_published_document(client, method, path, body, raw, status):
-    response, problems = _conforms(client, method, path, body, raw)
+def test_answers_match_the_published_document(keyed_client, method, path, body, raw, status):
+    response, problems = _conforms(keyed_client, method, path, body, raw)
     assert response.status_code == status
     assert problems == []
 
 
-def test_accepted_feedback_matches_the_published_document(client):
+@pytest.mark.parametrize(
+    ("method", "path", "body", "key", "status"),
+    [
+        ("POST", "/v1/feedback", {"prediction_id": "0" * 32, "sold_price": 1}, None, 401),
+        ("POST", "/v1/feedback", {"prediction_id": "0" * 32, "sold_price": 1}, "cp_x", 403),
+        ("GET", "/v1/model", None, None, 200),
+        ("GET", "/v1/model", None, "cp_x", 403),
+    ],
+)
+def test_refusals_and_anonymous_answers_match_the_document(client, method, path, body, key, status):
+    if key is not None:
+        client.environ_base["HTTP_X_API_KEY"] = key
+    response, problems = _conforms(client, method, path, body)
+    assert response.status_code == status
+    assert problems == []
+
+
+def test_accepted_feedback_matches_the_published_document(keyed_client):
+    client = keyed_client
     pid = client.post("/v1/estimates", json={"listings": [golf()]}).get_json()["estimates"][0][
         "prediction_id"
     ]
@@ -64,7 +82,8 @@ def test_accepted_feedback_matches_the_published_document(client):
 
 
 @pytest.mark.parametrize("contract", load_contracts(CONTRACTS), ids=lambda c: c["file"])
-def test_the_consumer_contracts_hold(client, bundle_dir, contract):
+def test_the_consumer_contracts_hold(keyed_client, bundle_dir, contract):
+    client = keyed_client
     request = contract["request"]
     response = client.open(request["path"], method=request["method"], json=request.get("json"))
     body = response.get_json()
@@ -94,7 +113,8 @@ def _error_cases():
 @pytest.mark.parametrize(
     ("request_", "case"), _error_cases(), ids=[case["name"] for _, case in _error_cases()]
 )
-def test_the_documented_error_cases_hold(client, request_, case):
+def test_the_documented_error_cases_hold(keyed_client, request_, case):
+    client = keyed_client
     path = case.get("path", request_["path"])
     if "raw" in case:
         data = case["raw"]

@@ -71,7 +71,7 @@ def test_validating_a_missing_file_is_a_clear_error(tmp_path):
         "validate", "--listings", "nope.csv", "--out", "out", "--params", PARAMS, cwd=tmp_path
     )
     assert proc.returncode == 2
-    assert "listings not found: nope.csv" in proc.stderr
+    assert "--listings nope.csv: no such file, folder or snapshot id" in proc.stderr
 
 
 def test_a_bad_date_is_refused_by_the_parser(tmp_path):

@@ -1,9 +1,25 @@
-"""Argument types shared by the `carprice` subcommands."""
+"""Argument types, checks and help formatting shared by the `carprice` subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or its inputs: one sentence, exit code 2."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Show each option's default after its help, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def date_arg(text: str) -> dt.date:
@@ -12,3 +28,34 @@ def date_arg(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from err
+
+
+def require_folder(option: str, folder: str, files: tuple[str, ...], then: str) -> Path:
+    """Return `folder` if it holds `files`; else say which option, what is missing and what to run.
+
+    Args:
+        option: the command-line option that named the folder, e.g. "--data".
+        files: the files the folder must hold.
+        then: the command that writes them, e.g. "carprice validate --out DIR".
+    """
+    path = Path(folder)
+    missing = [name for name in files if not (path / name).is_file()]
+    if not missing:
+        return path
+    found = "does not exist" if not path.exists() else f"lacks {', '.join(missing)}"
+    if path.exists() and not path.is_dir():
+        found = "is a file, not a folder"
+    raise UsageError(
+        f"{option} {folder}: the folder {found}; expected {', '.join(files)} there "
+        f"- run `{then}` first"
+    )
+
+
+def require_listings(option: str, text: str, snapshots: Path) -> None:
+    """Refuse a listings argument that is neither a path nor a known snapshot id."""
+    if Path(text).exists() or (snapshots / f"{Path(text).name}.parquet").is_file():
+        return
+    raise UsageError(
+        f"{option} {text}: no such file, folder or snapshot id; expected a CSV/Parquet file, "
+        f"a folder of them, or a snapshot from `carprice ingest` (in {snapshots})"
+    )

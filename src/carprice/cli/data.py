@@ -7,16 +7,31 @@ import sys
 import time
 from pathlib import Path
 
+from carprice.cli.args import require_listings
 from carprice.cli.progress import say
 from carprice.config import Paths, load_params
 
 
+def _required_fields(params_file: str, optional: bool = False) -> tuple[str, ...]:
+    """The columns every listing file must have: params' `validation.required_fields`, or
+    (`optional`, for ingest, which needs no parameters) the defaults when the file is absent."""
+    from carprice.data.rules import ValidationRules
+
+    if optional and not Path(params_file).is_file():
+        return ValidationRules().required_fields
+    return ValidationRules.from_params(
+        load_params(params_file).get("validation", {})
+    ).required_fields
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from carprice.data.ingest import ingest
+    from carprice.data.ingest import check_sources, ingest
     from carprice.data.stage import sold_feedback
 
     paths = Paths.from_env()
     listings = Path(args.listings or paths.raw)
+    require_listings("--listings", str(listings), Path(args.snapshots or paths.snapshots))
+    check_sources(listings, _required_fields(args.params, optional=True))
     started = time.perf_counter()
     feedback = None
     if not args.no_feedback:
@@ -34,11 +49,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from carprice.data.ingest import check_sources
     from carprice.data.stage import run_validation
 
-    gate = run_validation(
-        args.listings, Path(args.out), load_params(args.params), Paths.from_env(), say
-    )
+    paths = Paths.from_env()
+    require_listings("--listings", args.listings, paths.snapshots)
+    if Path(args.listings).exists():
+        check_sources(Path(args.listings), _required_fields(args.params))
+    gate = run_validation(args.listings, Path(args.out), load_params(args.params), paths, say)
     print(gate.summary(), file=sys.stderr if not gate.passed else sys.stdout)
     return 0 if gate.passed else 1
 
@@ -53,11 +71,15 @@ def add_commands(sub) -> None:
         action="store_true",
         help="leave out sold feedback from the store (included by default when a store exists)",
     )
-    p.add_argument("--params", default="params.yaml", help="for the feedback plausibility bounds")
+    p.add_argument(
+        "--params",
+        default="params.yaml",
+        help="parameters: required columns, feedback plausibility bounds",
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("validate", help="gate 1: data rules, quarantine and sufficiency")
     p.add_argument("--listings", required=True, help="snapshot (.parquet or id), file or folder")
     p.add_argument("--out", required=True, help="output folder for clean data and the report")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="parameters: data rules, gate 1")
     p.set_defaults(func=cmd_validate)

@@ -32,6 +32,6 @@ def add_commands(sub) -> None:
     """Register the monitor subcommand on the `carprice` parser."""
     p = sub.add_parser("monitor", help="usage, drift and realised error; exit 10 = retrain")
     p.add_argument("--since", type=date_arg, help="only traffic from this date (YYYY-MM-DD)")
-    p.add_argument("--out", default="reports/monitoring")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default="reports/monitoring", help="folder for the monitoring report")
+    p.add_argument("--params", default="params.yaml", help="parameters: monitoring thresholds")
     p.set_defaults(func=cmd_monitor)

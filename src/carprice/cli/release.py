@@ -13,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from carprice.cli.progress import say
+from carprice.cli.args import require_folder
+from carprice.cli.progress import Stage, say
 from carprice.config import Paths, load_params
 
 PACKAGE = "data/model/package"
+PACKAGE_CMD = "carprice package"  # what writes a package folder
 
 
 def _gate3_settings(params_file: str) -> dict:
@@ -26,9 +28,10 @@ def _gate3_settings(params_file: str) -> dict:
 def cmd_package(args: argparse.Namespace) -> int:
     from carprice.release.candidate import package
 
-    manifest = package(
-        Path(args.data), Path(args.out), _gate3_settings(args.params), Paths.from_env(), say
+    data = require_folder(
+        "--data", args.data, ("clean.parquet",), f"carprice validate --out {args.data}"
     )
+    manifest = package(data, Path(args.out), _gate3_settings(args.params), Paths.from_env(), say)
     print(Path(args.out) / "package.json")
     return 0 if manifest else 1
 
@@ -37,13 +40,16 @@ def cmd_image(args: argparse.Namespace) -> int:
     from carprice.release import container
     from carprice.release.candidate import read_json, record_image
 
-    meta = read_json(Path(args.package) / "package.json")
+    package = require_folder("--package", args.package, ("package.json",), PACKAGE_CMD)
+    meta = read_json(package / "package.json")
     tag = args.tag or f"carprice:{meta['model_version']}"
+    log_path = Path(args.log or package / "build.log")
     started = time.perf_counter()
     try:
-        image_id = container.build(Path(args.package) / "bundle", tag)
+        with open(log_path, "w", encoding="utf-8") as log, Stage("image build") as steps:
+            image_id = container.build(package / "bundle", tag, log=log, steps=steps)
     except container.EngineError as err:
-        print(f"carprice image: {err}", file=sys.stderr)
+        print(f"carprice image: {err} ({log_path})", file=sys.stderr)
         return 1
     engine = container.detect()
     info = record_image(
@@ -64,11 +70,13 @@ def cmd_e2e(args: argparse.Namespace) -> int:
     from carprice.release.gate3 import run_gate3
     from carprice.release.report import write_report
 
-    package = Path(args.package)
+    package = require_folder("--package", args.package, ("package.json",), PACKAGE_CMD)
     image = args.image
     if image is None and not args.local and (package / "image.json").exists():
         image = read_json(package / "image.json")["id"]
-    report = run_gate3(package, _gate3_settings(args.params), say, image=image, local=args.local)
+    with Stage("gate 3", unit="check") as steps:
+        settings = _gate3_settings(args.params)
+        report = run_gate3(package, settings, say, image=image, local=args.local, steps=steps)
     files = write_report(Path(args.out), report)
     verdict = "passed" if report["passed"] else "failed"
     tags = {"gate3": verdict if not args.local else f"{verdict} (local process, not the image)"}
@@ -76,6 +84,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         tags["image_id"] = report["target"]["id"]
     registry.configure(Paths.from_env())
     registry.set_tags(report["registry_version"], tags)
+    registry.attach_report(report["registry_version"], "gate3", Path(args.out))
     say(f"report: {files['html']} ({report['seconds']} s)")
     if not report["passed"]:
         print("gate 3 (artifact): FAILED: " + " ".join(report["reasons"]), file=sys.stderr)
@@ -156,44 +165,47 @@ def add_commands(sub) -> None:
     """Register the release subcommands on the `carprice` parser."""
     p = sub.add_parser("package", help="export the challenger as a bundle with its golden set")
     p.add_argument("--data", default="data/validated", help="gate 1 output folder")
-    p.add_argument("--out", default=PACKAGE)
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default=PACKAGE, help="folder for the package (bundle, golden set)")
+    p.add_argument("--params", default="params.yaml", help="parameters: gate 3 settings")
     p.set_defaults(func=cmd_package)
 
     p = sub.add_parser("image", help="build the service image with the packaged bundle")
-    p.add_argument("--package", default=PACKAGE)
-    p.add_argument("--tag", help="image tag (default carprice:<model_version>)")
+    p.add_argument("--package", default=PACKAGE, help="folder written by `carprice package`")
+    p.add_argument("--tag", help="image tag (default: carprice:<model_version>)")
+    p.add_argument("--log", help="file for the build output (default: PACKAGE/build.log)")
     p.set_defaults(func=cmd_image)
 
     p = sub.add_parser("e2e", help="gate 3: the built container against the offline model")
-    p.add_argument("--package", default=PACKAGE)
+    p.add_argument("--package", default=PACKAGE, help="folder written by `carprice package`")
     p.add_argument("--image", help="image id or tag (default: the package's image.json)")
     p.add_argument(
         "--local",
         action="store_true",
         help="opt-in: test the entrypoint as a local process, not the container",
     )
-    p.add_argument("--out", default="reports/e2e")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default="reports/e2e", help="folder for the gate 3 report")
+    p.add_argument("--params", default="params.yaml", help="parameters: gate 3 settings")
     p.set_defaults(func=cmd_e2e)
 
     p = sub.add_parser("promote", help="make the gated package the champion and deploy it")
-    p.add_argument("--package", default=PACKAGE)
-    p.add_argument("--gate1", default="data/validated")
-    p.add_argument("--gate2", default="reports/evaluation")
-    p.add_argument("--gate3", default="reports/e2e")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--package", default=PACKAGE, help="the gated package")
+    p.add_argument("--gate1", default="data/validated", help="gate 1 output folder")
+    p.add_argument("--gate2", default="reports/evaluation", help="gate 2 report folder")
+    p.add_argument("--gate3", default="reports/e2e", help="gate 3 report folder")
+    p.add_argument(
+        "--params", default="params.yaml", help="the parameters the model was trained with"
+    )
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="gate 3 on an earlier release, then switch back to it")
     p.add_argument("--version", help="release to return to (default: the previous one)")
     p.add_argument("--local", action="store_true", help="opt-in local gate 3 (then refuses)")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default="params.yaml", help="parameters: gate 3 settings")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("reproduce", help="rebuild a release and check identical predictions")
-    p.add_argument("version")
-    p.add_argument("--out", default="reports/reproduce")
+    p.add_argument("version", help="release to rebuild (see `make releases`)")
+    p.add_argument("--out", default="reports/reproduce", help="folder for the comparison report")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("loadtest", help="locust against a service; fails outside the budgets")
@@ -201,6 +213,6 @@ def add_commands(sub) -> None:
     p.add_argument("--users", type=int, help="concurrent users (default: params.yaml)")
     p.add_argument("--duration", help="e.g. 30s or 2m (default: params.yaml)")
     p.add_argument("--bundle", help="bundle for the service started here (default: champion)")
-    p.add_argument("--out", default="reports/load")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default="reports/load", help="folder for the load-test report")
+    p.add_argument("--params", default="params.yaml", help="parameters: load-test budgets")
     p.set_defaults(func=cmd_loadtest)

@@ -87,7 +87,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser(
         "serve", help="run the champion image on PORT (or --local: this checkout, foreground)"
     )
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (--local: --host)")
     p.add_argument("--workers", type=int, help="gunicorn workers (default: 2; --local: per core)")
     p.add_argument("--stop", action="store_true", help="stop the production container")
     p.add_argument(

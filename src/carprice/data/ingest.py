@@ -17,12 +17,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, canonical_name
+from carprice.data.schema import (
+    CANONICAL_COLUMNS,
+    NUMERIC_COLUMNS,
+    canonical_name,
+    expected_columns,
+)
+from carprice.data.sources import (
+    ListingFileError,
+    check_sources,
+    discover_sources,
+    no_listing_columns,
+    read_file,
+)
 from carprice.runtime.home import file_sha256
+
+__all__ = ["ListingFileError", "check_sources", "ingest", "load_listings", "read_listings"]
 
 INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
-LISTING_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -34,23 +47,6 @@ class Snapshot:
     manifest: Path
     rows: int
     created: bool
-
-
-def discover_sources(path: Path) -> list[Path]:
-    """List the CSV/Parquet files at a path: the file itself, or a folder's files, sorted."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in LISTING_SUFFIXES)
-    raise FileNotFoundError(f"listings not found: {path}")
-
-
-def _read_file(path: Path) -> pd.DataFrame:
-    if path.suffix == ".csv":
-        # Everything as text first so that nothing is lost; numeric columns are parsed below.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    return pd.read_parquet(path)
 
 
 def normalise(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -103,9 +99,11 @@ def read_listings(
     """Read and normalise every listing file at a path; return the frame and its source records."""
     frames, sources, skipped = [], [], []
     for source in discover_sources(path):
-        raw = _read_file(source)
+        raw = read_file(source)
         frame, ignored, missing = normalise(raw)
         if len(missing) == len(CANONICAL_COLUMNS):
+            if Path(path).is_file():
+                raise ListingFileError(no_listing_columns(source, raw.columns))
             skipped.append({"path": str(source), "reason": "no listing columns"})
             continue
         record = {
@@ -119,12 +117,16 @@ def read_listings(
         frames.append(frame)
         if progress:
             progress(f"read {source} ({len(frame):,} rows)")
+    names = ", ".join(Path(s["path"]).name for s in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     if skipped and progress:
-        names = ", ".join(Path(s["path"]).name for s in skipped[:3])
-        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
         progress(f"skipped {len(skipped)} files without listing columns: {names}{more}")
     if not frames:
-        raise ValueError(f"no listing files with listing columns under {path}")
+        raise ListingFileError(
+            f"{path}: no listing file in this folder; expected CSV/Parquet files with the "
+            f"columns {expected_columns()}; found "
+            + (f"only files without them ({names}{more})" if skipped else "no CSV/Parquet file")
+        )
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return frame.reset_index(drop=True), {"sources": sources, "skipped": skipped}
 

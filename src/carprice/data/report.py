@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,36 @@ def write_outputs(
     return paths
 
 
+def write_run_report(run_dir: Path, files: dict[str, Path]) -> dict[str, Path]:
+    """Copy a run's data report (JSON and HTML) into its own run folder; return the copies."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copies = {}
+    for key in ("report_json", "report_html"):
+        copies[key] = run_dir / files[key].name
+        _write_atomic(copies[key], lambda p, src=files[key]: shutil.copyfile(src, p))
+    return copies
+
+
+def banner(report: dict) -> str | None:
+    """Return the warning a failed run's page opens with (None for a passing run)."""
+    if report["passed"]:
+        return None
+    production = report.get("production")
+    serving = (
+        f"Production still serves {production}." if production else "Nothing is in production."
+    )
+    return f"This gate 1 run FAILED. {serving}"
+
+
+def _about(report: dict) -> list[tuple[str, str]]:
+    facts = [("run", report["run"])] if report.get("run") else []
+    if report.get("created_at"):
+        facts.append(("made", f"{report['created_at']} (UTC)"))
+    if "production" in report:
+        facts.append(("in production", report["production"] or "nothing"))
+    return facts
+
+
 def render_html(result: ValidationResult, table: pd.DataFrame, report: dict) -> str:
     """Render the human-readable data report."""
     verdict = "Gate 1 passed." if report["passed"] else " ".join(report["gate_reasons"])
@@ -118,4 +149,10 @@ def render_html(result: ValidationResult, table: pd.DataFrame, report: dict) -> 
                 + hr.hist(clean["hp"], "power", "hp"),
             )
         )
-    return hr.page(f"Data report: {report['source']}", (report["passed"], verdict), sections)
+    return hr.page(
+        f"Data report: {report['source']}",
+        (report["passed"], verdict),
+        sections,
+        banner=banner(report),
+        about=_about(report),
+    )

@@ -43,6 +43,11 @@ def canonical_name(name: str) -> str | None:
     return _ALIASES.get(key)
 
 
+def expected_columns() -> str:
+    """Return the canonical columns as a message lists them: "mileage, make, ..."."""
+    return ", ".join(CANONICAL_COLUMNS)
+
+
 def clean_schema(
     *, min_year: int, max_year: int, optional: tuple[str, ...] = ()
 ) -> pa.DataFrameSchema:

@@ -5,20 +5,77 @@ Plain functions over paths, parameters and a progress callback; the CLI only par
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from carprice.config import Paths, load_params
 from carprice.data.feedback import FeedbackCheck, feedback_rows
 from carprice.data.gate import DataThresholds, GateResult, data_gate
 from carprice.data.ingest import load_listings
-from carprice.data.report import build_report, write_outputs
+from carprice.data.report import build_report, write_outputs, write_run_report
 from carprice.data.rules import ValidationRules, validate
+from carprice.runtime import pointer
 from carprice.runtime.store import DB_FILE, Store, default_url
 
 Say = Callable[[str], None]
+
+# Gate 1 runs: <out>/runs/<UTC time>-<short snapshot hash>/data_report.{json,html}
+RUNS = "runs"
+
+
+def source_hash(listings: str | Path, snapshots: Path, frame: pd.DataFrame) -> str:
+    """Return a 12-character id of the input: its snapshot id, or a hash of its rows."""
+    path = Path(listings)
+    if not path.exists() and (Path(snapshots) / f"{path.name}.parquet").exists():
+        path = Path(snapshots) / f"{path.name}.parquet"
+    manifest = path.with_suffix(".json")
+    if path.suffix in (".parquet", ".json") and manifest.is_file():
+        try:
+            snapshot_id = json.loads(manifest.read_text(encoding="utf-8")).get("snapshot_id")
+        except (OSError, ValueError, AttributeError):
+            snapshot_id = None
+        if snapshot_id:
+            return str(snapshot_id)[:12]
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(rows.tobytes()).hexdigest()[:12]
+
+
+def new_run_dir(out: Path, now: dt.datetime, source: str) -> Path:
+    """Create and return a fresh run folder; a second run in the same second gets a suffix."""
+    base = f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{source}"
+    parent = Path(out) / RUNS
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        folder = parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
+
+
+def in_production(home: Path) -> str | None:
+    """Name the release and model the deploy pointer serves, or None when nothing is deployed."""
+    bundle = pointer.read_pointer(home)
+    if bundle is None:
+        return None
+    try:
+        meta = json.loads((bundle / "metadata.json").read_text(encoding="utf-8"))
+        model = str(meta["model_version"])
+    except (OSError, ValueError, KeyError):
+        model = f"the bundle at {bundle}"
+    # A promoted bundle lives in CARPRICE_HOME/releases/<n>/bundle.
+    if bundle.parent.parent == (Path(home) / "releases").resolve():
+        return f"release {bundle.parent.name} (model {model})"
+    return f"model {model} ({bundle})"
 
 
 def sold_feedback(paths: Paths, params_file: str, say: Say):
@@ -41,11 +98,18 @@ def sold_feedback(paths: Paths, params_file: str, say: Say):
         f"feedback: {len(result.rows):,} sold listings from the store join the snapshot; "
         f"{len(result.quarantine):,} implausible ones quarantined ({quarantine})"
     )
+    for client, count in sorted(result.held_out.items()):
+        say(f"feedback: {count:,} sold listings of client {client!r} held out (client on hold)")
     return result.rows
 
 
 def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Say) -> GateResult:
-    """Gate 1 on a snapshot, file or folder: clean rows, quarantine, sufficiency, report."""
+    """Gate 1 on a snapshot, file or folder: clean rows, quarantine, sufficiency, report.
+
+    The outputs go to `out/` (the latest run's, which training reads); the run's own report is
+    also kept in `out/runs/<UTC time>-<short snapshot hash>/`, so a failed run does not hide the
+    one before it.
+    """
     rules = ValidationRules.from_params(params.get("validation", {}))
     thresholds = DataThresholds.from_params(params.get("gate1", {}))
     started = time.perf_counter()
@@ -53,8 +117,16 @@ def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Sa
     say(f"validating {len(frame):,} rows from {listings}")
     result = validate(frame, rules)
     table, gate = data_gate(result, thresholds)
-    report = build_report(result, table, gate, str(listings))
+    now = dt.datetime.now(dt.UTC)
+    run_dir = new_run_dir(Path(out), now, source_hash(listings, paths.snapshots, frame))
+    report = {
+        **build_report(result, table, gate, str(listings)),
+        "run": run_dir.name,
+        "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "production": in_production(paths.home),
+    }
     files = write_outputs(Path(out), result, table, report)
+    run_files = write_run_report(run_dir, files)
     say(
         f"{report['rows_in']:,} rows in: {report['rows_clean']:,} clean, "
         f"{report['rows_quarantined']:,} quarantined; {report['supported_models']} of "
@@ -64,5 +136,5 @@ def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Sa
     )
     for code, count in sorted(report["reasons"].items(), key=lambda kv: -kv[1]):
         say(f"  {code:<24} {count:>9,}")
-    say(f"report: {files['report_html']}")
+    say(f"report: {files['report_html']} (this run: {run_files['report_html']})")
     return gate

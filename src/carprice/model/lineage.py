@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import warnings
 from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
+
+DIGEST_CHARS = 36  # the longest dataset digest MLflow accepts
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str:
@@ -27,6 +30,33 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
+def git_source(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Return the branch and origin URL of the checkout, where git knows them."""
+    out = {}
+    for key, args in (
+        ("branch", ["rev-parse", "--abbrev-ref", "HEAD"]),
+        ("repo_url", ["remote", "get-url", "origin"]),
+    ):
+        try:
+            value = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        if value and value != "HEAD":
+            out[key] = value
+    return out
+
+
+def snapshot_file(validated_dir: Path) -> Path | None:
+    """Return the snapshot Parquet file a gate 1 output folder was made from, if it was one."""
+    report = json.loads((Path(validated_dir) / "data_report.json").read_text(encoding="utf-8"))
+    source = Path(report["source"])
+    if source.suffix == ".parquet" and source.with_suffix(".json").is_file():
+        return source
+    return None
+
+
 def snapshot_of(validated_dir: Path) -> dict:
     """Return the snapshot id and sha256 behind a gate 1 output folder, where known."""
     report = json.loads((Path(validated_dir) / "data_report.json").read_text(encoding="utf-8"))
@@ -44,3 +74,60 @@ def snapshot_of(validated_dir: Path) -> dict:
         "snapshot_sha256": "",
         "snapshot_rows": None,
     }
+
+
+def source_tags(commit: str, command: str) -> dict[str, str]:
+    """MLflow's standard source tags: the command, the commit and whether the tree was dirty."""
+    from mlflow.entities import SourceType
+    from mlflow.utils import mlflow_tags as tags
+
+    out = {
+        tags.MLFLOW_SOURCE_NAME: command,
+        tags.MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
+    }
+    if commit != "unknown":
+        out[tags.MLFLOW_GIT_COMMIT] = commit.removesuffix("-dirty")
+        out[tags.MLFLOW_GIT_DIRTY] = str(commit.endswith("-dirty")).lower()
+    source = git_source()
+    if "branch" in source:
+        out[tags.MLFLOW_GIT_BRANCH] = source["branch"]
+    if "repo_url" in source:
+        out[tags.MLFLOW_GIT_REPO_URL] = source["repo_url"]
+    return out
+
+
+def log_snapshot_input(validated_dir: Path, lineage: dict) -> None:
+    """Log the snapshot behind a gate 1 folder as the active run's MLflow dataset input.
+
+    The digest is the snapshot's sha256, cut to the 36 characters MLflow stores; the input's
+    tags hold it whole. Only the schema (from the first rows) and the manifest's row count are
+    read: the snapshot itself is never loaded whole.
+    """
+    import mlflow
+    import pyarrow.parquet as pq
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.models import infer_signature
+
+    path = snapshot_file(validated_dir)
+    if path is None:
+        return
+    head = next(pq.ParquetFile(path).iter_batches(batch_size=1000)).to_pandas()
+    with warnings.catch_warnings():  # hints about integer columns and local path sources
+        warnings.simplefilter("ignore", UserWarning)
+        source, schema = resolve_dataset_source(str(path)), infer_signature(head).inputs
+    dataset = MetaDataset(
+        source=source,
+        name=f"snapshot-{lineage['snapshot_id'][:12]}",
+        digest=lineage["snapshot_sha256"][:DIGEST_CHARS],
+        schema=schema,
+    )
+    mlflow.log_input(
+        dataset,
+        context="training",
+        tags={
+            "snapshot_id": lineage["snapshot_id"],
+            "snapshot_sha256": lineage["snapshot_sha256"],
+            "rows": str(lineage["snapshot_rows"]),
+        },
+    )

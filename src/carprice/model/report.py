@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from carprice import htmlreport as hr
 from carprice.data.gate import GateResult
@@ -47,7 +50,7 @@ def to_json(evaluation: Evaluation, gate: GateResult, record: dict, thresholds: 
 
 def _scatter(scored) -> str:
     ok = scored[scored["ok"]]
-    fig, ax = hr.plt.subplots(figsize=(5, 5))
+    fig, ax = hr.new_figure(5, 5)
     ax.scatter(ok["price"], ok["pred"], s=3, alpha=0.3, color="#3f6fb5")
     lim = [ok["price"].min(), ok["price"].max()]
     ax.plot(lim, lim, color="#b3261e", lw=1)
@@ -73,6 +76,62 @@ def _coverage(scored) -> str:
     )
 
 
+BANDED = ("age_band", "price_band")  # segments whose values are ranges, ordered by lower bound
+
+
+def _lower_bound(value) -> float:
+    """Return the first number in a band label ("[5000.0, 10000.0)" -> 5000, "10+ y" -> 10)."""
+    found = re.search(r"-?\d+(?:\.\d+)?", str(value))
+    return float(found.group()) if found else math.inf
+
+
+def ordered_segments(segments: pd.DataFrame, min_rows: int) -> pd.DataFrame:
+    """Return the segment table in reading order, with a `judged` column.
+
+    Segments keep their first-seen order; values of a band segment sort by their lower bound
+    (5k before 10k), other values by name. A segment value with fewer than `min_rows` held-out
+    rows is reported but not judged by gate 2 (`min_segment_rows`), so it is marked as such.
+    """
+    seg = segments.reset_index(drop=True)
+    first_seen = {name: i for i, name in enumerate(dict.fromkeys(seg["segment"]))}
+    keys = pd.DataFrame(
+        {
+            "segment": seg["segment"].map(first_seen),
+            "bound": [
+                _lower_bound(v) if s in BANDED else 0.0
+                for s, v in zip(seg["segment"], seg["value"], strict=True)
+            ],
+            "name": seg["value"].astype(str),
+        }
+    )
+    order = keys.sort_values(["segment", "bound", "name"], kind="stable").index
+    seg = seg.loc[order].reset_index(drop=True)
+    seg["judged"] = seg["rows"] >= min_rows
+    return seg
+
+
+def _segments_section(segments: pd.DataFrame, min_rows: int) -> tuple[str, str]:
+    seg = ordered_segments(segments, min_rows)
+    judged = seg[seg["judged"]]
+    left_out = seg[~seg["judged"]]
+    labels = [f"{a}={b}" for a, b in zip(judged["segment"], judged["value"], strict=True)]
+    plot = (
+        hr.barh(labels, judged["bias"].tolist(), "bias by segment", "median signed error")
+        if len(judged)
+        else ""
+    )
+    small = ", ".join(
+        f"{html.escape(f'{a}={b}')} ({n:,} row{'' if n == 1 else 's'})"
+        for a, b, n in left_out[["segment", "value", "rows"]].itertuples(index=False)
+    )
+    note = f"<p>The plot shows the segments gate 2 judges (at least {min_rows:,} held-out rows)"
+    note += f"; not judged, too small: {small}.</p>" if small else ".</p>"
+    return (
+        "Segments (bias = median signed error; + means over-priced)",
+        plot + note + hr.table(seg.itertuples(index=False), list(seg.columns)),
+    )
+
+
 def render(report: dict, evaluation: Evaluation) -> str:
     verdict = "Gate 2 passed." if report["passed"] else " ".join(report["reasons"])
     m = report["metrics"]
@@ -91,15 +150,8 @@ def render(report: dict, evaluation: Evaluation) -> str:
         comparison.append(("champion", "none yet"))
     sections.append(("Comparisons (MAPE)", hr.table(comparison, ["model", "MAPE"])))
     sections.append(("Plots", _scatter(evaluation.scored) + _coverage(evaluation.scored)))
-    seg = evaluation.segments
-    labels = [f"{a}={b}" for a, b in zip(seg["segment"], seg["value"], strict=True)]
-    sections.append(
-        (
-            "Segments (bias = median signed error; + means over-priced)",
-            hr.barh(labels, seg["bias"].tolist(), "bias by segment", "median signed error")
-            + hr.table(seg.itertuples(index=False), list(seg.columns)),
-        )
-    )
+    min_rows = int((report.get("thresholds") or {}).get("min_segment_rows", 0))
+    sections.append(_segments_section(evaluation.segments, min_rows))
     worst = evaluation.per_model.sort_values("mape", ascending=False).head(25)
     sections.append(
         (

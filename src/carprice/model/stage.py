@@ -17,7 +17,7 @@ from carprice.data.gate import GateResult
 from carprice.model import registry
 from carprice.model.evaluate import evaluate
 from carprice.model.gate import ModelThresholds, check_model_gate
-from carprice.model.lineage import git_commit, snapshot_of
+from carprice.model.lineage import git_commit, log_snapshot_input, snapshot_of, source_tags
 from carprice.model.report import write_evaluation
 from carprice.model.train import (
     TEST,
@@ -43,8 +43,13 @@ def _flat(prefix: str, data: dict) -> dict[str, str]:
     return out
 
 
-def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Progress) -> dict:
-    """Train on gate 1's clean rows, write the challenger bundle and register it."""
+def run_training(
+    validated: Path, out: Path, params: dict, paths: Paths, say: Progress, rounds=None
+) -> dict:
+    """Train on gate 1's clean rows, write the challenger bundle and register it.
+
+    `rounds(done, total, booster)` is called at each boosting round (see `train`).
+    """
     import mlflow
 
     validated, out = Path(validated), Path(out)
@@ -54,7 +59,7 @@ def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Pr
     gate2 = ModelThresholds.from_params(params["gate2"])
     split = split_of(clean, tp.test_share, tp.calibration_share)
     say(f"training on {len(clean):,} clean rows from {validated}")
-    model = train(clean, split, tp, progress=say)
+    model = train(clean, split, tp, progress=say, rounds=rounds)
     withdrawn = withdrawn_models(
         model.model_errors, gate2.withdraw_min_rows, gate2.withdraw_max_mape
     )
@@ -102,6 +107,8 @@ def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Pr
     with mlflow.start_run(run_name=version) as run:
         mlflow.log_params(_flat("", {"train": params["train"], "gate1": params["gate1"]}))
         mlflow.set_tags({**{k: str(v) for k, v in lineage.items()}, "model_version": version})
+        mlflow.set_tags(source_tags(lineage["git_commit"], "carprice train"))
+        log_snapshot_input(validated, lineage)
         mlflow.log_metrics(
             {
                 "training_seconds": model.seconds,
@@ -111,8 +118,8 @@ def run_training(validated: Path, out: Path, params: dict, paths: Paths, say: Pr
                 **{f"rows_{k}": v for k, v in model.split_counts.items()},
             }
         )
-        mlflow.log_artifact(str(validated / "data_report.json"), "gate1")
         reg_version = registry.register(bundle_dir, run.info.run_id, {"model_version": version})
+    registry.attach_report(reg_version, "gate1", validated)
     registry.set_alias(registry.CHALLENGER, reg_version)
     record = {
         "run_id": run.info.run_id,
@@ -149,7 +156,7 @@ def run_evaluation(
         say(f"champion: version {champ.version} ({champion.version})")
     evaluation = evaluate(challenger, champion, clean[split == TRAIN], clean[split == TEST])
     gate = check_model_gate(evaluation, thresholds)
-    files = write_evaluation(Path(out), evaluation, gate, record, asdict(thresholds))
+    write_evaluation(Path(out), evaluation, gate, record, asdict(thresholds))
     with mlflow.start_run(run_id=record["run_id"]):
         mlflow.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items()})
         mlflow.log_metrics(
@@ -164,7 +171,6 @@ def run_evaluation(
                 "champion_version": champ.version if champion else "none",
             }
         )
-        for path in files.values():
-            mlflow.log_artifact(str(path), "gate2")
+    registry.attach_report(record["registry_version"], "gate2", Path(out))
     registry.set_tags(record["registry_version"], {"gate2": "passed" if gate.passed else "failed"})
     return gate

@@ -26,6 +26,7 @@ from carprice.runtime.features import FeatureSpec
 from carprice.runtime.listing import model_key
 
 TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
+Rounds = Callable[[int, "int | None", str], None]  # (rounds done, rounds in all, booster name)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,25 @@ def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -
     )
 
 
-def _booster(params: dict, rounds: int, x: np.ndarray, y: np.ndarray, spec: FeatureSpec, client):
+def round_reporter(report: Rounds, booster: str) -> Callable:
+    """Return a LightGBM callback that reports each finished boosting round of `booster`."""
+
+    def callback(env: lgb.callback.CallbackEnv) -> None:
+        total = env.end_iteration - env.begin_iteration
+        report(env.iteration - env.begin_iteration + 1, total, booster)
+
+    return callback
+
+
+def _booster(
+    params: dict,
+    rounds: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    client,
+    callback: Callable | None = None,
+):
     if client is not None:
         from carprice.model.distributed import fit_booster
 
@@ -99,7 +118,8 @@ def _booster(params: dict, rounds: int, x: np.ndarray, y: np.ndarray, spec: Feat
         categorical_feature=spec.categorical_features,
         free_raw_data=True,
     )
-    return lgb.train(params, data, num_boost_round=rounds)
+    callbacks = [callback] if callback else None
+    return lgb.train(params, data, num_boost_round=rounds, callbacks=callbacks)
 
 
 def train(
@@ -107,10 +127,19 @@ def train(
     split: np.ndarray,
     params: TrainParams,
     progress: Callable[[str], None] | None = None,
+    rounds: Rounds | None = None,
 ) -> TrainedModel:
-    """Fit the encoder and the three boosters on the train rows of a clean frame."""
+    """Fit the encoder and the three boosters on the train rows of a clean frame.
+
+    `progress` gets a message per booster; `rounds(done, total, booster)` each boosting round
+    (on one machine; lightgbm.dask trains without it).
+    """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
+
+    def each_round(booster: str) -> Callable | None:
+        return round_reporter(rounds, booster) if rounds else None
+
     tr, cal = split == TRAIN, split == CALIBRATION
     spec = FeatureSpec.fit(frame[tr])
     x = spec.encode_frame(frame)
@@ -119,13 +148,25 @@ def train(
     point_params = {**params.lgb, **common}
     with _cluster(params, say) as client:
         say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
-        point = _booster(point_params, params.num_boost_round, x[tr], y[tr], spec, client)
+        point = _booster(
+            point_params, params.num_boost_round, x[tr], y[tr], spec, client, each_round("point")
+        )
         alpha = (1 - params.interval_level) / 2
         boosters = []
         for q in (alpha, 1 - alpha):
             say(f"quantile model q={q:.2f}: {int(tr.sum()):,} rows")
             qp = {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q}
-            boosters.append(_booster(qp, params.quantile_boost_round, x[tr], y[tr], spec, client))
+            boosters.append(
+                _booster(
+                    qp,
+                    params.quantile_boost_round,
+                    x[tr],
+                    y[tr],
+                    spec,
+                    client,
+                    each_round(f"q={q:.2f}"),
+                )
+            )
         low, high = boosters
         interval = _conformal(low, high, x[cal], y[cal], params.interval_level)
         errors = model_errors(frame[cal], point.predict(x[cal]))
@@ -134,7 +175,15 @@ def train(
             # shipped point model may learn from them too (test rows stay untouched).
             fit = tr | cal
             say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
-            point = _booster(point_params, params.num_boost_round, x[fit], y[fit], spec, client)
+            point = _booster(
+                point_params,
+                params.num_boost_round,
+                x[fit],
+                y[fit],
+                spec,
+                client,
+                each_round("point refit"),
+            )
     counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
     seconds = time.perf_counter() - started
     return TrainedModel(spec, point, low, high, interval, errors, counts, seconds)

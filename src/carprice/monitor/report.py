@@ -22,8 +22,30 @@ def to_json(result: MonitorResult, meta: dict) -> dict:
             "realised_by_segment": result.segments.to_dict(orient="records"),
             "listing_price": result.listing,
             "shadow": result.shadow,
+            "clients": None if result.clients is None else result.clients.to_dict("records"),
         }
     )
+
+
+def scope(report: dict) -> list[tuple[str, str]]:
+    """Return what the report judged: when it was made, the window read and the versions."""
+    win = report.get("window") or {}
+    if win.get("estimates"):
+        span = f"{win['first_estimate']} to {win['last_estimate']} ({win['estimates']:,} estimates)"
+    else:
+        span = "no logged estimates"
+    if win.get("since"):
+        span += f", from {win['since']} on"
+    shadow = report.get("shadow") or {}
+    logged = sorted(shadow.get("challenger_versions") or {})
+    challenger = report.get("challenger")
+    shadows = ", ".join(dict.fromkeys([*([challenger] if challenger else []), *logged]))
+    return [
+        ("made", f"{report.get('created_at') or 'unknown'} (UTC)"),
+        ("window", span),
+        ("champion", report.get("champion") or "none deployed"),
+        ("challenger (shadow)", shadows or "none"),
+    ]
 
 
 def render(report: dict, result: MonitorResult) -> str:
@@ -33,7 +55,9 @@ def render(report: dict, result: MonitorResult) -> str:
         else "No retrain needed."
     )
     usage = report["usage"]
+    about = scope(report)
     sections = [
+        ("What this report covers", hr.table(about, ["", "value"])),
         (
             "Usage",
             hr.table(
@@ -55,7 +79,7 @@ def render(report: dict, result: MonitorResult) -> str:
                 if usage["per_day"]
                 else ""
             ),
-        )
+        ),
     ]
     if not result.drift.empty:
         d = result.drift
@@ -94,6 +118,14 @@ def render(report: dict, result: MonitorResult) -> str:
             + hr.table(listing["ratings"].items(), ["price rating", "estimates"]),
         )
     )
+    if result.clients is not None and not result.clients.empty:
+        c = result.clients
+        sections.append(
+            (
+                "Feedback per client (a flagged client's feedback is held out of training)",
+                hr.table(c.itertuples(index=False), list(c.columns)),
+            )
+        )
     fresh = report.get("freshness")
     if fresh:
         sections.append(
@@ -117,7 +149,12 @@ def render(report: dict, result: MonitorResult) -> str:
                 ),
             )
         )
-    return hr.page("carprice monitoring", (not report["retrain_recommended"], verdict), sections)
+    return hr.page(
+        "carprice monitoring",
+        (not report["retrain_recommended"], verdict),
+        sections,
+        about=about,
+    )
 
 
 def write_monitoring(out: Path, result: MonitorResult, meta: dict) -> dict[str, Path]:

@@ -14,10 +14,38 @@ from carprice.config import Paths
 from carprice.data.feedback import read_log
 from carprice.data.schema import NUMERIC_COLUMNS
 from carprice.monitor.analysis import MonitorResult, MonitorThresholds, monitor
+from carprice.monitor.clients import ClientCheck, review_clients
 from carprice.monitor.report import write_monitoring
 from carprice.runtime import pointer
 from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store, default_url
+
+
+def deployed_version(home: Path, name: str = pointer.CURRENT) -> str | None:
+    """Return the model version a deploy pointer names (None without that pointer)."""
+    bundle = pointer.read_pointer(home, name)
+    if bundle is None:
+        return None
+    meta = json.loads((Path(bundle) / "metadata.json").read_text(encoding="utf-8"))
+    return meta.get("model_version")
+
+
+def window(predictions: pd.DataFrame, since: dt.date | None) -> dict:
+    """Return the span the report covers: the first and last logged estimate it read."""
+    stamps = predictions["created_at"] if len(predictions) else pd.Series(dtype=object)
+    first, last = (stamps.min(), stamps.max()) if len(stamps) else (None, None)
+    return {
+        "since": str(since) if since else None,
+        "first_estimate": _utc(first),
+        "last_estimate": _utc(last),
+        "estimates": int(len(predictions)),
+    }
+
+
+def _utc(stamp) -> str | None:
+    if stamp is None or pd.isna(stamp):
+        return None
+    return pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def champion_reference(paths: Paths) -> tuple[str | None, pd.DataFrame | None, str]:
@@ -74,7 +102,12 @@ def run_monitoring(
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     store.create()
     predictions, feedback = read_log(store, since)
+    clients, held = review_clients(
+        store, predictions, feedback, ClientCheck.from_params(params.get("clients"))
+    )
     store.dispose()
+    for name in held:
+        say(f"client {name!r} flagged and put on hold: its feedback is held out of training")
     champion, ref, note = champion_reference(paths)
     if reference is not None:
         ref, note = reference, "reference frame given by the caller"
@@ -84,13 +117,17 @@ def run_monitoring(
             columns=["make", "model", "fuel", "gear", "offerType", "price", *NUMERIC_COLUMNS]
         )
     result = monitor(predictions, feedback, ref, thresholds, champion)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    result.clients = clients
+    now = dt.datetime.now(dt.UTC)
     meta = {
-        "created_at": stamp,
+        "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "since": str(since) if since else None,
+        "window": window(predictions, since),
         "champion": champion,
+        "challenger": deployed_version(paths.home, pointer.CHALLENGER),
         "reference": note,
         "freshness": freshness(paths.home),
     }
     say(f"freshness: {meta['freshness']['note']}")
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     return result, write_monitoring(Path(out_root) / stamp, result, meta)

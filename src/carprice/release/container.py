@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,12 @@ from carprice.config import PROJECT_ROOT
 BUILD_SCRIPT = PROJECT_ROOT / "scripts" / "build-image.sh"
 SETUP_SCRIPT = PROJECT_ROOT / "scripts" / "container-setup.sh"
 CACHE_DIRS = (Path("/var/cache/carprice"), Path.home() / ".cache" / "carprice")
+Steps = Callable[[int, "int | None", str], None]  # (step, steps in all, output line)
+# podman: "[1/2] STEP 3/12: RUN ..."; Docker: "Step 3/12 : RUN ..." or BuildKit "#7 [3/12] RUN ...".
+_STEPS = (
+    re.compile(r"\bSTEP (\d+)/(\d+)", re.IGNORECASE),
+    re.compile(r"^#\d+ \[(?:\S+ )?(\d+)/(\d+)\]"),
+)
 
 
 class EngineError(RuntimeError):
@@ -144,21 +152,49 @@ def setup() -> Engine | None:
     return detect(proc.stdout.strip() or None) if proc.returncode == 0 else None
 
 
-def build(bundle: Path, tag: str, log=None) -> str:
+def build(bundle: Path, tag: str, log=None, steps: Steps | None = None) -> str:
     """Build the service image with `bundle` baked in; return the image id.
 
-    The build output goes to `log` (a file object; default: this process's stderr).
+    The build output goes to `log` (a file object; default: this process's stderr) and, line by
+    line as it comes, to `steps(step, steps_in_all, line)`: the step numbers come from the
+    engine's "STEP 3/12" (podman) or "[3/12]" (Docker BuildKit) lines, None before the first.
     """
-    proc = subprocess.run(
+    if steps is None:
+        proc = subprocess.run(
+            [str(BUILD_SCRIPT), str(bundle), tag],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            check=False,
+        )
+        returncode, out = proc.returncode, proc.stdout
+    else:
+        returncode, out = _streamed_build(bundle, tag, log, steps)
+    if returncode != 0:
+        raise EngineError(f"the image build failed (exit {returncode}); see the build output")
+    return out.strip().splitlines()[-1]
+
+
+def _streamed_build(bundle: Path, tag: str, log, steps: Steps) -> tuple[int, str]:
+    with subprocess.Popen(
         [str(BUILD_SCRIPT), str(bundle), tag],
         stdout=subprocess.PIPE,
-        stderr=log,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise EngineError(f"the image build failed (exit {proc.returncode}); see the build output")
-    return proc.stdout.strip().splitlines()[-1]
+        errors="replace",
+    ) as proc:
+        done, total = 0, None
+        for line in proc.stderr:
+            if log is not None:
+                log.write(line)
+                log.flush()
+            match = next((m for m in (p.search(line) for p in _STEPS) if m), None)
+            if match:
+                done, total = int(match[1]), int(match[2])
+            if line.strip():
+                steps(done, total, line.rstrip())
+        out = proc.stdout.read()  # the image id: one short line, written after the build output
+        return proc.wait(), out
 
 
 def free_port() -> int:

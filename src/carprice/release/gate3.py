@@ -31,6 +31,7 @@ from carprice.runtime.predictor import Predictor
 GATE = "gate 3 (artifact)"
 DEFAULT_SCORER = "compiled"  # what production scores with (params.yaml gate3.scorer)
 Say = Callable[[str], None]
+Steps = Callable[[int, "int | None", str], None]  # (checks done, None, the check running now)
 
 
 def run_gate3(
@@ -40,8 +41,12 @@ def run_gate3(
     image: str | None = None,
     local: bool = False,
     contracts_dir: Path = CONTRACTS_DIR,
+    steps: Steps | None = None,
 ) -> dict:
-    """Run gate 3 against `image` (or a local process); return the report (see docs/release.md)."""
+    """Run gate 3 against `image` (or a local process); return the report (see docs/release.md).
+
+    `say` gets each check's verdict; `steps` is told which check runs before it starts.
+    """
     package = Path(package)
     meta = json.loads((package / "package.json").read_text(encoding="utf-8"))
     started = time.perf_counter()
@@ -60,6 +65,11 @@ def run_gate3(
         report["checks"].append({"check": name, "passed": bool(passed), "detail": detail, **extra})
         say(f"{'ok  ' if passed else 'FAIL'} {name}: {detail}")
 
+    def begin(what: str) -> None:
+        if steps is not None:
+            steps(len(report["checks"]), None, what)
+
+    begin("starting the service")
     if local:
         target = start_local(package / "bundle", settings["workers"])
     else:
@@ -87,10 +97,11 @@ def run_gate3(
     }
     say(f"target: {target.kind} on 127.0.0.1:{target.port}")
     try:
-        _checks(target, package, meta, settings, contracts_dir, check, report)
+        _checks(target, package, meta, settings, contracts_dir, check, report, begin)
     except Exception as err:  # a gate gives a verdict, whatever broke: the service or the check
         check("service", False, f"gate 3 could not finish: {err!r}")
     finally:
+        begin("stopping the service")
         t0 = time.perf_counter()
         log = target.stop()
         report["stop_seconds"] = round(time.perf_counter() - t0, 2)
@@ -112,11 +123,14 @@ def _checks(
     contracts_dir: Path,
     check: Callable,
     report: dict,
+    begin: Callable[[str], None],
 ) -> None:
+    begin("ready: waiting for the service")
     client = Client(target.port)
     t0 = time.perf_counter()
     alive = target.info.get("alive", lambda: True)
     ready = wait_ready(client, settings["ready_timeout_s"], alive)
+    client.key = target.add_client()  # gate 3 calls as a client with both scopes
     report["startup_seconds"] = round(time.perf_counter() - t0, 2)
     served = ready.get("model_version")
     check(
@@ -164,6 +178,7 @@ def _checks(
         heldout >= settings["golden_rows"] and len(cases) > heldout,
         f"{heldout} held-out and {len(cases) - heldout} edge cases",
     )
+    begin(f"parity on {len(cases)} golden cases")
     t0 = time.perf_counter()
     report["parity"] = checks.parity(
         client, cases, settings["batch_size"], settings["parity_rel_tol"]
@@ -183,6 +198,7 @@ def _checks(
                 first=result["first"],
             )
     predictor = Predictor(load_bundle(package / "bundle"))
+    begin("consumer contracts")
     t0 = time.perf_counter()
     report["contracts"] = checks.contracts(client, contracts_dir, predictor, served)
     report["contracts_seconds"] = round(time.perf_counter() - t0, 2)
@@ -194,6 +210,7 @@ def _checks(
             if result["passed"]
             else "; ".join(result["errors"][:5]),
         )
+    begin(f"latency over {settings['latency_requests']} requests")
     t0 = time.perf_counter()
     report["latency"] = checks.latency(client, cases, settings["latency_requests"])
     report["latency"]["seconds"] = round(time.perf_counter() - t0, 2)

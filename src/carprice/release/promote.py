@@ -179,7 +179,8 @@ def switch(paths: Paths, version: str, action: str, say=None, **details) -> dict
 
     The running production container is replaced first (a new one must become ready before the
     old one stops; if it does not, nothing changes); then the deploy pointer, the champion alias
-    and image record, a graceful reload of a local `carprice serve --local`, and the history.
+    (the challenger alias is dropped when it names the same version) and image record, a
+    graceful reload of a local `carprice serve --local`, and the history.
     """
     home = paths.home
     bundle = releases_dir(home) / version / "bundle"
@@ -196,6 +197,7 @@ def switch(paths: Paths, version: str, action: str, say=None, **details) -> dict
     pointer.swap_pointer(home, bundle, note=f"{action} release {version}")
     registry.configure(paths)
     registry.set_alias(registry.CHAMPION, version)
+    registry.drop_alias_from(registry.CHALLENGER, version)  # one version, one role
     production.record_champion(home, chosen)
     # k8s (kustomize overlay) and compose follow the champion; a registry push of the gated
     # image (scripts/publish-image.sh) re-pins them by digest.

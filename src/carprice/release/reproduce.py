@@ -61,6 +61,7 @@ def _run(args: list[str], src: Path, home: Path, work: Path, say) -> None:
         "CARPRICE_ROOT": str(work),
     }
     env.pop("MLFLOW_TRACKING_URI", None)  # the rebuild registers in its own throw-away store
+    env.pop("CARPRICE_ARTIFACT_ROOT", None)  # ... and keeps its artifacts in that home
     say("rebuild: carprice " + " ".join(args[:1]))
     proc = subprocess.run(
         [sys.executable, "-m", "carprice.cli", *args],

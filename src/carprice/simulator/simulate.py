@@ -43,6 +43,7 @@ def simulate(
     drift: str | None = None,
     progress: Callable[[str], None] | None = None,
     calibration: Calibration | None = None,
+    steps: Callable[[int, int | None, str], None] | None = None,
 ) -> list[Path]:
     """Write `weeks` weekly batches of listings and their sales into `out_dir`.
 
@@ -50,6 +51,7 @@ def simulate(
     deterministic function of (seed, w) and the arguments, so weeks can be regenerated alone.
     Returns the written paths: listings-YYYY-Www.csv then sales-YYYY-Www.csv for each week.
     Sales of a week's listings are in that week's sales file, even when sold_at falls later.
+    `progress` gets one message per week written, `steps(week, weeks, message)` the same count.
     """
     if weeks < 0 or listings_per_week < 0:
         raise ValueError("weeks and listings_per_week must be non-negative")
@@ -77,9 +79,9 @@ def simulate(
         write_csv(listings.drop(columns="fair_price"), paths[0])
         write_csv(sales, paths[1])
         written.extend(paths)
+        done = f"{label}: {len(listings)} listings, {len(sales)} sales -> {paths[0].name}"
         if progress is not None:
-            progress(
-                f"week {week + 1}/{weeks} {label}: {len(listings)} listings, "
-                f"{len(sales)} sales -> {paths[0].name}"
-            )
+            progress(f"week {week + 1}/{weeks} {done}")
+        if steps is not None:
+            steps(week + 1, weeks, done)
     return written
