@@ -220,3 +220,34 @@ def test_the_cd_pipeline_triggers_and_keeps_release_state_between_runs():
     assert upload["uses"].startswith("actions/upload-artifact@")
     assert upload["if"] == job["steps"][save]["if"]
     assert doc["concurrency"]["cancel-in-progress"] is False
+
+
+CLIENT = PROJECT_ROOT / "deploy" / "k8s" / "client"
+
+
+def test_a_client_gets_its_key_from_a_secret_and_the_label_the_network_policy_admits():
+    from carprice.runtime.clients import parse_key
+
+    docs = {
+        load(p)["kind"]: load(p) for p in sorted(CLIENT.glob("*.yaml")) if p.stem != "kustomization"
+    }
+    assert sorted(load(CLIENT / "kustomization.yaml")["resources"]) == sorted(
+        p.name for p in CLIENT.glob("*.yaml") if p.stem != "kustomization"
+    )
+    for doc in docs.values():
+        kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    secret, job = docs["Secret"], docs["Job"]
+    assert parse_key(secret["stringData"]["api-key"]) is None  # a placeholder, never a real key
+    pod = job["spec"]["template"]
+    admitted = [
+        peer["podSelector"]["matchLabels"]
+        for rule in by_kind()["NetworkPolicy"]["spec"]["ingress"]
+        for peer in rule["from"]
+    ]
+    assert any(labels.items() <= pod["metadata"]["labels"].items() for labels in admitted)
+    [container] = pod["spec"]["containers"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    assert refs == [{"name": secret["metadata"]["name"], "key": "api-key"}]
+    assert "X-API-Key: $(CARPRICE_API_KEY)" in container["args"]
+    service = by_kind()["Service"]["metadata"]["name"]
+    assert container["args"][-1].startswith(f"http://{service}/v1/")
