@@ -279,25 +279,15 @@ PG_PREFIX = f"bench{os.getpid()}_"
 
 def add_bench_client(home: Path) -> str:
     """Add a client with an unreachable quota to the product's store; return its key."""
-    from carprice.runtime.clients import new_key
+    from carprice.runtime.clients import UNLIMITED, add_client
     from carprice.runtime.store import DB_FILE, Store
 
     store = Store(f"sqlite:///{home / DB_FILE}")
-    made = new_key()
     try:
-        store.add_client(
-            {
-                "name": "bench",
-                "key_id": made.key_id,
-                "key_salt": made.salt,
-                "key_hash": made.key_hash,
-                "scopes": "estimate",
-                "estimates_per_minute": 10**9,
-            }
-        )
+        store.create()
+        return add_client(store, "bench", "estimate", estimates_per_minute=UNLIMITED)
     finally:
         store.dispose()
-    return made.key
 
 
 def drop_pg_tables(url: str) -> None:

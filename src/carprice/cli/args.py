@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import sys
 from pathlib import Path
 
 
@@ -59,3 +61,29 @@ def require_listings(option: str, text: str, snapshots: Path) -> None:
         f"{option} {text}: no such file, folder or snapshot id; expected a CSV/Parquet file, "
         f"a folder of them, or a snapshot from `carprice ingest` (in {snapshots})"
     )
+
+
+def on_store(command, prog: str = "carprice clients"):
+    """Wrap `command(store, args)` to run on the service's store (CARPRICE_DB_URL, else SQLite
+    under CARPRICE_HOME); a store that does not answer is exit 1 with its reason."""
+
+    def run(args: argparse.Namespace) -> int:
+        import sqlalchemy as sa
+
+        from carprice.config import Paths
+        from carprice.runtime.store import Store, default_url
+
+        try:
+            url = default_url(Paths.from_env().home)
+            store = Store(url, os.environ.get("CARPRICE_DB_PREFIX", ""))
+            store.create()
+        except sa.exc.SQLAlchemyError as err:
+            reason = str(err).splitlines()[0]
+            print(f"{prog}: error: the store did not answer: {reason}", file=sys.stderr)
+            return 1
+        try:
+            return command(store, args)
+        finally:
+            store.dispose()
+
+    return run

@@ -12,20 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 from carprice.cli import clients_data
+from carprice.cli.args import on_store
 from carprice.cli.progress import say
-from carprice.config import Paths
-
-
-def _store():
-    from carprice.runtime.store import Store, default_url
-
-    store = Store(default_url(Paths.from_env().home), os.environ.get("CARPRICE_DB_PREFIX", ""))
-    store.create()
-    return store
 
 
 def _positive(text: str) -> int:
@@ -36,26 +26,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
     return value
-
-
-def _with_store(command):
-    """Run a command on the store; a store that does not answer is exit 1 with its reason."""
-
-    def run(args: argparse.Namespace) -> int:
-        import sqlalchemy as sa
-
-        try:
-            store = _store()
-        except sa.exc.SQLAlchemyError as err:
-            reason = str(err).splitlines()[0]
-            print(f"carprice clients: error: the store did not answer: {reason}", file=sys.stderr)
-            return 1
-        try:
-            return command(store, args)
-        finally:
-            store.dispose()
-
-    return run
 
 
 def cmd_add(store, args: argparse.Namespace) -> int:
@@ -116,11 +86,11 @@ def add_commands(sub) -> None:
         "--estimates-per-minute", type=_positive, help="quota (default: the service's)"
     )
     add.add_argument("--feedback-per-day", type=_positive, help="quota (default: the service's)")
-    add.set_defaults(func=_with_store(cmd_add))
+    add.set_defaults(func=on_store(cmd_add))
     listing = commands.add_parser("list", help="list clients, their scopes, quotas and status")
     listing.add_argument("--json", action="store_true", help="as JSON")
-    listing.set_defaults(func=_with_store(cmd_list))
+    listing.set_defaults(func=on_store(cmd_list))
     revoke = commands.add_parser("revoke", help="revoke a client's key")
     revoke.add_argument("name")
-    revoke.set_defaults(func=_with_store(cmd_revoke))
+    revoke.set_defaults(func=on_store(cmd_revoke))
     clients_data.add_data_commands(commands)

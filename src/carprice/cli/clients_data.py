@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from carprice.cli.args import UsageError
+from carprice.cli.args import UsageError, on_store
 from carprice.cli.progress import say
-from carprice.config import Paths, load_params
+from carprice.config import load_params
 
 NAME_MAX = 200  # the width of the store's client columns
 
@@ -28,30 +27,6 @@ def _name(text: str) -> str:
     if not name or len(name) > NAME_MAX:
         raise UsageError(f"NAME {text!r}: a client name is 1 to {NAME_MAX} characters")
     return name
-
-
-def _on_store(command):
-    """Run a command on the store; a store that does not answer is exit 1 with its reason."""
-
-    def run(args: argparse.Namespace) -> int:
-        import sqlalchemy as sa
-
-        from carprice.runtime.store import Store, default_url
-
-        home = Paths.from_env().home
-        try:
-            store = Store(default_url(home), os.environ.get("CARPRICE_DB_PREFIX", ""))
-            store.create()
-        except sa.exc.SQLAlchemyError as err:
-            reason = str(err).splitlines()[0]
-            print(f"carprice clients: error: the store did not answer: {reason}", file=sys.stderr)
-            return 1
-        try:
-            return command(store, args)
-        finally:
-            store.dispose()
-
-    return run
 
 
 def cmd_hold(store, args: argparse.Namespace) -> int:
@@ -124,15 +99,15 @@ def add_data_commands(sub) -> None:
     hold = sub.add_parser("hold", help="hold a client's feedback out of training until released")
     hold.add_argument("name", help="the client's name")
     hold.add_argument("--reason", default="held by an operator", help="why, kept with the hold")
-    hold.set_defaults(func=_on_store(cmd_hold))
+    hold.set_defaults(func=on_store(cmd_hold))
     release = sub.add_parser("release", help="let a held or dropped client's feedback train again")
     release.add_argument("name", help="the client's name")
-    release.set_defaults(func=_on_store(cmd_release))
+    release.set_defaults(func=on_store(cmd_release))
     drop = sub.add_parser("drop", help="drop a client's feedback from the next snapshot")
     drop.add_argument("name", help="the client's name")
     drop.add_argument("--reason", default="dropped by an operator", help="why, kept with the drop")
-    drop.set_defaults(func=_on_store(cmd_drop))
+    drop.set_defaults(func=on_store(cmd_drop))
     report = sub.add_parser("report", help="feedback volume per client, flags and holds")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.add_argument("--params", default="params.yaml", help="for the `clients` thresholds")
-    report.set_defaults(func=_on_store(cmd_report))
+    report.set_defaults(func=on_store(cmd_report))
