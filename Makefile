@@ -29,8 +29,10 @@ SIM_SEED ?= 42
 SIM_PER_WEEK ?= 5000
 
 PYTEST_ARGS ?=
+CANDIDATES ?=  # make tune: sampled settings and CV folds (empty: params.yaml's tune section)
+FOLDS ?=
 
-.PHONY: help setup retrain seed-raw ingest validate train evaluate package image e2e promote \
+.PHONY: help setup retrain seed-raw ingest validate train tune evaluate package image e2e promote \
 	rollback reproduce serve serve-stop serve-local releases container-setup monitor retrain-if-needed demo-loop \
 	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-serving \
 	clean
@@ -74,6 +76,10 @@ validate: $(STAMP) ## gate 1 on LISTINGS (a snapshot, file or folder) into data/
 
 train: $(STAMP) ## train on data/validated/ and register the challenger in MLflow
 	$(BIN)/carprice train --data $(VALIDATED) --out $(MODEL) --params $(PARAMS)
+
+tune: $(STAMP) ## grouped-CV search of train.lgb on data/validated/ -> reports/tune/ (CANDIDATES= FOLDS=)
+	$(BIN)/carprice tune --data $(VALIDATED) --params $(PARAMS) --out reports/tune \
+	  $(if $(CANDIDATES),--candidates $(CANDIDATES)) $(if $(FOLDS),--folds $(FOLDS))
 
 evaluate: $(STAMP) ## gate 2 on the trained challenger into reports/evaluation/
 	$(BIN)/carprice evaluate --data $(VALIDATED) --model $(MODEL) --out $(EVALUATION) --params $(PARAMS)

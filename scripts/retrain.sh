@@ -6,7 +6,8 @@
 # apart (it depends on the container cache, not on the data).
 #
 # Environment (set by the Makefile): BIN LISTINGS PARAMS VALIDATED MODEL EVALUATION PACKAGE E2E,
-# E2E_LOCAL=1 to run gate 3 against a local process (promotion then refuses).
+# E2E_LOCAL=1 to run gate 3 against a local process (promotion then refuses), PROMOTE=0 to stop
+# after gate 3 (the package stays the candidate).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +73,9 @@ else
     || { tail -5 "$PACKAGE/build.log"; stop "the container image could not be built; see $PACKAGE/build.log."; }
   stage "gate 3 (artifact)" "$carprice" e2e --package "$PACKAGE" --out "$E2E" --params "$PARAMS" \
     || stop "gate 3 (artifact) failed; see $E2E/e2e.html."
+fi
+if [ "${PROMOTE:-1}" = 0 ]; then
+  echo "== passed gates 1-3; not promoted (PROMOTE=0): $PACKAGE is the candidate"; timings; exit 0
 fi
 stage "promote" "$carprice" promote --package "$PACKAGE" --gate1 "$VALIDATED" \
   --gate2 "$EVALUATION" --gate3 "$E2E" --params "$PARAMS" \

@@ -14,6 +14,7 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 1 << 20,  # 1 MiB: a full 1,000-listing batch needs about a quarter
     "BUNDLE": None,  # champion bundle directory; default: the deploy pointer
     "CHALLENGER_BUNDLE": None,  # shadow bundle directory; default: deploy/challenger
+    "AB_SHARE": None,  # share of keyed listings the challenger prices; default $CARPRICE_AB_SHARE
     "CARPRICE_HOME": None,  # default: $CARPRICE_HOME or ./var
     "DB_URL": None,  # default: $CARPRICE_DB_URL or SQLite under CARPRICE_HOME
     "DB_PREFIX": None,  # table-name prefix; default: $CARPRICE_DB_PREFIX or none

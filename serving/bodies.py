@@ -1,18 +1,38 @@
-"""Request bodies: JSON decoding that names NaN/Infinity fields, and the feedback body."""
+"""Request bodies: JSON decoding that names NaN/Infinity fields, and the feedback body.
+
+A feedback body either reports plain values (listing_price, sold_price, sold_at: at least one)
+or names an `event` with the fields that belong to it (EVENT_FIELDS); any other field is named
+in the 422.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import orjson
 from flask import Request
 
 from carprice.runtime.listing import YEAR_MIN
 from serving.problems import Problem, field_error
-from serving.validation import NonFinite, invalid, price
+from serving.validation import DATE_PATTERN, DATE_RE, NonFinite, date_field, invalid, price
 
 FEEDBACK_FIELDS = ("prediction_id", "listing_price", "sold_price", "sold_at")
+# event -> (required fields, optional fields): the seller changed the asking price, sold, withdrew
+EVENT_FIELDS = {
+    "listing_price": (("listing_price",), ("changed_at",)),
+    "sold": (("sold_price", "sold_at"), ()),
+    "withdrawn": ((), ("withdrawn_at",)),
+}
+EVENTS = tuple(EVENT_FIELDS)
+_EVENT_ONLY = {"changed_at", "withdrawn_at"}
+CLOCK_SKEW = dt.timedelta(minutes=5)  # a changed_at this far ahead of the server still counts
+# RFC 3339 date-time, with its offset (Z or +hh:mm)
+DATE_TIME_PATTERN = (
+    DATE_PATTERN + r"T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_DATE_TIME = re.compile(DATE_TIME_PATTERN)
 _MISSING = object()
 
 
@@ -57,20 +77,80 @@ def _refuse_truncated(request: Request, size: int) -> None:
 
 
 def feedback_request(body) -> dict:
-    """Return prediction_id, listing_price, sold_price and sold_at, or raise a Problem."""
+    """Return prediction_id, listing_price, sold_price, sold_at, event, event_at (UTC) and
+    stated_at (the event time as the client gave it, None when defaulted), or raise a Problem.
+
+    Without `event` (or with `event: null`) the body reports plain values as it always did.
+    """
     if type(body) is not dict:
         raise invalid([field_error("body", "must be a JSON object")])
-    errors = [field_error(k, "unknown field") for k in body if k not in FEEDBACK_FIELDS]
+    event = body.get("event")
+    if event is not None and (type(event) is not str or event not in EVENT_FIELDS):
+        errors = [field_error("event", f"must be one of: {', '.join(EVENTS)}")]
+        raise invalid(errors + _prediction_id(body, []))
+    errors = _prediction_id(body, [])
+    if event is None:
+        return _values(body, errors)
+    required, optional = EVENT_FIELDS[event]
+    allowed = {"prediction_id", "event", *required, *optional}
+    known = {*FEEDBACK_FIELDS, *_EVENT_ONLY}
+    for key in body:
+        if key not in allowed:
+            why = f"does not belong to a {event} event" if key in known else "unknown field"
+            errors.append(field_error(key, why))
+    for name in required:
+        if body.get(name) is None:
+            why = "is required" if name not in body else "must not be null"
+            errors.append(field_error(name, why))
+    asking, sold = event == "listing_price", event == "sold"
+    out = {
+        "prediction_id": body.get("prediction_id"),
+        "listing_price": price(body, "listing_price", "", errors) if asking else None,
+        "sold_price": price(body, "sold_price", "", errors) if sold else None,
+        "sold_at": date_field(body.get("sold_at"), "sold_at", errors) if sold else None,
+        "event": event,
+        "event_at": None,
+        "stated_at": None,
+    }
+    if event == "sold" and out["sold_at"] is not None:
+        out["event_at"] = _midnight(out["sold_at"])
+    elif event == "withdrawn":
+        day = date_field(body.get("withdrawn_at"), "withdrawn_at", errors)
+        out["event_at"] = _midnight(day or dt.datetime.now(dt.UTC).date())
+        out["stated_at"] = None if day is None else day.isoformat()
+    elif event == "listing_price":
+        moment = _moment(body.get("changed_at"), "changed_at", errors)
+        out["event_at"] = moment or dt.datetime.now(dt.UTC)
+        out["stated_at"] = None if moment is None else moment.isoformat()
+    if errors:
+        raise invalid(errors)
+    return out
+
+
+def _prediction_id(body: dict, errors: list) -> list:
     pid = body.get("prediction_id", _MISSING)
     if pid is _MISSING:
         errors.append(field_error("prediction_id", "is required"))
     elif type(pid) is not str or not 1 <= len(pid) <= 64:
         errors.append(field_error("prediction_id", "must be a prediction id string"))
+    return errors
+
+
+def _values(body: dict, errors: list) -> dict:
+    """Read a body of plain values (no event): at least one of them."""
+    for key in body:
+        if key in _EVENT_ONLY:
+            errors.append(field_error(key, "belongs to an event: give `event` as well"))
+        elif key not in FEEDBACK_FIELDS and key != "event":
+            errors.append(field_error(key, "unknown field"))
     out = {
-        "prediction_id": pid,
+        "prediction_id": body.get("prediction_id"),
         "listing_price": price(body, "listing_price", "", errors),
         "sold_price": price(body, "sold_price", "", errors),
-        "sold_at": _date(body.get("sold_at"), "sold_at", errors),
+        "sold_at": date_field(body.get("sold_at"), "sold_at", errors),
+        "event": None,
+        "event_at": None,
+        "stated_at": None,
     }
     if not any(body.get(k) is not None for k in FEEDBACK_FIELDS[1:]):
         errors.append(
@@ -81,17 +161,29 @@ def feedback_request(body) -> dict:
     return out
 
 
-def _date(value, where: str, errors: list) -> dt.date | None:
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def _moment(value, where: str, errors: list) -> dt.datetime | None:
+    """Read an RFC 3339 date-time (with offset) or a date (00:00 UTC), as UTC; not ahead of now."""
     if value is None:
         return None
-    try:
-        day = dt.date.fromisoformat(value) if type(value) is str and len(value) == 10 else None
-    except ValueError:
-        day = None
-    if day is None:
-        errors.append(field_error(where, "must be a date written YYYY-MM-DD"))
+    if type(value) is str and DATE_RE.fullmatch(value):
+        day = date_field(value, where, errors)
+        return None if day is None else _midnight(day)
+    moment = None
+    if type(value) is str and _DATE_TIME.fullmatch(value):
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+        except ValueError:
+            moment = None
+    if moment is None:
+        errors.append(
+            field_error(where, "must be an RFC 3339 date-time with its offset, or YYYY-MM-DD")
+        )
         return None
-    if not dt.date(YEAR_MIN, 1, 1) <= day <= dt.date.today() + dt.timedelta(days=1):
-        errors.append(field_error(where, f"must lie between {YEAR_MIN}-01-01 and today"))
+    if not _midnight(dt.date(YEAR_MIN, 1, 1)) <= moment <= dt.datetime.now(dt.UTC) + CLOCK_SKEW:
+        errors.append(field_error(where, f"must lie between {YEAR_MIN}-01-01 and now"))
         return None
-    return day
+    return moment

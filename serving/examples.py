@@ -42,7 +42,10 @@ def _example(summary: str, value, description: str = "") -> dict:
 
 
 ESTIMATES_REQUEST = {
-    "one": _example("One listing with its asking price", ESTIMATE_REQUEST),
+    "one": _example(
+        "One listing with its asking price and the key that keeps its A/B arm",
+        {"listings": [{**ESTIMATE_REQUEST["listings"][0], "listing_key": "ad-90412"}]},
+    ),
     "batch": _example(
         "A batch: a supported car model and one without enough data",
         {"listings": [EXAMPLE_LISTING, UNSUPPORTED_LISTING]},
@@ -60,6 +63,8 @@ ESTIMATES_OK = {
                     "price": 15230.5,
                     "price_low": 12480.0,
                     "price_high": 18320.75,
+                    "arm": "champion",
+                    "model_version": "m-3f9c2a71b4d0",
                     "price_rating": "fair",
                 }
             ],
@@ -76,6 +81,8 @@ ESTIMATES_OK = {
                     "price": 15230.5,
                     "price_low": 12480.0,
                     "price_high": 18320.75,
+                    "arm": "champion",
+                    "model_version": "m-3f9c2a71b4d0",
                 },
                 {
                     "prediction_id": "019ad2f3a1c4c1d2e3f4a5b6c7d8e9f1",
@@ -84,21 +91,47 @@ ESTIMATES_OK = {
                     "price_low": None,
                     "price_high": None,
                     "reason": "not enough clean data to price a Volkswagen Phaeton Concept",
+                    "arm": "champion",
+                    "model_version": "m-3f9c2a71b4d0",
                 },
             ],
         },
     ),
 }
 FEEDBACK_REQUEST = {
+    "listing_price": _example(
+        "Event: the seller changed the asking price",
+        {
+            "prediction_id": PREDICTION_ID,
+            "event": "listing_price",
+            "listing_price": 14490,
+            "changed_at": "2025-11-12T09:30:00Z",
+        },
+        "`changed_at` is optional (default: now); a date YYYY-MM-DD means 00:00 UTC.",
+    ),
     "sold": _example(
-        "The car sold: its last asking price, sold price and date",
+        "Event: the car sold, at this price on this day",
+        {
+            "prediction_id": PREDICTION_ID,
+            "event": "sold",
+            "sold_price": 14200,
+            "sold_at": "2025-11-20",
+        },
+    ),
+    "withdrawn": _example(
+        "Event: the seller withdrew the listing",
+        {"prediction_id": PREDICTION_ID, "event": "withdrawn", "withdrawn_at": "2025-11-25"},
+        "`withdrawn_at` is optional (default: today, UTC).",
+    ),
+    "values": _example(
+        "Plain values, no event: the last asking price, sold price and date",
         {
             "prediction_id": PREDICTION_ID,
             "listing_price": 14990,
             "sold_price": 14200,
             "sold_at": "2025-11-20",
         },
-    )
+    ),
 }
 FEEDBACK_ACCEPTED = {
     "stored": _example(
@@ -173,5 +206,15 @@ FEEDBACK_422 = {
             [{"field": "sold_at", "message": "must be a date written YYYY-MM-DD"}],
         ),
         'The answer to `"sold_at": "20.11.2025"`.',
-    )
+    ),
+    "not_of_the_event": _example(
+        "A field that does not belong to the event",
+        _problem(
+            422,
+            "Unprocessable Content",
+            "1 invalid field",
+            [{"field": "listing_price", "message": "does not belong to a sold event"}],
+        ),
+        'The answer to a `"event": "sold"` post that also gives `listing_price`.',
+    ),
 }

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, latency, estimates, predicted prices, model versions.
+"""Prometheus metrics: requests, latency, estimates (and by A/B arm), predicted prices, model
+versions.
 
 Under gunicorn every worker is its own process, so the metrics live in prometheus-client's
 multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set up by gunicorn.conf.py) and `/metrics` adds up
@@ -136,6 +137,12 @@ class Metrics:
             "Requests answered 503 because the spool was full.",
             registry=r,
         )
+        self.arm_estimates = Counter(
+            "carprice_ab_estimates_total",
+            "Estimates priced in A/B mode, by arm (champion or challenger).",
+            ["arm"],
+            registry=r,
+        )
         self._children: dict[tuple, tuple] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -159,6 +166,14 @@ class Metrics:
         for status, count in counts.items():
             self.estimates.labels(status).inc(count)
         observe_many(self.prices, prices)
+
+    def observe_arms(self, arms: list[str]) -> None:
+        """Count one A/B request's estimates by arm."""
+        challenger = arms.count("challenger")
+        if challenger:
+            self.arm_estimates.labels("challenger").inc(challenger)
+        if len(arms) > challenger:
+            self.arm_estimates.labels("champion").inc(len(arms) - challenger)
 
     def render(self) -> tuple[bytes, str]:
         """Return the exposition text and its content type."""

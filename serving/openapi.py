@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 
 from carprice.runtime import listing as contract
+from carprice.runtime.experiment import ARMS, LISTING_KEY_MAX
+from serving import bodies
 from serving import examples as ex
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -60,12 +62,31 @@ def _schemas(year_max: int) -> dict:
                 "description": f"first registration; at most next year (+{contract.YEARS_AHEAD})",
             },
             "listing_price": _price("asking price in EUR; adds a price_rating to the estimate"),
+            "listing_key": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": LISTING_KEY_MAX,
+                "description": "the listing's own stable id; keeps it in one A/B arm on every "
+                "request (without it, the champion prices it); null counts as absent",
+            },
+            "listed_at": {
+                "type": ["string", "null"],
+                "format": "date",
+                "description": "the day the listing went online (YYYY-MM-DD; default: the day "
+                "of the request); the monitor counts days to sell from it",
+            },
         },
     }
     money = {"type": ["number", "null"], "description": "EUR; null when unsupported"}
     estimate = {
         "type": "object",
-        "required": ["prediction_id", "status", "price", "price_low", "price_high"],
+        "required": [
+            "prediction_id",
+            "status",
+            "price",
+            "price_low",
+            "price_high",
+        ],
         "properties": {
             "prediction_id": {"type": "string", "description": "quote it in /v1/feedback"},
             "status": {"enum": ["ok", "unsupported"]},
@@ -77,6 +98,15 @@ def _schemas(year_max: int) -> dict:
                 "description": "only when listing_price was given",
             },
             "reason": {"type": "string", "description": "why a listing is unsupported"},
+            "arm": {
+                "enum": list(ARMS),
+                "description": "the A/B arm that priced this listing (champion unless A/B is on); "
+                "always sent, optional in the schema so answers of earlier versions still conform",
+            },
+            "model_version": {
+                "type": "string",
+                "description": "the model that priced it (always sent, like `arm`)",
+            },
         },
     }
     return {
@@ -99,7 +129,7 @@ def _schemas(year_max: int) -> dict:
             "type": "object",
             "required": ["model_version", "estimates"],
             "properties": {
-                "model_version": {"type": "string"},
+                "model_version": {"type": "string", "description": "the champion's"},
                 "estimates": {
                     "type": "array",
                     "items": _ref("Estimate"),
@@ -150,27 +180,7 @@ def _schemas(year_max: int) -> dict:
                 },
             },
         },
-        "Feedback": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["prediction_id"],
-            "properties": {
-                "prediction_id": {"type": "string", "minLength": 1, "maxLength": 64},
-                "listing_price": _price("the price the car was listed at (EUR)"),
-                "sold_price": _price("the price the car sold for (EUR)"),
-                "sold_at": {
-                    "type": ["string", "null"],
-                    "format": "date",
-                    "pattern": r"^(19[5-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}$",
-                    "description": f"YYYY-MM-DD, from {contract.YEAR_MIN}-01-01 to today",
-                },
-            },
-            # at least one of the three, not null
-            "anyOf": [
-                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
-                for name in ("listing_price", "sold_price", "sold_at")
-            ],
-        },
+        **_feedback_schemas(),
         "FeedbackAccepted": {
             "type": "object",
             "properties": {
@@ -203,6 +213,88 @@ def _schemas(year_max: int) -> dict:
                 },
             },
         },
+    }
+
+
+_PREDICTION_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+
+
+def _day(nullable: bool, description: str) -> dict:
+    """A date YYYY-MM-DD (the service also refuses one after today)."""
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "format": "date",
+        "pattern": f"^{bodies.DATE_PATTERN}$",
+        "description": f"{description}; YYYY-MM-DD, from {contract.YEAR_MIN}-01-01 to today",
+    }
+
+
+def _event(name: str, description: str, properties: dict) -> dict:
+    """An event body: prediction_id, `event` and the event's own fields, nothing else."""
+    required, _ = bodies.EVENT_FIELDS[name]
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": False,
+        "required": ["prediction_id", "event", *required],
+        "properties": {"prediction_id": _PREDICTION_ID, "event": {"const": name}, **properties},
+    }
+
+
+def _feedback_schemas() -> dict:
+    """The feedback body: plain values (as before events), or one of the three events."""
+    sold_price = {**_price("the price the car sold for (EUR)"), "type": "number"}
+    return {
+        "Feedback": {
+            "description": "an event (listing_price, sold, withdrawn) or plain values",
+            "anyOf": [
+                _ref("FeedbackValues"),
+                _ref("ListingPriceEvent"),
+                _ref("SoldEvent"),
+                _ref("WithdrawnEvent"),
+            ],
+        },
+        "FeedbackValues": {
+            "type": "object",
+            "description": "plain values without an event: at least one of the three",
+            "additionalProperties": False,
+            "required": ["prediction_id"],
+            "properties": {
+                "prediction_id": _PREDICTION_ID,
+                "event": {"type": "null"},
+                "listing_price": _price("the price the car was listed at (EUR)"),
+                "sold_price": _price("the price the car sold for (EUR)"),
+                "sold_at": _day(True, "the day it sold"),
+            },
+            # at least one of the three, not null
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("listing_price", "sold_price", "sold_at")
+            ],
+        },
+        "ListingPriceEvent": _event(
+            "listing_price",
+            "the seller changed the asking price",
+            {
+                "listing_price": {**_price("the new asking price (EUR)"), "type": "number"},
+                "changed_at": {
+                    "type": ["string", "null"],
+                    "pattern": f"^({bodies.DATE_PATTERN}|{bodies.DATE_TIME_PATTERN})$",
+                    "description": "RFC 3339 date-time with its offset, or YYYY-MM-DD (00:00 "
+                    "UTC); not in the future; default now",
+                },
+            },
+        ),
+        "SoldEvent": _event(
+            "sold",
+            "the car sold",
+            {"sold_price": sold_price, "sold_at": _day(False, "the day it sold")},
+        ),
+        "WithdrawnEvent": _event(
+            "withdrawn",
+            "the seller withdrew the listing",
+            {"withdrawn_at": _day(True, "the day it was withdrawn; default today (UTC)")},
+        ),
     }
 
 
@@ -271,7 +363,7 @@ def _document(year_max: int) -> dict:
         **_json_body("EstimateRequest", ex.ESTIMATES_REQUEST),
     }
     feedback = _op(
-        "Report a listing price, sold price or sold date for a prediction",
+        "Report what the seller did (changed the price, sold, withdrew) or plain values",
         ("202", "stored durably", _json_body("FeedbackAccepted", ex.FEEDBACK_ACCEPTED)),
         ("400", "404", "413", "415", "422", "503"),
         {"400": ex.FEEDBACK_400, "404": ex.FEEDBACK_404, "422": ex.FEEDBACK_422},

@@ -1,5 +1,7 @@
-"""Prediction-log records: one row per estimate, with what the shadow challenger said and the
-client that asked (the API key's client, `flask.g.client`; None for anonymous calls)."""
+"""Prediction-log records: one row per estimate, with what the shadow challenger said, the
+client that asked (the API key's client, `flask.g.client`; None for anonymous calls) and the
+A/B arm that priced it: a challenger-arm row holds the challenger's version and prices (what
+the seller saw), a champion-arm row the champion's, with the challenger's shadow beside them."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 
 from flask import g
 
+from carprice.runtime.experiment import CHAMPION
 from serving.runtime import Runtime
 
 log = logging.getLogger("carprice.serving")
@@ -31,10 +34,20 @@ def shadow(rt: Runtime, listings: list[dict]) -> tuple[list[tuple] | None, str |
         return None, repr(err)[:500]
 
 
-def log_rows(rt, version, request_id, listings, asking, answers, latency_ms) -> list[dict]:
-    """Return the prediction-log rows of one request (listings in encoder keys)."""
+def log_rows(
+    rt, version, request_id, listings, asking, answers, latency_ms, arms=None
+) -> list[dict]:
+    """Return the prediction-log rows of one request (listings in encoder keys).
+
+    `arms` (A/B mode) names each listing's arm; the challenger shadows the champion's only.
+    """
     now = dt.datetime.now(dt.UTC)
-    scores, error = shadow(rt, listings) if rt.challenger is not None else (None, None)
+    if rt.challenger is None:
+        scores, error = None, None
+    elif arms is None:
+        scores, error = shadow(rt, listings)
+    else:
+        scores, error = _shadow_champion_arm(rt, listings, arms)
     challenger = rt.challenger.version if rt.challenger is not None else None
     none = (None, None, None, None)
     client = g.get("client")
@@ -54,13 +67,19 @@ def log_rows(rt, version, request_id, listings, asking, answers, latency_ms) -> 
         }
         if listing_price is not None:
             inputs["listing_price"] = listing_price
+        key = listing.get("listing_key")
+        if key is not None:
+            inputs["listing_key"] = key
+        listed = listing.get("listed_at")
+        if listed is not None:
+            inputs["listed_at"] = listed
         c_status, c_price, c_low, c_high = scores[i] if scores is not None else none
         rows.append(
             {
                 "prediction_id": answer["prediction_id"],
                 "request_id": request_id,
                 "created_at": now,
-                "model_version": version,
+                "model_version": answer.get("model_version", version),
                 "inputs": inputs,
                 "status": answer["status"],
                 "price": answer["price"],
@@ -76,6 +95,21 @@ def log_rows(rt, version, request_id, listings, asking, answers, latency_ms) -> 
                 "challenger_price_high": c_high,
                 "challenger_error": error,
                 "client": client,
+                "arm": answer.get("arm", CHAMPION),
             }
         )
     return rows
+
+
+def _shadow_champion_arm(rt: Runtime, listings: list[dict], arms: list[str]):
+    """Shadow-score the champion-arm listings; challenger-arm rows get no shadow columns."""
+    picked = [i for i, arm in enumerate(arms) if arm == CHAMPION]
+    if not picked:
+        return None, None
+    scores, error = shadow(rt, [listings[i] for i in picked])
+    if scores is None:
+        return None, error
+    out: list[tuple] = [(None, None, None, None)] * len(listings)
+    for i, score in zip(picked, scores, strict=True):
+        out[i] = score
+    return out, None

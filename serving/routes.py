@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import os
 import time
@@ -11,10 +12,11 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from carprice.runtime.experiment import CHAMPION
 from carprice.runtime.ratings import price_rating
 from carprice.runtime.spool import SpoolFull
-from carprice.runtime.store import dedupe_key
-from serving import bodies, docs_page, openapi, records, validation
+from carprice.runtime.store import feedback_key
+from serving import ab, bodies, docs_page, openapi, records, validation
 from serving.problems import Problem, field_error
 from serving.runtime import Runtime
 
@@ -64,12 +66,18 @@ def estimates():
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
     started = time.perf_counter()
     listings, asking = validation.estimate_request(bodies.parse_json(request))
-    results = model.estimate(listings)
+    if rt.ab_active:
+        results, arms, versions = ab.estimate(rt, listings)
+    else:  # every listing is the champion's: the same two values on each answer
+        results, arms = model.estimate(listings), None
+        versions = itertools.repeat((CHAMPION, model.version))
     ids = _new_ids(len(results) + 1)
     answers = []
-    for result, pid, listing_price in zip(results, ids, asking, strict=False):
+    for result, pid, listing_price, (arm, version) in zip(
+        results, ids, asking, versions, strict=False
+    ):
         if result["status"] == "ok":
-            answer = {"prediction_id": pid, **result}
+            answer = {"prediction_id": pid, **result, "arm": arm, "model_version": version}
             if listing_price is not None:
                 answer["price_rating"] = price_rating(
                     listing_price, result["price"], result["price_low"], result["price_high"]
@@ -82,34 +90,47 @@ def estimates():
                 "price_low": None,
                 "price_high": None,
                 "reason": result["reason"],
+                "arm": arm,
+                "model_version": version,
             }
         answers.append(answer)
     latency_ms = (time.perf_counter() - started) * 1000.0
-    rows = records.log_rows(rt, model.version, ids[-1], listings, asking, answers, latency_ms)
+    rows = records.log_rows(rt, model.version, ids[-1], listings, asking, answers, latency_ms, arms)
     try:
         rt.log_estimates(rows)  # durable before the answer: the store, else the local spool
     except SpoolFull as err:
         rt.metrics.spool_full.inc()
         raise _unavailable(f"the prediction log cannot take more rows: {err}") from None
     rt.metrics.observe_estimates(results)
+    if arms is not None:
+        rt.metrics.observe_arms(arms)
     return _json({"model_version": model.version, "estimates": answers})
 
 
 @bp.post("/v1/feedback")
 def feedback():
-    """Store listing price, sold price and sold date against a prediction (202 once durable)."""
+    """Store an event (listing price changed, sold, withdrawn) or plain values (listing price,
+    sold price, sold date) against a prediction (202 once durable)."""
     rt = _runtime()
     fields = bodies.feedback_request(bodies.parse_json(request))
-    pid = fields.pop("prediction_id")
+    pid, stated_at = fields.pop("prediction_id"), fields.pop("stated_at")
     fields["client"] = g.get("client")  # who reported it: a held client's sales do not train
+    key = feedback_key(
+        pid,
+        fields["listing_price"],
+        fields["sold_price"],
+        fields["sold_at"],
+        fields["event"],
+        stated_at,
+    )
     if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
-        return _spool_feedback(rt, pid, fields)
+        return _spool_feedback(rt, pid, fields, key)
     try:
-        feedback_id = rt.store.add_feedback(pid, **fields)
+        feedback_id = rt.store.add_feedback(pid, **fields, key=key)
     except SQLAlchemyError as err:
         rt.metrics.store_failures.labels("add_feedback").inc()
         if rt.spool.has_prediction(pid):  # spooled since the check above
-            return _spool_feedback(rt, pid, fields)
+            return _spool_feedback(rt, pid, fields, key)
         raise _store_failed(err) from None
     if feedback_id is None:
         raise Problem(
@@ -122,13 +143,11 @@ def feedback():
     return _json({"status": "accepted", "feedback_id": feedback_id, "prediction_id": pid}, 202)
 
 
-def _spool_feedback(rt: Runtime, pid: str, fields: dict) -> Response:
+def _spool_feedback(rt: Runtime, pid: str, fields: dict, key: str) -> Response:
     """Accept feedback on a spooled prediction: durable in the spool, drained after it."""
     post = {
         "prediction_id": pid,
-        "dedupe_key": dedupe_key(
-            pid, fields.get("listing_price"), fields.get("sold_price"), fields.get("sold_at")
-        ),
+        "dedupe_key": key,
         "received_at": dt.datetime.now(dt.UTC),
         **fields,
     }

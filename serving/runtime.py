@@ -5,6 +5,10 @@ and verified (`CARPRICE_SERVE_BUNDLE`), else `CARPRICE_BUNDLE`, else the deploy 
 that fails verification is refused: the worker stays up, says why in its log and on `/readyz`,
 and answers estimates with 503 (so does a bundle whose tree-scorer tables are refused: see
 carprice.runtime.treecode). A challenger that fails to load is only logged.
+
+With a challenger loaded and an A/B share above 0 (`AB_SHARE`, else CARPRICE_AB_SHARE; 0..1,
+default 0) the challenger prices that share of the listings that carry a `listing_key`
+(carprice.runtime.experiment); with share 0 it only shadows the champion.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime import pointer
 from carprice.runtime.bundle import BundleError, load_bundle
+from carprice.runtime.experiment import parse_share
 from carprice.runtime.home import home_dir
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.spool import DEFAULT_MAX_ROWS, SPOOL_FILE, Spool, drain
@@ -85,8 +90,14 @@ class Runtime:
     draining: bool = False  # set on SIGTERM: readiness answers 503 while requests finish
     spool: Spool | None = None
     local_first: bool = False  # rows go to the spool first; the drainer batches them on
+    ab_share: float = 0.0  # share of keyed listings the challenger prices (0: shadow only)
     _drainer: threading.Thread | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def ab_active(self) -> bool:
+        """Whether the challenger prices a share of the listings (A/B) instead of shadowing."""
+        return self.ab_share > 0 and self.challenger is not None
 
     def log_estimates(self, rows: list[dict]) -> bool:
         """Make prediction-log rows durable before the answer: in the store, else the spool.
@@ -176,13 +187,18 @@ class Runtime:
     def start(cls, config: dict) -> Runtime:
         """Load the bundles and open the store named by the configuration."""
         home = Path(config.get("CARPRICE_HOME") or home_dir())
+        configured = config.get("AB_SHARE")
+        share = parse_share(
+            configured if configured is not None else os.environ.get("CARPRICE_AB_SHARE"),
+            "AB_SHARE" if configured is not None else "CARPRICE_AB_SHARE",
+        )
         store = open_store(home, config.get("DB_URL"), config.get("DB_PREFIX"))
         store.start_checkpointer()
         first = local_first(store)
         # Local-first rows stand in for a remote commit; they survive a killed process
         # (WAL, synchronous=NORMAL), as the SQLite store's rows do.
         spool = open_spool(home, "NORMAL" if first else "FULL")
-        runtime = cls(home=home, store=store, spool=spool, local_first=first)
+        runtime = cls(home=home, store=store, spool=spool, local_first=first, ab_share=share)
         runtime.start_drainer()
         runtime.load_champion(champion_path(home, config.get("BUNDLE")))
         runtime.load_challenger(challenger_path(home, config.get("CHALLENGER_BUNDLE")))
@@ -211,4 +227,13 @@ class Runtime:
             log.error("challenger not loaded, serving without shadow model: %s", err)
             return
         self.metrics.model_info.labels("challenger", self.challenger.version).set(1)
-        log.info("shadowing with challenger %s from %s", self.challenger.version, path)
+        if self.ab_share > 0:
+            share = self.ab_share
+            log.info(
+                "A/B: challenger %s from %s prices %.0f%% of keyed listings",
+                self.challenger.version,
+                path,
+                share * 100,
+            )
+        else:
+            log.info("shadowing with challenger %s from %s", self.challenger.version, path)

@@ -8,9 +8,12 @@ like `listings[3].mileage`. Fields, allowed values and bounds are the listing co
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 
 from carprice.runtime import listing
+from carprice.runtime.experiment import LISTING_KEY_MAX
 from carprice.runtime.listing import (
     API_FIELDS,
     ASKING_PRICE_MAX,
@@ -30,7 +33,10 @@ from serving.problems import Problem, field_error
 MAX_ERRORS = 100
 _FUELS, _GEARS, _OFFERS = frozenset(FUELS), frozenset(GEARS), frozenset(OFFER_TYPES)
 _ENUMS = {"fuel": _FUELS, "gear": _GEARS, "offer_type": _OFFERS}
-_ALLOWED = frozenset(API_FIELDS) | {"listing_price"}
+_ALLOWED = frozenset(API_FIELDS) | {"listing_price", "listing_key", "listed_at"}
+DATE_PATTERN = r"(19[5-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}"
+DATE_RE = re.compile(DATE_PATTERN)
+_ANY_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MISSING = object()
 
 
@@ -81,7 +87,7 @@ def _valid_listing(item, year_max: int) -> dict | None:
     get = item.get
     make, model, fuel, gear = get("make"), get("model"), get("fuel"), get("gear")
     offer, mileage, hp, year = get("offer_type"), get("mileage"), get("hp"), get("year")
-    asking = get("listing_price")
+    asking, key = get("listing_price"), get("listing_key")
     if (
         type(make) is str
         and 0 < len(make) <= TEXT_MAX
@@ -104,8 +110,10 @@ def _valid_listing(item, year_max: int) -> dict | None:
             or (type(asking) is int and 1 <= asking <= ASKING_PRICE_MAX)
             or (type(asking) is float and 1 <= asking <= ASKING_PRICE_MAX)  # NaN fails both bounds
         )
+        and (key is None or (type(key) is str and 0 < len(key) <= LISTING_KEY_MAX))
+        and "listed_at" not in item  # a date is checked on the full path below
     ):
-        return {
+        out = {
             "make": make,
             "model": model,
             "fuel": fuel,
@@ -116,6 +124,9 @@ def _valid_listing(item, year_max: int) -> dict | None:
             "year": year,
             "listing_price": None if asking is None else float(asking),
         }
+        if key is not None:  # the A/B arm's key; absent keys cost nothing
+            out["listing_key"] = key
+        return out
     return None
 
 
@@ -153,7 +164,55 @@ def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
             errors.append(field_error(at, f"must hold 1 to {TEXT_MAX} characters"))
         out[listing.canonical_field(name)] = value
     out["listing_price"] = price(item, "listing_price", f"{where}.", errors)
+    key = item.get("listing_key")
+    if key is not None:
+        if type(key) is not str or not 0 < len(key) <= LISTING_KEY_MAX:
+            errors.append(
+                field_error(
+                    f"{where}.listing_key", f"must be a string of 1 to {LISTING_KEY_MAX} characters"
+                )
+            )
+        else:
+            out["listing_key"] = key
+    listed = item.get("listed_at")
+    if listed is not None:
+        day = _calendar_date(listed)
+        if day is None:
+            errors.append(field_error(f"{where}.listed_at", "must be a date written YYYY-MM-DD"))
+        else:
+            out["listed_at"] = day
     return out if len(errors) == before else None
+
+
+def _calendar_date(value) -> str | None:
+    """Return a YYYY-MM-DD calendar date as written, else None (any valid date: the monitor,
+    not the API, decides which listing dates it can use)."""
+    if type(value) is not str or len(value) != 10 or not _ANY_DATE.fullmatch(value):
+        return None
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+    return value
+
+
+def date_field(value, where: str, errors: list) -> dt.date | None:
+    """Return an optional YYYY-MM-DD field as a date (from YEAR_MIN to tomorrow), recording an
+    error naming `where` if it is not one."""
+    if value is None:
+        return None
+    try:
+        written = type(value) is str and DATE_RE.fullmatch(value)
+        day = dt.date.fromisoformat(value) if written else None
+    except ValueError:
+        day = None
+    if day is None:
+        errors.append(field_error(where, "must be a date written YYYY-MM-DD"))
+        return None
+    if not dt.date(YEAR_MIN, 1, 1) <= day <= dt.date.today() + dt.timedelta(days=1):
+        errors.append(field_error(where, f"must lie between {YEAR_MIN}-01-01 and today"))
+        return None
+    return day
 
 
 def estimate_request(body) -> tuple[list[dict], list[float | None]]:

@@ -101,10 +101,13 @@ def test_each_estimates_request_example_gets_the_documented_answer(client, name)
     assert [e["status"] for e in body["estimates"]] == [e["status"] for e in documented]
 
 
-def test_the_feedback_example_is_accepted_for_an_estimate_the_service_gave(client, key_headers):
+@pytest.mark.parametrize("name", sorted(ex.FEEDBACK_REQUEST))
+def test_each_feedback_example_is_accepted_for_an_estimate_the_service_gave(
+    client, key_headers, name
+):
     estimate = client.post("/v1/estimates", json=ex.ESTIMATE_REQUEST).get_json()
     pid = estimate["estimates"][0]["prediction_id"]
-    post = {**ex.FEEDBACK_REQUEST["sold"]["value"], "prediction_id": pid}
+    post = {**ex.FEEDBACK_REQUEST[name]["value"], "prediction_id": pid}
     response = client.post("/v1/feedback", json=post, headers=key_headers)
     documented = ex.FEEDBACK_ACCEPTED["stored"]["value"]
     assert response.status_code == 202
@@ -127,6 +130,11 @@ PROBLEMS = [
         "/v1/feedback",
         {"prediction_id": ex.PREDICTION_ID, "sold_at": "20.11.2025"},
         ex.FEEDBACK_422["bad_date"],
+    ),
+    (
+        "/v1/feedback",
+        {**ex.FEEDBACK_REQUEST["sold"]["value"], "listing_price": 14990},
+        ex.FEEDBACK_422["not_of_the_event"],
     ),
 ]
 

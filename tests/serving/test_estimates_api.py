@@ -24,7 +24,11 @@ def test_it_returns_one_estimate_per_listing_in_order(client):
     assert len({e["prediction_id"] for e in estimates}) == 3
     for e in estimates:
         assert e["price_low"] <= e["price"] <= e["price_high"]
-        assert set(e) == {"prediction_id", "status", "price", "price_low", "price_high"}
+        assert set(e) == {"prediction_id", "status", "price", "price_low", "price_high"} | {
+            "arm",
+            "model_version",
+        }
+        assert (e["arm"], e["model_version"]) == ("champion", "test-1")
 
 
 def test_it_marks_a_car_model_without_data_unsupported_with_a_reason(client):

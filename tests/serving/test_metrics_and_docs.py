@@ -53,7 +53,7 @@ def test_the_openapi_document_describes_the_api(client):
     )
     listing = doc["components"]["schemas"]["Listing"]
     assert listing["additionalProperties"] is False
-    assert set(listing["properties"]) == set(golf()) | {"listing_price"}
+    assert set(listing["properties"]) == set(golf()) | {"listing_price", "listing_key", "listed_at"}
     assert set(listing["required"]) == set(golf())
     assert (
         doc["components"]["schemas"]["EstimateRequest"]["properties"]["listings"]["maxItems"]

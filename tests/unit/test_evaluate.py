@@ -57,6 +57,8 @@ THRESHOLDS = ModelThresholds(
     min_segment_rows=100,
     segment_max_mape=0.5,
     segment_max_abs_bias=0.15,
+    segment_min_coverage=0.5,
+    segment_coverage_confidence=0.95,
     withdraw_min_rows=5,
     withdraw_max_mape=0.3,
 )

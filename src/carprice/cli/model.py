@@ -1,4 +1,4 @@
-"""The model subcommands of `carprice`: train and evaluate (gate 2)."""
+"""The model subcommands of `carprice`: train, evaluate (gate 2) and tune."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from carprice.cli.args import require_folder
+from carprice.cli.args import UsageError, require_folder
 from carprice.cli.progress import Stage, say
 from carprice.config import Paths, load_params
 
@@ -47,6 +47,52 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if gate.passed else 1
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from carprice.model.tune_stage import run_tuning
+
+    data = require_folder(
+        "--data",
+        args.data,
+        ("clean.parquet", "data_report.json"),
+        f"carprice validate --out {args.data}",
+    )
+    params = Path(args.params)
+    if not params.is_file():
+        raise UsageError(f"--params {args.params}: no such file")
+    with Stage("tuning", unit="fit") as steps:
+        summary = run_tuning(
+            data,
+            Path(args.out),
+            params,
+            Paths.from_env(),
+            say,
+            candidates=args.candidates,
+            folds=args.folds,
+            write=args.write,
+            steps=steps,
+        )
+    say(f"report: {Path(summary['folder']) / 'tune.html'} (MLflow run {summary['run_id']})")
+    say(
+        f"best CV MAPE {summary['best_cv_mape']:.2%} (candidate {summary['best']['candidate']}, "
+        f"{summary['best']['source']}); current settings {summary['current_cv_mape']:.2%}"
+    )
+    print(summary["diff"] or "params.yaml train.lgb: the current settings are the best")
+    return 0
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_commands(sub) -> None:
     """Register the model subcommands on the `carprice` parser."""
     p = sub.add_parser("train", help="train the challenger on gate 1's clean rows and register it")
@@ -61,3 +107,24 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default="reports/evaluation", help="folder for the gate 2 report")
     p.add_argument("--params", default="params.yaml", help="parameters: gate 2 thresholds")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("tune", help="grouped-CV search of train.lgb settings (never on test rows)")
+    p.add_argument("--data", default="data/validated", help="gate 1 output folder")
+    p.add_argument("--params", default="params.yaml", help="parameters: tune, train")
+    p.add_argument(
+        "--out", default="reports/tune", help="folder for the report (a UTC-stamped run)"
+    )
+    p.add_argument(
+        "--candidates",
+        type=_at_least(1),
+        help="sampled settings to score (default: tune.candidates of --params)",
+    )
+    p.add_argument(
+        "--folds", type=_at_least(2), help="grouped CV folds (default: tune.folds of --params)"
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="apply the proposed train.lgb change to --params (default: only print it)",
+    )
+    p.set_defaults(func=cmd_tune)

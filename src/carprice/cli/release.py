@@ -98,6 +98,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     paths = Paths.from_env()
     reports = {"gate1": Path(args.gate1), "gate2": Path(args.gate2), "gate3": Path(args.gate3)}
+    if args.by_experiment and _experiment_refuses(args, paths):
+        return 1
     try:
         manifest = promote(Path(args.package), reports, Path(args.params), paths, say)
     except ReleaseError as err:
@@ -110,6 +112,35 @@ def cmd_promote(args: argparse.Namespace) -> int:
     )
     print(current_release(paths.home))
     return 0
+
+
+def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
+    """Print the A/B experiment's numbers; True (and why, on stderr) when it refuses the
+    package's model (carprice.monitor.experiment, release.promote.require_experiment)."""
+    import os
+
+    from carprice.monitor.experiment import compare, table_rows
+    from carprice.release.candidate import PACKAGE_JSON, read_json
+    from carprice.release.promote import ReleaseError, require_experiment
+    from carprice.runtime.store import Store, default_url
+
+    package = require_folder("--package", args.package, (PACKAGE_JSON,), PACKAGE_CMD)
+    version = read_json(package / PACKAGE_JSON)["model_version"]
+    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    try:
+        store.create()
+        experiment = compare(store, load_params(args.params))
+    finally:
+        store.dispose()
+    for row in table_rows(experiment):
+        print("  ".join(row), file=sys.stderr)
+    try:
+        require_experiment(experiment, version)
+    except ReleaseError as err:
+        print(f"promote refused: {err}", file=sys.stderr)
+        return True
+    say(f"experiment: {version} is not worse on conversion and realised error")
+    return False
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -194,6 +225,12 @@ def add_commands(sub) -> None:
     p.add_argument("--gate3", default="reports/e2e", help="gate 3 report folder")
     p.add_argument(
         "--params", default="params.yaml", help="the parameters the model was trained with"
+    )
+    p.add_argument(
+        "--by-experiment",
+        action="store_true",
+        help="only when the A/B experiment in the store shows the package's model (the "
+        "challenger arm) not worse on conversion and realised error (params `experiment:`)",
     )
     p.set_defaults(func=cmd_promote)
 

@@ -5,6 +5,9 @@ plausible next to the estimate the service logged for the same car: a ratio outs
 of params.yaml `feedback` quarantines the row (reason `implausible_sold_price`) instead of
 training on it. The rows that pass then meet gate 1 like any listing.
 
+Only sales train: a `sold` event, or a post of plain values with a sold price. Listing-price
+changes and withdrawals describe the seller, not the market price, and never become a target.
+
 Feedback from a client on hold (flagged by the monitor, or dropped by an operator: the store's
 `client_holds`) stays in the store but is held out of the training rows until it is released.
 """
@@ -69,6 +72,12 @@ def split_held(feedback: pd.DataFrame, held: set[str]) -> tuple[pd.DataFrame, di
     return feedback[~mask], {str(k): int(v) for k, v in counts.items()}
 
 
+def sales(feedback: pd.DataFrame) -> pd.DataFrame:
+    """Return the feedback rows that report a sale: event `sold`, or no event and a sold price."""
+    event = feedback["event"] if "event" in feedback else pd.Series(None, index=feedback.index)
+    return feedback[(event.isna() | (event == "sold")) & feedback["sold_price"].notna()]
+
+
 def client_feedback_counts(store: Store, client: str) -> tuple[int, int]:
     """Return (feedback rows, rows with a sold price) a client reported."""
     f = store.feedback
@@ -112,7 +121,7 @@ def feedback_rows(store: Store, check: FeedbackCheck | None = None) -> FeedbackR
     columns = [*CANONICAL_COLUMNS, "source", "prediction_id"]
     predictions, feedback = read_log(store)
     feedback, held = split_held(feedback, {h["client"] for h in store.held_clients()})
-    fb = feedback.dropna(subset=["sold_price"]).sort_values("feedback_id")
+    fb = sales(feedback).sort_values("feedback_id")
     fb = fb.drop_duplicates("prediction_id", keep="last")
     joined = predictions[["prediction_id", "inputs", "price"]].merge(
         fb[["prediction_id", "sold_price"]], on="prediction_id"

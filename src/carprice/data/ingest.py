@@ -36,6 +36,8 @@ __all__ = ["ListingFileError", "check_sources", "ingest", "load_listings", "read
 
 INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
+# The market simulator lists the files it wrote, with their sha256, in this file beside them.
+SIMULATED_MARKER = "simulated.json"
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,32 @@ def read_listings(
     return frame.reset_index(drop=True), {"sources": sources, "skipped": skipped}
 
 
-def snapshot_id(sources: list[dict], feedback_sha256: str = "") -> str:
-    """Return the content address of a set of source files (and of the feedback rows)."""
+def snapshot_id(sources: list[dict], feedback_sha256: str = "", source: str = "real") -> str:
+    """Return the content address of a set of source files (and of the feedback rows).
+
+    A simulated source is part of the address (real keeps the address it always had).
+    """
     digest = hashlib.sha256(INGEST_VERSION.encode())
     for sha in sorted(s["sha256"] for s in sources):
         digest.update(sha.encode())
     digest.update(feedback_sha256.encode())
+    if source != "real":
+        digest.update(source.encode())
     return digest.hexdigest()
+
+
+def data_source(sources: list[dict]) -> str:
+    """Return "simulated" when the simulator's marker lists every source file, else "real"."""
+
+    def simulated(record: dict) -> bool:
+        path = Path(record["path"])
+        try:
+            files = json.loads((path.parent / SIMULATED_MARKER).read_text(encoding="utf-8"))
+            return files["files"][path.name] == record["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    return "simulated" if sources and all(map(simulated, sources)) else "real"
 
 
 def _with_feedback(frame: pd.DataFrame, feedback: pd.DataFrame | None, record: dict):
@@ -161,7 +182,8 @@ def ingest(
     """Write (or find) the snapshot of the listings at a path, plus any sold-feedback rows."""
     frame, record = read_listings(Path(listings), progress)
     frame, feedback_sha = _with_feedback(frame, feedback, record)
-    sid = snapshot_id(record["sources"], feedback_sha)
+    source = data_source(record["sources"])
+    sid = snapshot_id(record["sources"], feedback_sha, source)
     snapshots_dir = Path(snapshots_dir)
     parquet = snapshots_dir / f"{sid}.parquet"
     manifest = snapshots_dir / f"{sid}.json"
@@ -176,6 +198,7 @@ def ingest(
         "rows": len(frame),
         "columns": list(frame.columns),
         "parquet_sha256": file_sha256(tmp),
+        "source": source,
         **record,
     }
     os.replace(tmp, parquet)

@@ -53,8 +53,18 @@ def baseline(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return pred.fillna(train["price"].median()).to_numpy()
 
 
-def segment_table(test: pd.DataFrame, pred: np.ndarray, ref_year: int) -> pd.DataFrame:
-    """Return MAPE and signed bias per segment value (make, fuel, gear, age band, price band)."""
+def segment_table(
+    test: pd.DataFrame,
+    pred: np.ndarray,
+    ref_year: int,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Return MAPE and signed bias per segment value (make, fuel, gear, age band, price band).
+
+    With the interval bounds `low` and `high`, also the share of prices inside the interval
+    (`coverage`) per segment value.
+    """
     age = ref_year - test["year"]
     age_band = pd.Series(pd.NA, index=test.index, dtype=object)
     for lo, hi, label in AGE_BANDS:
@@ -73,11 +83,14 @@ def segment_table(test: pd.DataFrame, pred: np.ndarray, ref_year: int) -> pd.Dat
             "pred": pred,
         }
     )
+    interval = low is not None and high is not None
+    if interval:
+        frame["low"], frame["high"] = np.asarray(low, float), np.asarray(high, float)
+    bounds = ("low", "high") if interval else (None, None)
+    columns = ["rows", "mape", "bias"] + (["coverage"] if interval else [])
     parts = []
     for segment in ("make", "fuel", "gear", "age_band", "price_band"):
-        part = grouped_error_metrics(frame, segment, "price", "pred")[
-            [segment, "rows", "mape", "bias"]
-        ]
+        part = grouped_error_metrics(frame, segment, "price", "pred", *bounds)[[segment, *columns]]
         part = part.rename(columns={segment: "value"})
         part.insert(0, "segment", segment)
         parts.append(part)
@@ -126,7 +139,9 @@ def evaluate(
         metrics=result_metrics,
         baseline=error_metrics(rows["price"], base_pred),
         champion=champion_metrics,
-        segments=segment_table(rows, s["pred"].to_numpy(), ref_year),
+        segments=segment_table(
+            rows, s["pred"].to_numpy(), ref_year, s["low"].to_numpy(), s["high"].to_numpy()
+        ),
         per_model=per_model,
         priced_share=float(ok.mean()) if len(ok) else 0.0,
         scored=scored,

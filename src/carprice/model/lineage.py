@@ -58,7 +58,11 @@ def snapshot_file(validated_dir: Path) -> Path | None:
 
 
 def snapshot_of(validated_dir: Path) -> dict:
-    """Return the snapshot id and sha256 behind a gate 1 output folder, where known."""
+    """Return the snapshot id, sha256 and source behind a gate 1 output folder, where known.
+
+    The source is the manifest's `real` or `simulated`; anything not known to be simulated is
+    `real` (gate 2's stricter bounds).
+    """
     report = json.loads((Path(validated_dir) / "data_report.json").read_text(encoding="utf-8"))
     source = Path(report["source"])
     manifest = source.with_suffix(".json")
@@ -68,11 +72,13 @@ def snapshot_of(validated_dir: Path) -> dict:
             "snapshot_id": meta["snapshot_id"],
             "snapshot_sha256": meta["parquet_sha256"],
             "snapshot_rows": meta["rows"],
+            "snapshot_source": meta.get("source", "real"),
         }
     return {
         "snapshot_id": "unsnapshotted:" + str(source),
         "snapshot_sha256": "",
         "snapshot_rows": None,
+        "snapshot_source": "real",
     }
 
 

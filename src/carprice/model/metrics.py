@@ -59,3 +59,19 @@ def grouped_error_metrics(
     if low and high:
         columns += ["coverage", "interval_width"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def coverage_upper_bound(coverage: float, rows: int, confidence: float) -> float:
+    """Return the one-sided Wilson upper confidence bound of a coverage share seen on `rows`.
+
+    A segment's interval is judged under-covered only when even this bound is below the
+    minimum: a few hundred rows cannot tell 69% from 71%, and many segments are judged at once.
+    """
+    from statistics import NormalDist
+
+    if rows <= 0:
+        return 1.0
+    z = NormalDist().inv_cdf(confidence)
+    centre = coverage + z * z / (2 * rows)
+    spread = z * np.sqrt(coverage * (1 - coverage) / rows + z * z / (4 * rows * rows))
+    return float(min(1.0, (centre + spread) / (1 + z * z / rows)))

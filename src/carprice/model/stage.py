@@ -140,7 +140,8 @@ def run_evaluation(
 
     record = json.loads((Path(model_dir) / "train.json").read_text(encoding="utf-8"))
     challenger = Predictor(load_bundle(Path(record["bundle"])))
-    thresholds = ModelThresholds.from_params(params["gate2"])
+    source = snapshot_of(validated)["snapshot_source"]  # the error bounds differ by source
+    thresholds = ModelThresholds.from_params(params["gate2"], source)
     clean = pd.read_parquet(Path(validated) / "clean.parquet")
     meta = challenger.bundle.metadata["split"]
     split = split_of(clean, meta["test_share"], meta["calibration_share"])

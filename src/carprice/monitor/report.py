@@ -8,6 +8,7 @@ from pathlib import Path
 from carprice import htmlreport as hr
 from carprice.model.report import _clean
 from carprice.monitor.analysis import MonitorResult
+from carprice.monitor.experiment import table_rows
 
 
 def to_json(result: MonitorResult, meta: dict) -> dict:
@@ -132,6 +133,16 @@ def render(report: dict, result: MonitorResult) -> str:
             (
                 "Freshness of the log (rows answered but not in the store yet)",
                 hr.table(fresh.items(), ["", "value"]),
+            )
+        )
+    experiment = report.get("experiment")
+    if experiment and experiment.get("arms"):
+        rows, arms = table_rows(experiment), len(experiment["arms"])
+        sections.append(
+            (
+                "A/B experiment: how sellers reacted to each arm's estimates",
+                hr.table(rows[1 : arms + 1], rows[0])
+                + hr.table(rows[arms + 1 :], ["", "difference", "interval", "verdict"]),
             )
         )
     if report["shadow"]:

@@ -15,6 +15,7 @@ from carprice.data.feedback import read_log
 from carprice.data.schema import NUMERIC_COLUMNS
 from carprice.monitor.analysis import MonitorResult, MonitorThresholds, monitor
 from carprice.monitor.clients import ClientCheck, review_clients
+from carprice.monitor.experiment import compare
 from carprice.monitor.report import write_monitoring
 from carprice.runtime import pointer
 from carprice.runtime.spool import SPOOL_FILE, Spool
@@ -102,6 +103,7 @@ def run_monitoring(
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     store.create()
     predictions, feedback = read_log(store, since)
+    experiment = compare(store, params, since) if params.get("experiment") else None
     clients, held = review_clients(
         store, predictions, feedback, ClientCheck.from_params(params.get("clients"))
     )
@@ -127,6 +129,7 @@ def run_monitoring(
         "challenger": deployed_version(paths.home, pointer.CHALLENGER),
         "reference": note,
         "freshness": freshness(paths.home),
+        "experiment": experiment,
     }
     say(f"freshness: {meta['freshness']['note']}")
     stamp = now.strftime("%Y%m%dT%H%M%SZ")

@@ -99,6 +99,20 @@ def _gate_passed(reports: dict[str, Path], name: str) -> bool:
     return bool(read_json(reports[name] / GATE_FILES[name][0]).get("passed"))
 
 
+def require_experiment(experiment: dict, model_version: str) -> None:
+    """Refuse (ReleaseError naming the numbers) unless the A/B experiment's challenger arm ran
+    `model_version` and was not worse than the champion on conversion and realised error, with
+    enough rows (`experiment` is carprice.monitor.experiment.compare's result)."""
+    ran = experiment.get("challenger")
+    if ran != model_version:
+        raise ReleaseError(
+            f"the experiment's challenger arm ran {ran or 'no model'}, not {model_version}"
+        )
+    verdict = experiment["promotion"]
+    if not verdict["allowed"]:
+        raise ReleaseError("the experiment does not support it: " + "; ".join(verdict["reasons"]))
+
+
 def promote(
     package_dir: Path, reports: dict[str, Path], params_file: Path, paths: Paths, say=None
 ) -> dict:

@@ -11,7 +11,7 @@ the batch, and the keys make the repeat a no-op.
 The spool is bounded: past `max_rows` it refuses new rows (`SpoolFull`) and the service answers
 503 with Retry-After rather than an estimate it could not log. Several worker processes share
 the file (WAL mode, busy timeout). Rows and posts keep every field they came with, the
-client that sent them included.
+client that sent them and a feedback post's event and its time included.
 """
 
 from __future__ import annotations
@@ -240,6 +240,9 @@ def drain(spool: Spool, store, batch: int = 1000, max_batches: int = 50) -> tupl
                 sold_at=post.get("sold_at"),
                 received_at=post.get("received_at"),
                 client=post.get("client"),  # absent in posts spooled by an older service
+                event=post.get("event"),  # listing_price | sold | withdrawn; absent: plain values
+                event_at=post.get("event_at"),
+                key=post["dedupe_key"],  # the key the spool holds it under: the same post
             )
         spool.forget_feedback([post["dedupe_key"] for post in posts])
         moved[1] += len(posts)

@@ -2,7 +2,8 @@
 
 Every estimate the service returns is one `predictions` row: its inputs, its outputs, the model
 that made it, how long it took and, when a challenger shadows the champion, what the challenger
-said. `feedback` rows (listing price, sold price, sold date) point at a prediction. Both record
+said. `feedback` rows (listing price, sold price, sold date, or an event of the seller's with
+its time) point at a prediction. Both record
 the client that sent them (NULL for anonymous calls); `client_holds` lists the clients whose
 feedback is kept out of training.
 
@@ -49,6 +50,13 @@ def _json(value) -> str:
     return orjson.dumps(value).decode()
 
 
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Return a time as UTC-aware (SQLite gives stored UTC times back without a zone)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -63,6 +71,22 @@ def dedupe_key(prediction_id: str, *values) -> str:
     """Return the sha256 that identifies one feedback post (prediction and reported values)."""
     text = "\x1f".join([prediction_id, *("" if v is None else repr(v) for v in values)])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def feedback_key(
+    prediction_id: str,
+    listing_price: float | None,
+    sold_price: float | None,
+    sold_at: dt.date | None,
+    event: str | None = None,
+    stated_at: str | None = None,
+) -> str:
+    """Return the dedupe key of a feedback post: a post of plain values keeps the key it always
+    had; an event adds its name and the time the client stated (None when defaulted, so a retry
+    without a time is the same post)."""
+    if event is None:
+        return dedupe_key(prediction_id, listing_price, sold_price, sold_at)
+    return dedupe_key(prediction_id, listing_price, sold_price, sold_at, event, stated_at)
 
 
 class Store:
@@ -139,6 +163,8 @@ class Store:
                     f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_dedupe_key ON {name} (dedupe_key)"
                 )
         self._add_client_column()
+        self._add_feedback_event_columns()
+        self._add_arm_column()
 
     def _add_client_column(self) -> None:
         """Add the nullable `client` column to log and feedback tables created before it
@@ -156,6 +182,37 @@ class Store:
             except sa.exc.OperationalError as err:  # another process added it first
                 if "duplicate column" not in str(err):
                     raise
+
+    def _add_feedback_event_columns(self) -> None:
+        """Add the nullable `event` and `event_at` columns to a feedback table created before
+        them (its earlier rows stay plain-value posts). Safe when several workers start at once."""
+        name = self.feedback.name
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(name)}
+        guard = "" if self.is_sqlite else "IF NOT EXISTS "
+        for column in ("event", "event_at"):
+            if column in present:
+                continue
+            ddl = self.feedback.c[column].type.compile(dialect=self.engine.dialect)
+            try:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}{column} {ddl}")
+            except sa.exc.OperationalError as err:  # another process added it first
+                if "duplicate column" not in str(err):
+                    raise
+
+    def _add_arm_column(self) -> None:
+        """Add the nullable A/B `arm` column to a log table created before it (its earlier rows
+        read as the champion's). Safe when several workers start at once."""
+        name = self.predictions.name
+        if "arm" in {c["name"] for c in sa.inspect(self.engine).get_columns(name)}:
+            return
+        guard = "" if self.is_sqlite else "IF NOT EXISTS "
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}arm VARCHAR(16)")
+        except sa.exc.OperationalError as err:  # another process added it first
+            if "duplicate column" not in str(err):
+                raise
 
     def drop(self) -> None:
         """Drop both tables (tests and throw-away stores only)."""
@@ -216,7 +273,7 @@ class Store:
         if self.url.get_backend_name() == "postgresql" and self.url.get_driver_name() == "psycopg":
             self._copy_once(rows)
             return
-        rows = [row if "client" in row else {**row, "client": None} for row in rows]
+        rows = [row if "arm" in row else {"client": None, **row, "arm": None} for row in rows]
         insert = (sqlite if self.is_sqlite else postgresql).insert(self.predictions)
         statement = insert.on_conflict_do_nothing(index_elements=[self.predictions.c.prediction_id])
         with self.engine.begin() as conn:
@@ -301,14 +358,19 @@ class Store:
         sold_at: dt.date | None = None,
         received_at: dt.datetime | None = None,
         client: str | None = None,
+        event: str | None = None,
+        event_at: dt.datetime | None = None,
+        key: str | None = None,
     ) -> int | None:
         """Store feedback durably; return its id, or None when the prediction is unknown.
 
         Posting the same values for the same prediction again stores nothing new and returns
         the first record's id (a client retrying after a lost answer does not count twice).
+        `key` is the post's dedupe key (default: `feedback_key` of the values and event).
         """
         p, f = self.predictions, self.feedback
-        key = dedupe_key(prediction_id, listing_price, sold_price, sold_at)
+        if key is None:
+            key = feedback_key(prediction_id, listing_price, sold_price, sold_at, event)
         values = sa.select(
             p.c.prediction_id,
             sa.literal(listing_price, sa.Float),
@@ -317,6 +379,8 @@ class Store:
             sa.literal(received_at or dt.datetime.now(dt.UTC), sa.DateTime(timezone=True)),
             sa.literal(key, sa.String),
             sa.literal(client, sa.String),
+            sa.literal(event, sa.String),
+            sa.literal(event_at, sa.DateTime(timezone=True)),
         ).where(p.c.prediction_id == prediction_id)
         columns = [
             "prediction_id",
@@ -326,6 +390,8 @@ class Store:
             "received_at",
             "dedupe_key",
             "client",
+            "event",
+            "event_at",
         ]
         # One INSERT ... SELECT: the existence check and the write are one statement, so SQLite
         # never has to upgrade a read transaction to a write one (which fails without waiting).
@@ -362,6 +428,32 @@ class Store:
         query = sa.select(f).where(f.c.prediction_id == prediction_id).order_by(f.c.feedback_id)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def feedback_events(self, since: dt.datetime | dt.date | None = None) -> list[dict]:
+        """Return every feedback row (prediction_id, event, event_at, listing_price, sold_price,
+        sold_at, received_at, client), oldest first; received from `since` on when given (a
+        date means 00:00 UTC). `event` is None on posts of plain values; times are UTC-aware on
+        both engines."""
+        f = self.feedback
+        query = sa.select(
+            f.c.prediction_id,
+            f.c.event,
+            f.c.event_at,
+            f.c.listing_price,
+            f.c.sold_price,
+            f.c.sold_at,
+            f.c.received_at,
+            f.c.client,
+        ).order_by(f.c.feedback_id)
+        if since is not None:
+            if not isinstance(since, dt.datetime):
+                since = dt.datetime.combine(since, dt.time(), dt.UTC)
+            query = query.where(f.c.received_at >= _utc(since))
+        with self.engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        for row in rows:
+            row["event_at"], row["received_at"] = _utc(row["event_at"]), _utc(row["received_at"])
+        return rows
 
     def count(self, table: str = "predictions", where: Mapping | None = None) -> int:
         """Count rows of `predictions` or `feedback`, optionally filtered by column equality."""

@@ -2,10 +2,12 @@
 
 predictions   one row per estimate: id (time-ordered), request id, time (UTC), model version,
               inputs (JSON), status, price, interval, rating, reason, latency, and the shadow
-              challenger's version, status, price, interval or error, and the client that asked
+              challenger's version, status, price, interval or error, the client that asked
+              and the A/B arm that priced it
 feedback      listing price, sold price and sold date reported against a prediction; the
               dedupe key (sha256 of those values) makes a repeated post one record; the client
-              that reported it
+              that reported it; `event` (listing_price, sold, withdrawn) and `event_at` when
+              the post named an event (NULL for posts of plain values)
 client_holds  a client whose feedback is kept out of training: held (by the monitor or an
               operator) or dropped, with the reason, until `released_at` is set
 """
@@ -42,6 +44,7 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("challenger_price_high", sa.Float),
         sa.Column("challenger_error", sa.Text),
         sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
+        sa.Column("arm", sa.String(16)),  # A/B arm: champion | challenger; NULL: champion
     )
     feedback = sa.Table(
         f"{prefix}feedback",
@@ -60,6 +63,8 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("dedupe_key", sa.String(64), unique=True),
         sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
+        sa.Column("event", sa.String(16)),  # listing_price | sold | withdrawn; NULL: legacy post
+        sa.Column("event_at", sa.DateTime(timezone=True)),  # when it happened (UTC)
     )
     return meta, predictions, feedback
 

@@ -2,8 +2,9 @@
 
 simulated weeks -> retrain (gates 1-3, promote) -> serve -> replay traffic with feedback ->
 monitor (quiet) -> drift injected (price shock, new model launch) -> monitor flags it ->
-retrain on the recent weeks plus the sold feedback -> promote (graceful reload) -> replay ->
-monitor shows the new version's realised error next to the old one's.
+retrain on the recent weeks plus the sold feedback (gates 1-3, not promoted) -> A/B: the new
+model prices half of the listings as challenger, sellers react (carprice.simulator.sellers) ->
+monitor compares the arms (realised error, conversion) -> `carprice promote --by-experiment`.
 
 State lives under CARPRICE_HOME (default var/demo) and data/demo/; the service listens on
 127.0.0.1 only and is stopped at the end.
@@ -22,10 +23,11 @@ import urllib.request
 from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
+from carprice.runtime import pointer
 from carprice.runtime.clients import UNLIMITED, add_client
 from carprice.runtime.store import Store, default_url
 from carprice.simulator.demo import simulated_week
-from carprice.simulator.replay import http_post, replay
+from carprice.simulator.replay import http_post, replay, replay_sellers
 from carprice.simulator.simulate import simulate
 
 START = dt.date(2026, 1, 5)
@@ -34,6 +36,8 @@ DRIFT = f"shock={DRIFT_AT}:-15%;launch=Tesla/Model Y@{DRIFT_AT}:8%"
 PER_WEEK = 5000
 TRAFFIC = 1500
 PORT = 8777
+AB_SHARE = "0.5"
+PACKAGE = PROJECT_ROOT / "data" / "model" / "package"
 
 
 def step(message: str) -> None:
@@ -47,7 +51,9 @@ def run(*cmd: str, env: dict, ok=(0,)) -> int:
     return rc
 
 
-def retrain(listings: Path, env: dict) -> None:
+def retrain(listings: Path, env: dict, promote: bool = True) -> None:
+    """`make retrain`; with promote=False the chain stops after gate 3 (PROMOTE=0)."""
+    env = env if promote else {**env, "PROMOTE": "0"}
     run("make", "--no-print-directory", "retrain", f"LISTINGS={listings}", env=env)
 
 
@@ -102,6 +108,66 @@ def serve(env: dict) -> subprocess.Popen:
     raise SystemExit("demo stopped: the service did not become ready")
 
 
+def ab_traffic(week: int, drift: str | None, post) -> None:
+    """Replay a week in A/B mode: listings carry keys, sellers react to what they were shown."""
+    listings, _ = simulated_week(
+        100 + week, START + dt.timedelta(weeks=week - 1), TRAFFIC, drift, origin=START
+    )
+    stats = replay_sellers(post, listings, seed=200 + week)
+    arms = ", ".join(f"{n} {arm}" for arm, n in sorted(stats.arms.items()))
+    print(
+        f"   week {week}: {stats.estimates} estimates ({arms}); sellers: {stats.adjusted} price "
+        f"changes, {stats.sold} sold, {stats.withdrawn} withdrawn; {stats.errors} errors"
+    )
+
+
+def experiment(report: dict) -> None:
+    """Print the arms side by side from the monitor's report (its `experiment` section)."""
+    for line in experiment_lines(report.get("experiment") or {}):
+        print("  ", line)
+
+
+def experiment_lines(result: dict) -> list[str]:
+    """One line per arm (conversion, days to sell, adjustments, realised error, with their
+    intervals), then the challenger's verdict per judged metric and the promotion decision."""
+    lines = []
+    for arm in result.get("arms") or []:
+        conv, days = arm["conversion"], arm["days_to_sell"]
+        adjusted, mape = arm["adjusted"], arm["realised_mape"]
+        lines.append(
+            f"{arm['arm']:<10} {arm['model_version']}: {arm['estimates']} estimates; "
+            f"sold within {result['settings']['sold_within_days']} days "
+            f"{_share(conv['share'])} {_ci(conv['ci'], '.1%')}; "
+            f"median days to sell {_num(days['median'], '.0f')} {_ci(days['ci'], '.0f')}; "
+            f"adjusted {_share(adjusted['share'])}; "
+            f"realised MAPE {_share(mape['value'])} {_ci(mape['ci'], '.1%')} (n={mape['n']})"
+        )
+    for name, entry in (result.get("comparison") or {}).items():
+        lines.append(
+            f"challenger - champion, {name}: {_num(entry['difference'], '+.4f')} "
+            f"{_ci(entry['ci'], '+.4f')}: {entry['verdict']}"
+        )
+    decision = result.get("promotion") or {}
+    if decision:
+        lines.append(
+            "experiment: "
+            + ("promotion allowed" if decision["allowed"] else "; ".join(decision["reasons"]))
+        )
+    return lines or ["no A/B experiment in the log"]
+
+
+def _num(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _share(value) -> str:
+    return _num(value, ".1%")
+
+
+def _ci(ci, spec: str) -> str:
+    return "" if ci is None else f"[{format(ci[0], spec)}, {format(ci[1], spec)}]"
+
+
 def traffic(week: int, drift: str | None, post) -> None:
     listings, sales = simulated_week(
         100 + week, START + dt.timedelta(weeks=week - 1), TRAFFIC, drift, origin=START
@@ -111,6 +177,23 @@ def traffic(week: int, drift: str | None, post) -> None:
         f"   week {week}: {stats.estimates} estimates ({stats.unsupported} unsupported), "
         f"{stats.feedback} sales fed back, {stats.errors} errors"
     )
+
+
+def promote_args() -> list[str]:
+    """The package and gate reports `make promote` passes (see the Makefile)."""
+    reports = PROJECT_ROOT / "reports"
+    return [
+        "--package",
+        str(PACKAGE),
+        "--gate1",
+        str(PROJECT_ROOT / "data" / "validated"),
+        "--gate2",
+        str(reports / "evaluation"),
+        "--gate3",
+        str(reports / "e2e"),
+        "--params",
+        str(PROJECT_ROOT / "params.yaml"),
+    ]
 
 
 def main() -> int:
@@ -156,10 +239,30 @@ def main() -> int:
             drift=DRIFT.replace(str(DRIFT_AT), str(DRIFT_AT)),
             progress=lambda m: None,
         )
-        retrain(data / "weeks-8-11", env)
-        step("week 12: traffic served by the new champion")
-        traffic(12, DRIFT, post)
-        monitor(env)
+        retrain(data / "weeks-8-11", env, promote=False)
+        step(f"A/B: the new model as challenger for {float(AB_SHARE):.0%} of listings")
+        pointer.swap_pointer(home, PACKAGE / "bundle", pointer.CHALLENGER, note="demo A/B")
+        service.terminate()
+        service.wait(timeout=60)
+        service = serve({**env, "CARPRICE_AB_SHARE": AB_SHARE})
+        step("weeks 12-13: A/B traffic; sellers change prices, sell or withdraw")
+        ab_traffic(12, DRIFT, post)
+        ab_traffic(13, DRIFT, post)
+        report = monitor(env)
+        step("the experiment: the new version next to the old one")
+        experiment(report)
+        step("promote by experiment")
+        promoted = run(
+            sys.executable,
+            "-m",
+            "carprice.cli",
+            "promote",
+            "--by-experiment",
+            *promote_args(),
+            env=env,
+            ok=(0, 1),
+        )
+        print("   promoted" if promoted == 0 else "   not promoted: the champion stays")
     finally:
         service.terminate()
         service.wait(timeout=60)

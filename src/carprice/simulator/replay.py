@@ -2,17 +2,23 @@
 
 `post(path, body) -> (status, json)` is the only contact with the service, so the same replay
 drives a Flask test client in tests and a real server over HTTP (`http_post`) in the demo.
+`replay` posts the simulated sales as legacy feedback; `replay_sellers` sends a listing_key
+with every listing and posts the seller model's events (price changes, sales, withdrawals).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+
+from carprice.simulator.sellers import SellerParams, seller_events
 
 Post = Callable[[str, dict], tuple[int, dict]]
 API_FIELDS = {"offerType": "offer_type"}
@@ -24,6 +30,12 @@ class ReplayStats:
     unsupported: int = 0
     feedback: int = 0
     errors: int = 0
+    adjusted: int = 0  # seller events posted (replay_sellers): price changes ...
+    sold: int = 0  # ... sales ...
+    withdrawn: int = 0  # ... and withdrawals
+    pending: int = 0  # events after `until`, not posted (the listing is still open)
+    arms: dict[str, int] = field(default_factory=dict)  # estimates per arm, when answered
+    last_error: str | None = None  # status and body of the last refused request
 
 
 def http_post(base_url: str, key: str | None = None, timeout: float = 30.0) -> Post:
@@ -56,17 +68,20 @@ def flask_post(client) -> Post:
     return post
 
 
-def api_listing(row: dict) -> dict:
+def api_listing(row: dict, listing_key: str | None = None) -> dict:
     """Turn a clean canonical listing row into an API listing with its asking price."""
     listing = {
         API_FIELDS.get(k, k): row[k]
         for k in ("make", "model", "fuel", "gear", "offerType", "mileage", "hp", "year")
     }
     listing["listing_price"] = row["price"]
-    return {
+    out = {
         k: (int(v) if k in ("mileage", "hp", "year", "listing_price") else v)
         for k, v in listing.items()
     }
+    if listing_key is not None:
+        out["listing_key"] = listing_key
+    return out
 
 
 def replay(
@@ -105,4 +120,91 @@ def replay(
             stats.feedback += 1
         else:
             stats.errors += 1
+    return stats
+
+
+def event_body(prediction_id: str, event: dict) -> dict:
+    """Return the /v1/feedback body of one seller event."""
+    day = str(event["at"])[:10]
+    kind = event["event"]
+    if kind == "listing_price":
+        extra = {"listing_price": float(event["listing_price"]), "changed_at": day}
+    elif kind == "sold":
+        extra = {"sold_price": float(event["sold_price"]), "sold_at": day}
+    else:
+        extra = {"withdrawn_at": day}
+    return {"prediction_id": prediction_id, "event": kind, **extra}
+
+
+def _estimate_rows(post: Post, rows: list[dict], batch: int, stats: ReplayStats):
+    """Ask for estimates with listing keys; return prediction ids and the estimates shown."""
+    ids: list[str | None] = [None] * len(rows)
+    shown = np.full((len(rows), 3), np.nan)
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        body = {"listings": [_keyed(r) for r in chunk]}
+        status, answer = post("/v1/estimates", body)
+        if status != 200:
+            stats.errors += 1
+            stats.last_error = f"{status} {answer}"
+            continue
+        for i, estimate in enumerate(answer["estimates"], start):
+            ids[i] = estimate["prediction_id"]
+            stats.estimates += 1
+            arm = estimate.get("arm")
+            if arm:
+                stats.arms[arm] = stats.arms.get(arm, 0) + 1
+            if estimate["status"] != "ok":
+                stats.unsupported += 1
+                continue
+            shown[i] = (estimate["price"], estimate["price_low"], estimate["price_high"])
+    return ids, pd.DataFrame(shown, columns=["price", "price_low", "price_high"])
+
+
+def _keyed(row: dict) -> dict:
+    """The API listing with its stable key and the day it went online (the seller model's
+    events count their days from it, and so does the monitor)."""
+    listing = api_listing(row, str(row["listing_id"]))
+    listing["listed_at"] = str(row["listed_at"])[:10]
+    return listing
+
+
+def replay_sellers(
+    post: Post,
+    listings: pd.DataFrame,
+    *,
+    seed: int | list[int],
+    params: SellerParams | None = None,
+    batch: int = 200,
+    until: dt.date | None = None,
+) -> ReplayStats:
+    """Ask for an estimate of every listing (with its listing_key), then post what sellers do.
+
+    `listings` holds clean canonical rows with listing_id, listed_at and fair_price (see
+    `simulated_week`). The seller model (carprice.simulator.sellers) reacts to the estimate each
+    listing was shown; its events are posted in time order up to `until` (default: today, UTC),
+    later ones are counted as pending.
+    """
+    stats = ReplayStats()
+    rows = listings.to_dict("records")
+    ids, estimates = _estimate_rows(post, rows, batch, stats)
+    events = seller_events(listings, estimates, seed=seed, params=params)
+    last = np.datetime64(until or dt.datetime.now(dt.UTC).date(), "D")
+    index = {row["listing_id"]: i for i, row in enumerate(rows)}
+    counters = {"listing_price": "adjusted", "sold": "sold", "withdrawn": "withdrawn"}
+    for event in events.to_dict("records"):
+        prediction_id = ids[index[event["listing_id"]]]
+        if prediction_id is None:
+            continue
+        if np.datetime64(event["at"], "D") > last:
+            stats.pending += 1
+            continue
+        status, answer = post("/v1/feedback", event_body(prediction_id, event))
+        if status == 202:
+            stats.feedback += 1
+            name = counters[event["event"]]
+            setattr(stats, name, getattr(stats, name) + 1)
+        else:
+            stats.errors += 1
+            stats.last_error = f"{status} {answer}"
     return stats

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from carprice.data.ingest import SIMULATED_MARKER
+from carprice.runtime.home import file_sha256
 from carprice.simulator.market import generate_listings
 from carprice.simulator.market_tables import Calibration, load_calibration
 from carprice.simulator.sales import simulate_sales
@@ -33,6 +36,21 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+def mark_simulated(out_dir: Path, paths: list[Path]) -> None:
+    """List written files with their sha256 in the folder's marker, so ingest knows them."""
+    marker = Path(out_dir) / SIMULATED_MARKER
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        files = {}
+    files.update({p.name: file_sha256(p) for p in paths})
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(
+        json.dumps({"files": dict(sorted(files.items()))}, indent=2) + "\n", encoding="utf-8"
+    )
+    tmp.replace(marker)
+
+
 def simulate(
     *,
     weeks: int,
@@ -51,6 +69,8 @@ def simulate(
     deterministic function of (seed, w) and the arguments, so weeks can be regenerated alone.
     Returns the written paths: listings-YYYY-Www.csv then sales-YYYY-Www.csv for each week.
     Sales of a week's listings are in that week's sales file, even when sold_at falls later.
+    `simulated.json` in `out_dir` lists the files with their sha256, so that ingest records
+    the snapshot's source as simulated.
     `progress` gets one message per week written, `steps(week, weeks, message)` the same count.
     """
     if weeks < 0 or listings_per_week < 0:
@@ -78,6 +98,7 @@ def simulate(
         paths = (out_dir / f"listings-{label}.csv", out_dir / f"sales-{label}.csv")
         write_csv(listings.drop(columns="fair_price"), paths[0])
         write_csv(sales, paths[1])
+        mark_simulated(out_dir, list(paths))
         written.extend(paths)
         done = f"{label}: {len(listings)} listings, {len(sales)} sales -> {paths[0].name}"
         if progress is not None:

@@ -1,0 +1,99 @@
+"""Noise floor: how far identical-spec listings sit from their siblings' price.
+
+Listings that share make, model, fuel, gear, year and hp, with mileages in the same 10,000 km
+bucket, are the same car as far as our features can tell. The error of each such listing
+against the median price of its siblings (the other listings of its group, leave-one-out) is
+what no model of these features can remove; gate 2's error bounds are derived from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from carprice.model.metrics import error_metrics
+
+SPEC = ("make", "model", "fuel", "gear", "year", "hp")
+MILEAGE_BUCKET_KM = 10_000
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """MAPE and median APE of identical-spec listings against their siblings' median."""
+
+    mape: float
+    median_ape: float
+    groups: int
+    rows: int
+
+
+def spec_groups(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> np.ndarray:
+    """Number each listing's identical-spec group (-1 where a key is missing).
+
+    A group shares the `SPEC` columns and the mileage bucket (`mileage // bucket_km`).
+    """
+    keys = frame[list(SPEC)].assign(km_bucket=frame["mileage"].to_numpy() // bucket_km)
+    return keys.groupby(list(keys.columns), sort=False, dropna=True).ngroup().to_numpy()
+
+
+def sibling_medians(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.Series:
+    """Return each listing's leave-one-out median sibling price (NaN without a sibling)."""
+    group = spec_groups(frame, bucket_km)
+    price = frame["price"].to_numpy(dtype=float)
+    valid = group >= 0  # rows with a missing key form no group
+    order = np.lexsort((price, np.where(valid, group, -1)))
+    order = order[valid[order]]
+    g, v = group[order], price[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    sizes = np.diff(np.r_[starts, len(g)])
+    start = np.repeat(starts, sizes)
+    n = np.repeat(sizes, sizes)
+    rank = np.arange(len(g)) - start
+    m = n - 1  # siblings of each row
+
+    def pick(k: np.ndarray) -> np.ndarray:
+        """Value of the k-th smallest sibling (the row itself skipped)."""
+        index = start + k + (k >= rank)
+        return v[np.minimum(index, len(v) - 1)]
+
+    lo = np.maximum((m - 1) // 2, 0)
+    hi = np.maximum(m // 2, 0)
+    median = (pick(lo) + pick(hi)) / 2.0
+    median[m < 1] = np.nan
+    out = np.full(len(frame), np.nan)
+    out[order] = median
+    return pd.Series(out, index=frame.index, name="sibling_median")
+
+
+def noise_floor(
+    frame: pd.DataFrame, min_listings: int = 3, bucket_km: int = MILEAGE_BUCKET_KM
+) -> NoiseFloor:
+    """Measure the noise floor of clean listings on groups of at least `min_listings` listings.
+
+    The default of 3 gives every listing at least two siblings, so its reference is a median
+    of prices; against one sibling the reference carries the listing's own noise again.
+    """
+    if min_listings < 2:
+        raise ValueError("min_listings must be at least 2: a listing needs a sibling")
+    group = spec_groups(frame, bucket_km)
+    sizes = pd.Series(group).map(pd.Series(group).value_counts()).to_numpy()
+    used = (group >= 0) & (sizes >= min_listings)
+    if not used.any():
+        raise ValueError(
+            f"no {min_listings} listings share a spec: the noise floor cannot be measured"
+        )
+    medians = sibling_medians(frame, bucket_km).to_numpy()
+    m = error_metrics(frame["price"].to_numpy()[used], medians[used])
+    return NoiseFloor(
+        mape=m["mape"],
+        median_ape=m["median_ape"],
+        groups=int(len(np.unique(group[used]))),
+        rows=int(used.sum()),
+    )
+
+
+def derived_bound(floor: float, factor: float) -> float:
+    """Return an error bound from a noise floor: floor x factor, rounded to 0.001."""
+    return round(floor * factor, 3)
