@@ -163,54 +163,28 @@ class Store:
                 conn.exec_driver_sql(
                     f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_dedupe_key ON {name} (dedupe_key)"
                 )
-        self._add_client_column()
-        self._add_feedback_event_columns()
-        self._add_arm_column()
+        # columns added since the first release; earlier rows keep NULL: an anonymous client,
+        # a plain-value feedback post (no event), the champion's arm
+        for table, column in (
+            (self.predictions, "client"),
+            (self.feedback, "client"),
+            (self.feedback, "event"),
+            (self.feedback, "event_at"),
+            (self.predictions, "arm"),
+        ):
+            self._add_column(table, column)
 
-    def _add_client_column(self) -> None:
-        """Add the nullable `client` column to log and feedback tables created before it
-        (their earlier rows stay anonymous). Safe when several workers start at once."""
-        inspector = sa.inspect(self.engine)
-        for table in (self.predictions, self.feedback):
-            if "client" in {c["name"] for c in inspector.get_columns(table.name)}:
-                continue
-            guard = "" if self.is_sqlite else "IF NOT EXISTS "  # SQLite has no IF NOT EXISTS here
-            try:
-                with self.engine.begin() as conn:
-                    conn.exec_driver_sql(
-                        f"ALTER TABLE {table.name} ADD COLUMN {guard}client VARCHAR(200)"
-                    )
-            except sa.exc.OperationalError as err:  # another process added it first
-                if "duplicate column" not in str(err):
-                    raise
-
-    def _add_feedback_event_columns(self) -> None:
-        """Add the nullable `event` and `event_at` columns to a feedback table created before
-        them (its earlier rows stay plain-value posts). Safe when several workers start at once."""
-        name = self.feedback.name
-        present = {c["name"] for c in sa.inspect(self.engine).get_columns(name)}
-        guard = "" if self.is_sqlite else "IF NOT EXISTS "
-        for column in ("event", "event_at"):
-            if column in present:
-                continue
-            ddl = self.feedback.c[column].type.compile(dialect=self.engine.dialect)
-            try:
-                with self.engine.begin() as conn:
-                    conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}{column} {ddl}")
-            except sa.exc.OperationalError as err:  # another process added it first
-                if "duplicate column" not in str(err):
-                    raise
-
-    def _add_arm_column(self) -> None:
-        """Add the nullable A/B `arm` column to a log table created before it (its earlier rows
-        read as the champion's). Safe when several workers start at once."""
-        name = self.predictions.name
-        if "arm" in {c["name"] for c in sa.inspect(self.engine).get_columns(name)}:
+    def _add_column(self, table: sa.Table, column: str) -> None:
+        """Add a nullable column to a table created before it. Safe when several workers
+        start at once (PostgreSQL: IF NOT EXISTS; SQLite, which lacks it: the duplicate-column
+        error of the loser is ignored)."""
+        if column in {c["name"] for c in sa.inspect(self.engine).get_columns(table.name)}:
             return
+        ddl = table.c[column].type.compile(dialect=self.engine.dialect)
         guard = "" if self.is_sqlite else "IF NOT EXISTS "
         try:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {guard}arm VARCHAR(16)")
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {guard}{column} {ddl}")
         except sa.exc.OperationalError as err:  # another process added it first
             if "duplicate column" not in str(err):
                 raise
