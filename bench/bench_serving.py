@@ -43,7 +43,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from serving.docs_page import EXAMPLE_LISTING
+from serving.examples import EXAMPLE_LISTING
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = Path(__file__).resolve().parent / "serving_peers"

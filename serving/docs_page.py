@@ -15,9 +15,7 @@ from pathlib import Path
 
 from flask import Response, send_file
 
-from serving.examples import ESTIMATE_REQUEST, EXAMPLE_LISTING
-
-__all__ = ["EXAMPLE_LISTING", "asset_response", "curl_example", "page"]
+from serving.examples import ESTIMATE_REQUEST
 
 ASSET_PACKAGE = "flask-swagger-ui"
 STATIC = "/docs/static/"

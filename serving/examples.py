@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from carprice.runtime import listing as contract
 
-EXAMPLE_LISTING = {
-    "make": "Volkswagen",
-    "model": "Golf",
-    "fuel": "Gasoline",
-    "gear": "Manual",
-    "offer_type": "Used",
-    "mileage": 60000,
-    "hp": 116,
-    "year": 2018,
-}
+EXAMPLE_LISTING = contract.EXAMPLE
 ESTIMATE_REQUEST = {"listings": [{**EXAMPLE_LISTING, "listing_price": 14990}]}
 UNSUPPORTED_LISTING = {**EXAMPLE_LISTING, "model": "Phaeton Concept"}
 PREDICTION_ID = "019ad2f3a1c47e0b95d2c6a8f31b7e40"  # 12 hex digits of milliseconds, 20 random

@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from serving.docs_page import EXAMPLE_LISTING
+from serving.examples import EXAMPLE_LISTING
 
 SLOW_S = 2.0
 

@@ -11,7 +11,7 @@ import pytest
 
 from carprice.config import PROJECT_ROOT
 from carprice.runtime.bundle import write_bundle
-from serving.docs_page import EXAMPLE_LISTING
+from serving.examples import EXAMPLE_LISTING
 from tests.conftest import REAL_LISTINGS
 
 CLEAN = PROJECT_ROOT / "data" / "validated" / "clean.parquet"

@@ -111,18 +111,15 @@ def _native(value):
 
 def input_example(predictor: Predictor) -> pd.DataFrame:
     """Two listings: a car model the bundle prices and one it does not."""
-    keys = sorted(predictor.bundle.supported) or [contract.model_key("Volkswagen", "Golf")]
+    keys = sorted(predictor.bundle.supported) or [
+        contract.model_key(contract.EXAMPLE["make"], contract.EXAMPLE["model"])
+    ]
     make, model = contract.split_model_key(keys[0])
-    base = {
-        "fuel": "Gasoline",
-        "gear": "Manual",
-        "offer_type": "Used",
-        "mileage": 60000,
-        "hp": 116,
-        "year": 2018,
-    }
     return pd.DataFrame(
-        [{"make": make, "model": model, **base}, {"make": "Trabant", "model": "601", **base}],
+        [
+            {**contract.EXAMPLE, "make": make, "model": model},
+            {**contract.EXAMPLE, "make": "Trabant", "model": "601"},
+        ],
         columns=list(contract.API_FIELDS),
     )
 

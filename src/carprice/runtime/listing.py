@@ -52,6 +52,16 @@ INTEGER_BOUNDS: dict[str, tuple[int, int | None]] = {  # None: the year bound mo
     "hp": (HP_MIN, HP_MAX),
     "year": (YEAR_MIN, None),
 }
+EXAMPLE: dict[str, str | int] = {  # one valid listing, in API fields (docs, input examples)
+    "make": "Volkswagen",
+    "model": "Golf",
+    "fuel": "Gasoline",
+    "gear": "Manual",
+    "offer_type": "Used",
+    "mileage": 60000,
+    "hp": 116,
+    "year": 2018,
+}
 
 KEY_SEPARATOR = "|"
 
