@@ -39,6 +39,12 @@ LOOSE_GATE2 = {
     "champion_tolerance": 0.05,
 }
 
+# The A/B experiment of this tier (tests/e2e/experiment.py) prices 4,000 listings, about 2,000
+# per arm: the 95% interval of a conversion difference near 0.5 is then +-1.96*sqrt(0.5/2000)
+# = +-0.031, so production's margin of 0.02 could not be resolved by any challenger. The margin
+# here is that half-width plus 0.02.
+EXPERIMENT_MARGIN = 0.05
+
 
 @dataclass
 class World:
@@ -125,6 +131,7 @@ def write_params(path: Path, **train) -> Path:
     params["train"].update(SMALL, **train)
     params["train"]["lgb"]["learning_rate"] = 0.1
     params["gate2"].update(LOOSE_GATE2)
+    params["experiment"]["non_inferiority_margin"] = EXPERIMENT_MARGIN
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 

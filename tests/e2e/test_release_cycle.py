@@ -19,6 +19,7 @@ from carprice.release import container, promote
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from carprice.runtime.home import file_sha256
 from tests.e2e.conftest import write_params
+from tests.e2e.experiment import run_experiment
 from tests.e2e.traffic import SLOW_S, Traffic
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
@@ -231,7 +232,8 @@ def _assert_switched_cleanly(traffic: Traffic, old: str, new: str, switched_at: 
 
 @pytest.fixture(scope="module")
 def second_release(world, second, production) -> str:
-    """Release 2, promoted while production answers 8 concurrent connections."""
+    """Release 2, promoted by an A/B experiment against release 1 (in the store production logs
+    to) while production answers 8 concurrent connections."""
     params = str(world.root / "params.yaml")
     package = second["PACKAGE"]
     for step in (
@@ -253,11 +255,16 @@ def second_release(world, second, production) -> str:
         ],
     ):
         if step[0] == "promote":
+            champion = world.production()[1]
+            weeks = run_experiment(
+                world.home, world.root / "ab", champion, Path(package) / "bundle"
+            )
             before = _get(production, "/readyz")["model_version"]
             with Traffic(production) as traffic:
-                proc = world.carprice(*step)
+                proc = world.carprice(*step, "--by-experiment")
                 switched_at = time.monotonic()
             world.switches["promote"] = (traffic, before, switched_at)
+            world.switches["experiment"] = (weeks, proc)
         else:
             proc = world.carprice(*step)
         if step[0] == "image":
@@ -275,6 +282,24 @@ def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_reque
     )
     _assert_switched_cleanly(traffic, before, manifest["model_version"], switched_at)
     assert _get(production, "/readyz")["runtime"]["image_id"] == manifest["image"]["id"]
+
+
+def test_the_gated_challenger_is_promoted_by_the_a_b_experiment(world, second_release):
+    weeks, proc = world.switches["experiment"]
+    for stats in weeks:
+        assert stats.errors == 0, stats.last_error
+        assert 0.4 < stats.arms["challenger"] / stats.estimates < 0.6, stats.arms
+        assert stats.sold > 100, stats
+    manifest = json.loads(
+        (promote.releases_dir(world.home) / second_release / "manifest.json").read_text()
+    )
+    version = manifest["model_version"]
+    err = proc.stdout + proc.stderr
+    assert f"experiment: {version} is not worse on conversion and realised error" in err
+    for metric in ("conversion", "realised_mape"):  # the table printed with the verdicts
+        assert f"challenger - champion: {metric}" in err, err
+    assert "promotion  allowed" in err
+    assert promote.history(world.home)[-1]["release"] == second_release
 
 
 def test_rollback_reruns_gate_3_and_switches_production_back_under_load(
