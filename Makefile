@@ -32,9 +32,9 @@ PYTEST_ARGS ?=
 CANDIDATES ?=  # make tune: sampled settings and CV folds (empty: params.yaml's tune section)
 FOLDS ?=
 
-.PHONY: help setup retrain seed-raw ingest validate train tune evaluate package image e2e promote \
+.PHONY: help setup retrain seed-raw ingest validate train tune quality-study evaluate package image e2e promote \
 	rollback reproduce serve serve-stop serve-local releases container-setup monitor retrain-if-needed demo-loop \
-	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-serving \
+	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-monitor bench-distributed bench-serving \
 	clean
 
 help: ## list the targets (names in bold on a terminal, unless NO_COLOR is set)
@@ -80,6 +80,11 @@ train: $(STAMP) ## train on data/validated/ and register the challenger in MLflo
 tune: $(STAMP) ## grouped-CV search of train.lgb on data/validated/ -> reports/tune/ (CANDIDATES= FOLDS=)
 	$(BIN)/carprice tune --data $(VALIDATED) --params $(PARAMS) --out reports/tune \
 	  $(if $(CANDIDATES),--candidates $(CANDIDATES)) $(if $(FOLDS),--folds $(FOLDS))
+
+STUDY_LISTINGS ?= ../shared/data/autoscout24-listings.csv
+quality-study: $(STAMP) ## model quality study (candidates, intervals, learning curve) -> reports/study/ (STUDY_LISTINGS= JOBS= QUICK=1)
+	$(BIN)/carprice study --listings $(STUDY_LISTINGS) --params $(PARAMS) --out reports/study \
+	  --jobs $(or $(JOBS),2) $(if $(QUICK),--quick)
 
 evaluate: $(STAMP) ## gate 2 on the trained challenger into reports/evaluation/
 	$(BIN)/carprice evaluate --data $(VALIDATED) --model $(MODEL) --out $(EVALUATION) --params $(PARAMS)
@@ -171,6 +176,18 @@ bench: $(STAMP) ## benchmarks: ingest+validate, simulator and training on 1,000,
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_simulate.py
 	$(BIN)/python bench/bench_train.py
+	$(MAKE) bench-distributed
+	$(MAKE) bench-monitor
+
+# make bench-monitor BENCH_MONITOR_ARGS="--engine both --pandas" (see bench/bench_monitor.py -h)
+BENCH_MONITOR_ARGS ?=
+bench-monitor: $(STAMP) ## the monitor's peak memory on 500,000 and 5,000,000 logged estimates (SQLite)
+	$(BIN)/python bench/bench_monitor.py $(BENCH_MONITOR_ARGS)
+
+# make bench-distributed BENCH_DISTRIBUTED_ARGS="--rows 1000000 --rounds 200" (bench/bench_distributed.py -h)
+BENCH_DISTRIBUTED_ARGS ?= --rounds 200
+bench-distributed: $(STAMP) ## peak memory per process of gate 1, train and gate 2 on 1,000,000 rows: Dask vs one process
+	$(BIN)/python bench/bench_distributed.py $(BENCH_DISTRIBUTED_ARGS)
 
 bench-serving: $(STAMP) ## service throughput and latency vs a bare handler (needs wrk)
 	@command -v wrk >/dev/null || { echo "bench-serving needs wrk: apt-get install -y wrk"; exit 2; }

@@ -1,53 +1,157 @@
-"""Training through lightgbm.dask on a local 2-worker Dask cluster passes the same gate."""
+"""The distributed path computes what the single-machine path computes, from partitions.
+
+The aggregates and the partitioned gate 2 run on Dask's local threaded scheduler here (no
+cluster); lightgbm.dask itself needs a cluster and is in the slow tests below and in
+test_distributed_memory.py (gate 2 with params.yaml's own bounds under memory caps).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from carprice.data.partitions import read_partitioned, write_partitioned
+from carprice.model.dask_evaluate import evaluate_partitions
+from carprice.model.dask_train import SPLIT, TRAIN, fit_spec, with_split
 from carprice.model.evaluate import evaluate
-from carprice.model.gate import check_model_gate
-from carprice.model.train import TEST, TRAIN, train
-from carprice.runtime.bundle import load_bundle, write_bundle
+from carprice.model.train import CALIBRATION, TEST, split_of, train
+from carprice.runtime.bundle import load_bundle
+from carprice.runtime.features import FeatureSpec
 from carprice.runtime.predictor import Predictor
 from tests.conftest import small_params
-from tests.unit.test_evaluate import THRESHOLDS
-
-pytestmark = pytest.mark.slow
+from tests.model.distributed_jobs import validated_folder
 
 
-def test_dask_training_gives_a_model_that_passes_the_same_gate(
-    market_frame, params, small_model, small_bundle, tmp_path
+@pytest.fixture(scope="module")
+def partitioned(market_frame, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("partitioned") / "clean"
+    write_partitioned(market_frame, folder, 6)
+    return folder
+
+
+def test_partitions_by_make_keep_every_row_and_each_make_in_one_file(market_frame, partitioned):
+    files = sorted(partitioned.glob("part-*.parquet"))
+    makes = [set(pd.read_parquet(f)["make"]) for f in files]
+    assert len(files) > 1
+    assert sum(len(m) for m in makes) == market_frame["make"].nunique()
+    back = pd.read_parquet(partitioned)
+    assert len(back) == len(market_frame)
+    key = list(market_frame.columns)
+    pd.testing.assert_frame_equal(
+        back.sort_values(key, ignore_index=True),
+        market_frame.sort_values(key, ignore_index=True),
+        check_dtype=False,
+    )
+
+
+def test_the_split_of_each_partition_is_the_single_machine_split(market_frame, partitioned):
+    rows = with_split(read_partitioned(partitioned), 0.2, 0.15).compute()
+    expected = market_frame.assign(_split=split_of(market_frame, 0.2, 0.15))
+    key = list(market_frame.columns)
+    merged = rows.merge(expected, on=key, suffixes=("", "_single"))
+    assert len(merged) == len(market_frame)
+    assert (merged["_split"] == merged["_split_single"]).all()
+
+
+def test_the_feature_spec_from_dask_aggregates_equals_the_one_fitted_in_memory(
+    market_frame, partitioned
+):
+    rows = with_split(read_partitioned(partitioned), 0.2, 0.15)
+    spec = fit_spec(rows[rows[SPLIT] == TRAIN])
+    expected = FeatureSpec.fit(market_frame[split_of(market_frame, 0.2, 0.15) == TRAIN])
+    assert spec.to_dict() == expected.to_dict()
+
+
+def test_gate2_on_partitions_measures_what_gate2_in_memory_measures(
+    market_frame, partitioned, small_bundle, small_model
 ):
     _, split = small_model
-    tp = dataclasses.replace(small_params(params), distributed={"enabled": True, "workers": 2})
+    predictor = Predictor(load_bundle(small_bundle))
+    expected = evaluate(
+        predictor, predictor, market_frame[split == TRAIN], market_frame[split == TEST]
+    )
+    got = evaluate_partitions(
+        small_bundle,
+        (small_bundle, predictor.version),
+        read_partitioned(partitioned),
+        0.2,
+        0.15,
+    )
+    assert got.metrics == pytest.approx(expected.metrics, rel=1e-12)
+    assert got.baseline == pytest.approx(expected.baseline, rel=1e-12)
+    assert got.champion["rows"] == expected.champion["rows"]
+    assert got.champion["champion"] == pytest.approx(expected.champion["champion"], rel=1e-12)
+    assert got.priced_share == expected.priced_share
+    key = ["segment", "value"]
+    a = got.segments.sort_values(key, ignore_index=True)
+    b = expected.segments.sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_training_on_a_cluster_records_workers_partitions_and_seed(market_frame, params):
+    tp = small_params(params)
+    tp = dataclasses.replace(tp, distributed={"enabled": True, "workers": 2})
+    split = split_of(market_frame, tp.test_share, tp.calibration_share)
     messages = []
     model = train(market_frame, split, tp, progress=messages.append)
     assert any("lightgbm.dask on 2 local workers" in m for m in messages)
-    supported = json_supported(small_bundle)
-    path = write_bundle(
-        tmp_path / "dask-bundle",
-        boosters=model.boosters,
-        spec=model.spec,
-        supported=supported,
-        interval=model.interval,
-        metadata={"model_version": "m-dask"},
+    assert model.distributed == {
+        "workers": 2,
+        "partitions": 4,
+        "seed": tp.seed,
+        "deterministic": True,
+    }
+    single = FeatureSpec.fit(market_frame[split == TRAIN])
+    assert model.spec.to_dict() == single.to_dict()
+    assert model.split_counts[TEST] == int((split == TEST).sum())
+    assert model.interval["calibration_rows"] == int((split == CALIBRATION).sum())
+    assert abs(model.interval["offset_low"]) < 0.5  # log-price units: the bands nearly fit
+    log_price = np.log(market_frame["price"].to_numpy(dtype=float))
+    x = model.spec.encode_frame(market_frame[split == TEST])
+    error = np.abs(np.exp(model.point.predict(x) - log_price[split == TEST]) - 1)
+    assert float(np.mean(error)) < 0.2
+    json.dumps(model.distributed)  # lineage is written as JSON
+
+
+@pytest.mark.slow
+def test_the_train_and_gate2_stages_run_on_partitions_and_record_the_layout(
+    market_frame, params, tmp_path
+):
+    from carprice.config import Paths
+    from carprice.model.stage import run_evaluation, run_training
+
+    validated = validated_folder(tmp_path / "validated", market_frame, 4)
+    tp = small_params(params)
+    train_section = {
+        **params["train"],
+        "num_boost_round": tp.num_boost_round,
+        "quantile_boost_round": tp.quantile_boost_round,
+        "lgb": tp.lgb,
+        "distributed": {"enabled": True, "workers": 2},
+    }
+    run_params = {**params, "train": train_section}
+    paths = Paths(root=tmp_path, home=tmp_path / "home")
+    messages: list[str] = []
+    record = run_training(validated, tmp_path / "model", run_params, paths, messages.append)
+    assert any("4 partitions" in m for m in messages)
+    layout = record["distributed"]
+    assert (layout["workers"], layout["partitions"], layout["seed"]) == (
+        2,
+        4,
+        params["train"]["seed"],
     )
-    dask_predictor = Predictor(load_bundle(path))
-    local_predictor = Predictor(load_bundle(small_bundle))
-    train_rows, test_rows = market_frame[split == TRAIN], market_frame[split == TEST]
-    result = evaluate(dask_predictor, local_predictor, train_rows, test_rows)
-    gate = check_model_gate(result, dataclasses.replace(THRESHOLDS, champion_tolerance=0.1))
-    assert gate.passed, gate.reasons
-    c = result.champion
-    print(
-        f"\ndask MAPE {c['challenger']['mape']:.4f} vs single machine {c['champion']['mape']:.4f}"
+    assert layout["partitioning"]["layout"] == "files by make (crc32 buckets)"
+    metadata = json.loads((tmp_path / "model" / "bundle" / "metadata.json").read_text())
+    assert metadata["distributed"] == layout
+    gate = run_evaluation(
+        validated, tmp_path / "model", tmp_path / "eval", run_params, paths, messages.append
     )
-
-
-def json_supported(bundle):
-    import json
-
-    rows = json.loads((bundle / "supported_models.json").read_text())
-    return [(r["make"], r["model"]) for r in rows]
+    assert "gate 2 on Dask partitions" in messages
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["passed"] == gate.passed
+    assert report["metrics"]["rows"] > 2000 and 0 < report["metrics"]["mape"] < 0.2

@@ -49,6 +49,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from carprice.cli.model import run_params
     from carprice.data.ingest import check_sources
     from carprice.data.stage import run_validation
 
@@ -56,7 +57,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     require_listings("--listings", args.listings, paths.snapshots)
     if Path(args.listings).exists():
         check_sources(Path(args.listings), _required_fields(args.params))
-    gate = run_validation(args.listings, Path(args.out), load_params(args.params), paths, say)
+    gate = run_validation(args.listings, Path(args.out), run_params(args), paths, say)
     print(gate.summary(), file=sys.stderr if not gate.passed else sys.stdout)
     return 0 if gate.passed else 1
 
@@ -82,4 +83,9 @@ def add_commands(sub) -> None:
     p.add_argument("--listings", required=True, help="snapshot (.parquet or id), file or folder")
     p.add_argument("--out", required=True, help="output folder for clean data and the report")
     p.add_argument("--params", default="params.yaml", help="parameters: data rules, gate 1")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run on Dask partitions by make (a snapshot; train.distributed's cluster)",
+    )
     p.set_defaults(func=cmd_validate)

@@ -38,6 +38,8 @@ INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
 # The market simulator lists the files it wrote, with their sha256, in this file beside them.
 SIMULATED_MARKER = "simulated.json"
+# Rows per Parquet row group: gate 1 on Dask reads a snapshot one row group per partition.
+ROW_GROUP_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def ingest(
         return Snapshot(sid, parquet, manifest, len(frame), created=False)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     tmp = parquet.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
+    frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
     meta = {
         "snapshot_id": sid,
         "ingest_version": INGEST_VERSION,

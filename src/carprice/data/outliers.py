@@ -27,8 +27,9 @@ class OutlierRules:
     mad_floor: float = 0.05
 
 
-def _design(frame: pd.DataFrame) -> np.ndarray:
-    age = frame["year"].max() - frame["year"]
+def design(frame: pd.DataFrame, ref_year: float | None = None) -> np.ndarray:
+    """Return the pooled fit's design matrix; age counts from `ref_year` (default: the newest)."""
+    age = (frame["year"].max() if ref_year is None else ref_year) - frame["year"]
     return np.column_stack(
         [
             np.ones(len(frame)),
@@ -49,22 +50,31 @@ def _group_stats(residual: pd.Series, keys: list[pd.Series], min_rows: int):
     return median.mask(small), mad.mask(small)
 
 
+def judgeable(frame: pd.DataFrame, candidates: np.ndarray) -> pd.DataFrame:
+    """Return the candidate rows the rule can judge (positive price and hp, mileage >= 0)."""
+    rows = frame.loc[candidates]
+    return rows[(rows["price"] > 0) & (rows["hp"] > 0) & (rows["mileage"] >= 0)]
+
+
+def kept(rows: pd.DataFrame, residual: np.ndarray, rules: OutlierRules) -> np.ndarray:
+    """Return which rows lie within `z_max` robust z-scores of their (make, model)'s residuals."""
+    residual = pd.Series(residual, index=rows.index)
+    median, mad = _group_stats(residual, [rows["make"], rows["model"]], rules.min_group_rows)
+    scale = np.maximum(MAD_TO_SD * mad, rules.mad_floor)
+    z = ((residual - median) / scale).abs()
+    return ~(z > rules.z_max).to_numpy()  # NaN (not judged) keeps the row
+
+
 def price_outliers(frame: pd.DataFrame, candidates: np.ndarray, rules: OutlierRules) -> np.ndarray:
     """Flag candidate rows whose log price is far from similar cars of the same (make, model)."""
     flags = np.zeros(len(frame), dtype=bool)
-    rows = frame.loc[candidates]
-    if len(rows) < rules.min_group_rows:
+    if int(candidates.sum()) < rules.min_group_rows:
         return flags
-    positive = (rows["price"] > 0) & (rows["hp"] > 0) & (rows["mileage"] >= 0)
-    rows = rows[positive]
-    x, y = _design(rows), np.log(rows["price"].to_numpy(dtype=float))
+    rows = judgeable(frame, candidates)
+    x, y = design(rows), np.log(rows["price"].to_numpy(dtype=float))
     keep = np.ones(len(rows), dtype=bool)
     for _ in range(2):
         coef, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
-        residual = pd.Series(y - x @ coef, index=rows.index)
-        median, mad = _group_stats(residual, [rows["make"], rows["model"]], rules.min_group_rows)
-        scale = np.maximum(MAD_TO_SD * mad, rules.mad_floor)
-        z = ((residual - median) / scale).abs()
-        keep = ~(z > rules.z_max).to_numpy()  # NaN (not judged) keeps the row
-    flags[np.flatnonzero(candidates)[positive.to_numpy()]] = ~keep
+        keep = kept(rows, y - x @ coef, rules)
+    flags[frame.index.get_indexer(rows.index)] = ~keep
     return flags

@@ -47,9 +47,17 @@ def _write_atomic(path: Path, write) -> None:
 
 
 def write_outputs(
-    out_dir: Path, result: ValidationResult, table: pd.DataFrame, report: dict
+    out_dir: Path,
+    result: ValidationResult,
+    table: pd.DataFrame,
+    report: dict,
+    write_clean=None,
 ) -> dict[str, Path]:
-    """Write every Gate 1 output into a directory and return their paths."""
+    """Write every Gate 1 output into a directory and return their paths.
+
+    `write_clean(path)` writes the clean rows when `result.clean` does not hold them all (gate 1
+    on partitions streams them from the workers).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -63,7 +71,8 @@ def write_outputs(
     quarantine = result.quarantine.astype(
         {c: "str" for c in result.quarantine.columns if c not in ("row", "reasons")}
     )
-    _write_atomic(paths["clean"], lambda p: result.clean.to_parquet(p, index=False))
+    write_clean = write_clean or (lambda p: result.clean.to_parquet(p, index=False))
+    _write_atomic(paths["clean"], write_clean)
     _write_atomic(paths["quarantine"], lambda p: quarantine.to_parquet(p, index=False))
     _write_atomic(paths["quarantine_csv"], lambda p: result.quarantine.to_csv(p, index=False))
     _write_atomic(paths["supported_models"], lambda p: table.to_csv(p, index=False))

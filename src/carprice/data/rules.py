@@ -154,8 +154,13 @@ def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     return pd.DataFrame(out, index=df.index), flags
 
 
-def validate(df: pd.DataFrame, rules: ValidationRules) -> ValidationResult:
-    """Split listings into clean rows and quarantined rows with their reason codes."""
+def row_flags(
+    df: pd.DataFrame, rules: ValidationRules
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], list[str]]:
+    """Apply the per-row rules: the source rows, the coerced frame, reason flags, problems.
+
+    Each row is judged alone, so any partition of the rows gets the same flags.
+    """
     source = df.reset_index(drop=True)
     frame, flags = _coerce(source)
     n = len(frame)
@@ -180,20 +185,31 @@ def validate(df: pd.DataFrame, rules: ValidationRules) -> ValidationResult:
     for name in NUMERIC_COLUMNS:  # a value that is there but unreadable is not "missing"
         if f"missing_{name}" in flags:
             flags[f"missing_{name}"] &= ~flags[f"not_numeric_{name}"]
+    return source, frame, flags, problems
+
+
+def any_flag(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Return the rows with at least one reason flag."""
     dirty = np.zeros(n, dtype=bool)
     for mask in flags.values():
         dirty |= mask
+    return dirty
+
+
+def validate(df: pd.DataFrame, rules: ValidationRules) -> ValidationResult:
+    """Split listings into clean rows and quarantined rows with their reason codes."""
+    source, frame, flags, problems = row_flags(df, rules)
+    dirty = any_flag(flags, len(frame))
     flags[DUPLICATE] = frame.duplicated(keep="first").to_numpy()
     flags[PRICE_OUTLIER] = price_outliers(frame, ~dirty, rules.outlier)
-    return _split(source, frame, flags, problems, rules)
+    return split_rows(source, frame, flags, problems, rules)
 
 
-def _split(source, frame, flags, problems, rules) -> ValidationResult:
+def split_rows(source, frame, flags, problems, rules) -> ValidationResult:
+    """Return the clean rows and the quarantined rows with their reasons, given the flags."""
     n = len(frame)
     flags = {code: mask for code, mask in flags.items() if mask.any()}
-    bad = np.zeros(n, dtype=bool)
-    for mask in flags.values():
-        bad |= mask
+    bad = any_flag(flags, n)
     q_rows = np.flatnonzero(bad)
     reasons = pd.Series("", index=q_rows, dtype=object)
     for code in sorted(flags):

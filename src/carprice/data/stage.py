@@ -6,6 +6,7 @@ Plain functions over paths, parameters and a progress callback; the CLI only par
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -112,20 +113,71 @@ def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Sa
     """
     rules = ValidationRules.from_params(params.get("validation", {}))
     thresholds = DataThresholds.from_params(params.get("gate1", {}))
+    settings = params.get("train", {}).get("distributed") or {}
+    if settings.get("enabled"):
+        return _run_on_partitions(listings, Path(out), (rules, thresholds), settings, paths, say)
     started = time.perf_counter()
     frame = load_listings(listings, paths.snapshots)
     say(f"validating {len(frame):,} rows from {listings}")
     result = validate(frame, rules)
     table, gate = data_gate(result, thresholds)
+    source = source_hash(listings, paths.snapshots, frame)
+    return _outputs(listings, Path(out), (result, table, gate), source, paths, say, started)
+
+
+def _run_on_partitions(
+    listings: str, out: Path, checks: tuple, settings: dict, paths: Paths, say: Say
+) -> GateResult:
+    """Gate 1 of a snapshot on Dask partitions (train.distributed, or --distributed)."""
+    from carprice.data.cluster import dask_client, worker_count
+    from carprice.data.dask_gate import PARTITIONS_PER_WORKER, validate_on_partitions
+
+    snapshot = snapshot_path(listings, paths.snapshots)
+    if snapshot is None:
+        raise ValueError(
+            f"gate 1 on partitions reads a snapshot, and {listings} is not one: run "
+            f"`carprice ingest --listings {listings}` first"
+        )
+    rules, thresholds = checks
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    pending = out / "clean.parquet.partitions"
+    try:
+        with dask_client(settings) as client:
+            parts = int(settings.get("partitions") or PARTITIONS_PER_WORKER * worker_count(client))
+            say(f"validating {snapshot.name} on Dask: {parts} partitions by make")
+            verdict = validate_on_partitions(client, snapshot, pending, rules, thresholds, parts)
+        source = source_hash(snapshot, paths.snapshots, pd.DataFrame())
+        move = functools.partial(os.replace, pending)  # the streamed file, moved into place
+        return _outputs(listings, out, verdict, source, paths, say, started, move)
+    finally:
+        pending.unlink(missing_ok=True)  # left by a failed run
+
+
+def snapshot_path(listings: str | Path, snapshots: Path) -> Path | None:
+    """Return the snapshot Parquet file `listings` names (path, manifest or id), if it is one."""
+    path = Path(listings)
+    if not path.exists() and (Path(snapshots) / f"{path.name}.parquet").exists():
+        path = Path(snapshots) / f"{path.name}.parquet"
+    if path.suffix == ".json" and path.is_file():
+        path = path.with_suffix(".parquet")
+    if path.is_file() and path.suffix == ".parquet" and path.with_suffix(".json").is_file():
+        return path
+    return None
+
+
+def _outputs(listings, out: Path, verdict, source: str, paths, say, started, write_clean=None):
+    """Write gate 1's outputs and report, say the summary, return the verdict."""
+    result, table, gate = verdict
     now = dt.datetime.now(dt.UTC)
-    run_dir = new_run_dir(Path(out), now, source_hash(listings, paths.snapshots, frame))
+    run_dir = new_run_dir(Path(out), now, source)
     report = {
         **build_report(result, table, gate, str(listings)),
         "run": run_dir.name,
         "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "production": in_production(paths.home),
     }
-    files = write_outputs(Path(out), result, table, report)
+    files = write_outputs(Path(out), result, table, report, write_clean)
     run_files = write_run_report(run_dir, files)
     say(
         f"{report['rows_in']:,} rows in: {report['rows_clean']:,} clean, "

@@ -18,14 +18,26 @@ def sufficiency(clean: pd.DataFrame, quarantine: pd.DataFrame, min_rows: int) ->
         return empty.astype({"clean_rows": "int64", "quarantined_rows": "int64"}).assign(
             supported=pd.Series(dtype=bool)
         )
-    clean_counts = clean.groupby(KEYS, sort=False).size().rename("clean_rows")
+    return table_of(clean_counts(clean), quarantined_counts(quarantine), min_rows)
+
+
+def clean_counts(clean: pd.DataFrame) -> pd.Series:
+    """Return clean rows per (make, model)."""
+    return clean.groupby(KEYS, sort=False).size().rename("clean_rows")
+
+
+def quarantined_counts(quarantine: pd.DataFrame) -> pd.Series:
+    """Return quarantined rows per (make, model), where both are known."""
     known = quarantine.dropna(subset=KEYS) if len(quarantine) else quarantine
-    if len(known):
-        keys = known[KEYS].astype("str")
-        q_counts = keys.groupby(KEYS, sort=False).size().rename("quarantined_rows")
-    else:
-        q_counts = pd.Series(dtype="int64", name="quarantined_rows")
-    table = pd.concat([clean_counts, q_counts], axis=1).fillna(0).astype("int64")
+    if not len(known):
+        return pd.Series(dtype="int64", name="quarantined_rows")
+    keys = known[KEYS].astype("str")
+    return keys.groupby(KEYS, sort=False).size().rename("quarantined_rows")
+
+
+def table_of(clean: pd.Series, quarantined: pd.Series, min_rows: int) -> pd.DataFrame:
+    """Build the sufficiency table from row counts per (make, model)."""
+    table = pd.concat([clean, quarantined], axis=1).fillna(0).astype("int64")
     table.index.names = KEYS
     table = table.reset_index()
     table["supported"] = table["clean_rows"] >= min_rows

@@ -1,63 +1,39 @@
 """Training beyond one machine: the same boosters fitted by `lightgbm.dask` on a Dask cluster.
 
-Enabled by `train.distributed.enabled` in params.yaml. `scheduler` names a running cluster
-(`tcp://host:8786`); without it a local cluster of `workers` processes is started for the run,
-which is how the tests exercise the path. The result is an ordinary Booster: the bundle, the
+Enabled by `train.distributed.enabled` in params.yaml (or `--distributed`); the cluster is
+carprice.data.cluster's. The boosters learn from Dask partitions that stay on the
+workers (carprice.model.dask_train); the result is an ordinary Booster, so the bundle, the
 predictor and every gate are the same as for single-machine training.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import lightgbm as lgb
-import numpy as np
 
 from carprice.runtime.features import FeatureSpec
 
-
-@contextmanager
-def dask_client(settings: dict):
-    """Connect to the configured scheduler, or start a local cluster for the duration."""
-    from dask.distributed import Client, LocalCluster
-
-    address = settings.get("scheduler")
-    if address:
-        with Client(address) as client:
-            yield client
-        return
-    workers = int(settings.get("workers", 2))
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+# LightGBM's network time-out (minutes): a worker lost mid-fit fails the run instead of hanging.
+NETWORK_TIMEOUT_MINUTES = 2
 
 
-def fit_booster(
-    client,
-    params: dict,
-    rounds: int,
-    x: np.ndarray,
-    y: np.ndarray,
-    spec: FeatureSpec,
-    partitions: int,
-) -> lgb.Booster:
-    """Fit one booster with lightgbm.dask on row partitions spread over the cluster."""
-    import dask.array as da
+class DistributedTrainingError(RuntimeError):
+    """Training on the cluster failed (a worker died, the network broke); nothing was kept."""
 
-    chunk = max(1, -(-len(x) // partitions))
-    dx = da.from_array(x, chunks=(chunk, x.shape[1]))
-    dy = da.from_array(y, chunks=(chunk,))
-    params = {k: v for k, v in params.items() if k not in ("num_threads", "deterministic")}
+
+def fit_booster(client, params: dict, rounds: int, x, y, spec: FeatureSpec) -> lgb.Booster:
+    """Fit one booster with lightgbm.dask on the partitions of `x` (Dask DataFrame) and `y`.
+
+    The partitions stay on the workers; only the fitted booster comes back. A failure on the
+    cluster is raised as DistributedTrainingError, with the cause.
+    """
+    params = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs")}
+    params.setdefault("time_out", NETWORK_TIMEOUT_MINUTES)
     model = lgb.DaskLGBMRegressor(client=client, n_estimators=rounds, **params)
-    model.fit(
-        dx, dy, feature_name=list(spec.features), categorical_feature=spec.categorical_features
-    )
+    try:
+        model.fit(x, y, categorical_feature=spec.categorical_features)
+    except Exception as err:  # noqa: BLE001 - any cluster failure ends the run the same way
+        raise DistributedTrainingError(
+            f"distributed training failed on the Dask cluster ({type(err).__name__}: {err}); "
+            "no model was written or registered"
+        ) from err
     return model.to_local().booster_

@@ -42,15 +42,27 @@ def score(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+BASELINE_KEYS = (["make", "model", "year"], ["make", "model"], ["make"])
+
+
+def baseline_medians(train: pd.DataFrame) -> tuple[list[pd.Series], float]:
+    """Median train price per (make, model, year), (make, model) and make, and overall."""
+    return [train.groupby(k)["price"].median() for k in BASELINE_KEYS], train["price"].median()
+
+
+def baseline_from(medians: list[pd.Series], overall: float, test: pd.DataFrame) -> np.ndarray:
+    """Naive baseline of test rows: the finest key's median price that the train rows had."""
+    pred = pd.Series(np.nan, index=test.index)
+    for keys, table in zip(BASELINE_KEYS, medians, strict=True):
+        lookup = pd.MultiIndex.from_frame(test[keys]) if len(keys) > 1 else test[keys[0]]
+        found = pd.Series(table.reindex(lookup).to_numpy(), index=test.index)
+        pred = pred.fillna(found)
+    return pred.fillna(overall).to_numpy()
+
+
 def baseline(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """Naive baseline: median train price per (make, model, year), falling back to coarser keys."""
-    pred = pd.Series(np.nan, index=test.index)
-    for keys in (["make", "model", "year"], ["make", "model"], ["make"]):
-        medians = train.groupby(keys)["price"].median()
-        lookup = pd.MultiIndex.from_frame(test[keys]) if len(keys) > 1 else test[keys[0]]
-        found = pd.Series(medians.reindex(lookup).to_numpy(), index=test.index)
-        pred = pred.fillna(found)
-    return pred.fillna(train["price"].median()).to_numpy()
+    return baseline_from(*baseline_medians(train), test)
 
 
 def segment_table(
@@ -105,17 +117,34 @@ def evaluate(
 ) -> Evaluation:
     """Score the challenger (and champion, on the same rows) on held-out test rows."""
     scored = score(challenger, test)
+    rows = test[scored["ok"].to_numpy()]
+    theirs = None if champion is None else score(champion, rows)
+    return summarise(
+        test, scored, baseline(train, rows), theirs, champion.version if champion else None
+    )
+
+
+def summarise(
+    test: pd.DataFrame,
+    scored: pd.DataFrame,
+    base_pred: np.ndarray,
+    theirs: pd.DataFrame | None = None,
+    champion_version: str | None = None,
+) -> Evaluation:
+    """Gate 2's measurements from scored test rows.
+
+    `scored` is `score(challenger, test)`; `base_pred` the baseline of the priced rows;
+    `theirs` the champion's `score` of the priced rows, when there is a champion.
+    """
     ok = scored["ok"].to_numpy()
     rows = test[ok]
     s = scored[ok]
     result_metrics = error_metrics(rows["price"], s["pred"], s["low"], s["high"])
-    base_pred = baseline(train, rows)
     champion_metrics = None
-    if champion is not None:
-        theirs = score(champion, rows)
+    if theirs is not None:
         both = theirs["ok"].to_numpy()
         champion_metrics = {
-            "version": champion.version,
+            "version": champion_version,
             "rows": int(both.sum()),
             "challenger": error_metrics(rows["price"][both], s["pred"][both]),
             "champion": error_metrics(rows["price"][both], theirs["pred"][both]),

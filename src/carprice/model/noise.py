@@ -67,6 +67,17 @@ def sibling_medians(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> 
     return pd.Series(out, index=frame.index, name="sibling_median")
 
 
+def floor_rows(
+    frame: pd.DataFrame, min_listings: int = 3, bucket_km: int = MILEAGE_BUCKET_KM
+) -> np.ndarray:
+    """Return which listings the noise floor measures: groups of at least `min_listings`."""
+    if min_listings < 2:
+        raise ValueError("min_listings must be at least 2: a listing needs a sibling")
+    group = spec_groups(frame, bucket_km)
+    sizes = pd.Series(group).map(pd.Series(group).value_counts()).to_numpy()
+    return (group >= 0) & (sizes >= min_listings)
+
+
 def noise_floor(
     frame: pd.DataFrame, min_listings: int = 3, bucket_km: int = MILEAGE_BUCKET_KM
 ) -> NoiseFloor:
@@ -75,15 +86,12 @@ def noise_floor(
     The default of 3 gives every listing at least two siblings, so its reference is a median
     of prices; against one sibling the reference carries the listing's own noise again.
     """
-    if min_listings < 2:
-        raise ValueError("min_listings must be at least 2: a listing needs a sibling")
-    group = spec_groups(frame, bucket_km)
-    sizes = pd.Series(group).map(pd.Series(group).value_counts()).to_numpy()
-    used = (group >= 0) & (sizes >= min_listings)
+    used = floor_rows(frame, min_listings, bucket_km)
     if not used.any():
         raise ValueError(
             f"no {min_listings} listings share a spec: the noise floor cannot be measured"
         )
+    group = spec_groups(frame, bucket_km)
     medians = sibling_medians(frame, bucket_km).to_numpy()
     m = error_metrics(frame["price"].to_numpy()[used], medians[used])
     return NoiseFloor(

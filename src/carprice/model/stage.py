@@ -13,8 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.config import Paths, params_hash
+from carprice.data.cluster import dask_client, worker_count
 from carprice.data.gate import GateResult
+from carprice.data.partitions import read_partitioned
 from carprice.model import registry
+from carprice.model.dask_evaluate import evaluate_partitions
+from carprice.model.dask_train import train_dataset
 from carprice.model.evaluate import evaluate
 from carprice.model.gate import ModelThresholds, check_model_gate
 from carprice.model.lineage import git_commit, log_snapshot_input, snapshot_of, source_tags
@@ -53,13 +57,16 @@ def run_training(
     import mlflow
 
     validated, out = Path(validated), Path(out)
-    clean = pd.read_parquet(validated / "clean.parquet")
     table = pd.read_csv(validated / "supported_models.csv", keep_default_na=False)
     tp = TrainParams.from_params(params["train"])
     gate2 = ModelThresholds.from_params(params["gate2"])
-    split = split_of(clean, tp.test_share, tp.calibration_share)
-    say(f"training on {len(clean):,} clean rows from {validated}")
-    model = train(clean, split, tp, progress=say, rounds=rounds)
+    if tp.distributed.get("enabled"):
+        model = train_dataset(validated / "clean.parquet", tp, say)
+    else:
+        clean = pd.read_parquet(validated / "clean.parquet")
+        split = split_of(clean, tp.test_share, tp.calibration_share)
+        say(f"training on {len(clean):,} clean rows from {validated}")
+        model = train(clean, split, tp, progress=say, rounds=rounds)
     withdrawn = withdrawn_models(
         model.model_errors, gate2.withdraw_min_rows, gate2.withdraw_max_mape
     )
@@ -84,6 +91,8 @@ def run_training(
         "supported_models": len(supported),
         "withdrawn_models": sorted(withdrawn),
     }
+    if model.distributed:
+        metadata["distributed"] = model.distributed
     out.mkdir(parents=True, exist_ok=True)
     bundle_dir = out / "bundle"
     staging = out / "bundle.new"
@@ -108,6 +117,9 @@ def run_training(
         mlflow.log_params(_flat("", {"train": params["train"], "gate1": params["gate1"]}))
         mlflow.set_tags({**{k: str(v) for k, v in lineage.items()}, "model_version": version})
         mlflow.set_tags(source_tags(lineage["git_commit"], "carprice train"))
+        if model.distributed:
+            layout = {k: v for k, v in model.distributed.items() if k != "partitioning"}
+            mlflow.set_tags({f"distributed.{k}": str(v) for k, v in layout.items()})
         log_snapshot_input(validated, lineage)
         mlflow.log_metrics(
             {
@@ -126,6 +138,7 @@ def run_training(
         "registry_version": reg_version,
         "model_version": version,
         "bundle": str(bundle_dir),
+        **({"distributed": model.distributed} if model.distributed else {}),
     }
     (out / "train.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     say(f"registered {registry.MODEL_NAME} version {reg_version} as {registry.CHALLENGER}")
@@ -142,9 +155,7 @@ def run_evaluation(
     challenger = Predictor(load_bundle(Path(record["bundle"])))
     source = snapshot_of(validated)["snapshot_source"]  # the error bounds differ by source
     thresholds = ModelThresholds.from_params(params["gate2"], source)
-    clean = pd.read_parquet(Path(validated) / "clean.parquet")
     meta = challenger.bundle.metadata["split"]
-    split = split_of(clean, meta["test_share"], meta["calibration_share"])
     registry.configure(paths)
     champ = registry.by_alias(registry.CHAMPION, paths.home / "registry-cache")
     champion = None
@@ -155,7 +166,21 @@ def run_evaluation(
     else:
         champion = Predictor(load_bundle(champ.path))
         say(f"champion: version {champ.version} ({champion.version})")
-    evaluation = evaluate(challenger, champion, clean[split == TRAIN], clean[split == TEST])
+    settings = params["train"].get("distributed") or {}
+    if settings.get("enabled"):
+        with dask_client(settings) as client:
+            say("gate 2 on Dask partitions")
+            evaluation = evaluate_partitions(
+                Path(record["bundle"]),
+                (champ.path, champion.version) if champion else None,
+                read_partitioned(Path(validated) / "clean.parquet", 2 * worker_count(client)),
+                meta["test_share"],
+                meta["calibration_share"],
+            )
+    else:
+        clean = pd.read_parquet(Path(validated) / "clean.parquet")
+        split = split_of(clean, meta["test_share"], meta["calibration_share"])
+        evaluation = evaluate(challenger, champion, clean[split == TRAIN], clean[split == TEST])
     gate = check_model_gate(evaluation, thresholds)
     write_evaluation(Path(out), evaluation, gate, record, asdict(thresholds))
     with mlflow.start_run(run_id=record["run_id"]):

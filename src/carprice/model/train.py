@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +60,7 @@ class TrainedModel:
     model_errors: pd.DataFrame
     split_counts: dict[str, int]
     seconds: float
+    distributed: dict | None = None  # workers, partitions and seed of a lightgbm.dask run
 
     @property
     def boosters(self) -> dict[str, lgb.Booster]:
@@ -96,21 +96,8 @@ def _booster(
     x: np.ndarray,
     y: np.ndarray,
     spec: FeatureSpec,
-    client,
     callback: Callable | None = None,
-):
-    if client is not None:
-        from carprice.model.distributed import fit_booster
-
-        return fit_booster(
-            client,
-            params,
-            rounds,
-            x,
-            y,
-            spec,
-            partitions=2 * len(client.scheduler_info()["workers"]),
-        )
+) -> lgb.Booster:
     data = lgb.Dataset(
         x,
         y,
@@ -140,71 +127,68 @@ def train(
     def each_round(booster: str) -> Callable | None:
         return round_reporter(rounds, booster) if rounds else None
 
+    if params.distributed.get("enabled"):
+        return _train_distributed(frame, split, params, say)
     tr, cal = split == TRAIN, split == CALIBRATION
     spec = FeatureSpec.fit(frame[tr])
     x = spec.encode_frame(frame)
     y = np.log(frame["price"].to_numpy(dtype=np.float64))
     common = {"seed": params.seed, "deterministic": True, "verbose": -1}
     point_params = {**params.lgb, **common}
-    with _cluster(params, say) as client:
-        say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
-        point = _booster(
-            point_params, params.num_boost_round, x[tr], y[tr], spec, client, each_round("point")
+    say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
+    point = _booster(point_params, params.num_boost_round, x[tr], y[tr], spec, each_round("point"))
+    alpha = (1 - params.interval_level) / 2
+    boosters = []
+    for q in (alpha, 1 - alpha):
+        say(f"quantile model q={q:.2f}: {int(tr.sum()):,} rows")
+        qp = {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q}
+        boosters.append(
+            _booster(qp, params.quantile_boost_round, x[tr], y[tr], spec, each_round(f"q={q:.2f}"))
         )
-        alpha = (1 - params.interval_level) / 2
-        boosters = []
-        for q in (alpha, 1 - alpha):
-            say(f"quantile model q={q:.2f}: {int(tr.sum()):,} rows")
-            qp = {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q}
-            boosters.append(
-                _booster(
-                    qp,
-                    params.quantile_boost_round,
-                    x[tr],
-                    y[tr],
-                    spec,
-                    client,
-                    each_round(f"q={q:.2f}"),
-                )
-            )
-        low, high = boosters
-        interval = _conformal(low, high, x[cal], y[cal], params.interval_level)
-        errors = model_errors(frame[cal], point.predict(x[cal]))
-        if params.refit_point_with_calibration:
-            # The decisions above used a point model that never saw calibration rows; the
-            # shipped point model may learn from them too (test rows stay untouched).
-            fit = tr | cal
-            say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
-            point = _booster(
-                point_params,
-                params.num_boost_round,
-                x[fit],
-                y[fit],
-                spec,
-                client,
-                each_round("point refit"),
-            )
+    low, high = boosters
+    scores = np.maximum(low.predict(x[cal]) - y[cal], y[cal] - high.predict(x[cal]))
+    interval = conformal_interval(scores, params.interval_level)
+    errors = model_errors(frame[cal], point.predict(x[cal]))
+    if params.refit_point_with_calibration:
+        # The decisions above used a point model that never saw calibration rows; the
+        # shipped point model may learn from them too (test rows stay untouched).
+        fit = tr | cal
+        say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
+        point = _booster(
+            point_params,
+            params.num_boost_round,
+            x[fit],
+            y[fit],
+            spec,
+            each_round("point refit"),
+        )
     counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
     seconds = time.perf_counter() - started
     return TrainedModel(spec, point, low, high, interval, errors, counts, seconds)
 
 
-def _cluster(params: TrainParams, say):
-    if not params.distributed.get("enabled"):
-        return nullcontext(None)
-    from carprice.model.distributed import dask_client
+def _train_distributed(frame: pd.DataFrame, split: np.ndarray, params: TrainParams, say):
+    """Train an in-memory frame on the cluster (the partitioned pipeline reads partitions)."""
+    import dask.dataframe as dd
+
+    from carprice.data.cluster import dask_client, worker_count
+    from carprice.model.dask_train import SPLIT, train_partitions
 
     where = (
         params.distributed.get("scheduler")
         or f"{params.distributed.get('workers', 2)} local workers"
     )
     say(f"distributed training with lightgbm.dask on {where}")
-    return dask_client(params.distributed)
+    with dask_client(params.distributed) as client:
+        rows = dd.from_pandas(frame.assign(**{SPLIT: split}), npartitions=2 * worker_count(client))
+        return train_partitions(rows, params, client, say)
 
 
-def _conformal(low, high, x_cal: np.ndarray, y_cal: np.ndarray, level: float) -> dict:
-    """Offset that makes the quantile band cover `level` of calibration prices."""
-    scores = np.maximum(low.predict(x_cal) - y_cal, y_cal - high.predict(x_cal))
+def conformal_interval(scores: np.ndarray, level: float) -> dict:
+    """Offset that makes the quantile band cover `level` of the calibration conformity scores.
+
+    A score is max(low - y, y - high) of one calibration row, on log price.
+    """
     n = len(scores)
     q = min(1.0, level * (n + 1) / n) if n else 1.0
     offset = float(np.quantile(scores, q)) if n else 0.0

@@ -19,6 +19,7 @@ from carprice.model.metrics import grouped_error_metrics
 NUMERIC = ("mileage", "hp", "year")
 CATEGORICAL = ("make", "fuel", "gear", "offerType")
 INPUT_KEYS = {"offer_type": "offerType"}
+PRICE_FEATURE = "estimate vs training prices"
 
 
 @dataclass(frozen=True)
@@ -66,29 +67,62 @@ def inputs_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def numeric_edges(reference: pd.Series, bins: int = 10) -> np.ndarray:
+    """Bin edges of a numeric feature: reference deciles, the outer two open (-inf, inf)."""
+    edges = np.unique(np.quantile(reference.astype(float), np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    return edges
+
+
+def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current counts per level: the top levels by name, the rest pooled, and
+    levels never seen in training kept apart (a newly launched car model must not hide among
+    the many rare known ones). `current` holds the current counts, indexed by level."""
+    top = reference.value_counts().index[:20]
+    ref = reference.where(reference.isin(top), "(other)").value_counts()
+    known = set(reference.unique())
+    levels = [
+        name if name in top else "(other)" if name in known else "(unseen)"
+        for name in current.index
+    ]
+    cur = current.groupby(levels).sum()
+    ref, cur = ref.align(cur, fill_value=0)
+    return ref.to_numpy(), cur.to_numpy()
+
+
+def psi_of_counts(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Population stability index of two count vectors over the same bins."""
+    if ref.sum() == 0 or cur.sum() == 0:
+        return float("nan")
+    p = np.maximum(ref / ref.sum(), 1e-4)
+    q = np.maximum(cur / cur.sum(), 1e-4)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
 def psi(reference: pd.Series, current: pd.Series, numeric: bool, bins: int = 10) -> float:
     """Population stability index of a feature (0 = same distribution; > 0.25 = a big shift)."""
     reference, current = reference.dropna(), current.dropna()
     if reference.empty or current.empty:
         return float("nan")
     if numeric:
-        edges = np.unique(np.quantile(reference.astype(float), np.linspace(0, 1, bins + 1)))
-        edges[0], edges[-1] = -np.inf, np.inf
+        edges = numeric_edges(reference, bins)
         ref = np.histogram(reference.astype(float), edges)[0]
         cur = np.histogram(current.astype(float), edges)[0]
     else:
-        # Top levels by name, the rest pooled, and levels never seen in training kept apart:
-        # a newly launched car model must not hide among the many rare known ones.
-        top = reference.value_counts().index[:20]
-        ref = reference.where(reference.isin(top), "(other)").value_counts()
-        cur = current.where(current.isin(top), "(other)")
-        cur = cur.where(current.isin(reference.unique()) | cur.ne("(other)"), "(unseen)")
-        cur = cur.value_counts()
-        ref, cur = ref.align(cur, fill_value=0)
-        ref, cur = ref.to_numpy(), cur.to_numpy()
-    p = np.maximum(ref / ref.sum(), 1e-4)
-    q = np.maximum(cur / cur.sum(), 1e-4)
-    return float(np.sum((q - p) * np.log(q / p)))
+        ref, cur = category_counts(reference, current.value_counts())
+    return psi_of_counts(ref, cur)
+
+
+def level(value: float, t: MonitorThresholds) -> str:
+    """The drift level of a PSI value: ok, warn or alert."""
+    return "alert" if value > t.psi_alert else "warn" if value > t.psi_warn else "ok"
+
+
+def reference_series(reference: pd.DataFrame, name: str) -> pd.Series:
+    """The reference values of a drift feature (make_model joins make and model)."""
+    if name == "make_model":
+        return reference["make"].astype(str) + " " + reference["model"].astype(str)
+    return reference[name]
 
 
 def drift_table(
@@ -97,18 +131,15 @@ def drift_table(
     """PSI per input feature (and of the estimate) against the champion's training data."""
     rows = []
     for name in (*NUMERIC, *CATEGORICAL, "make_model"):
-        if name == "make_model":
-            ref = reference["make"].astype(str) + " " + reference["model"].astype(str)
-            cur = current["make"].astype(str) + " " + current["model"].astype(str)
-        else:
-            ref, cur = reference[name], current[name]
-        value = psi(ref, cur, numeric=name in NUMERIC)
-        level = "alert" if value > t.psi_alert else "warn" if value > t.psi_warn else "ok"
-        rows.append({"feature": name, "psi": value, "level": level})
+        value = psi(
+            reference_series(reference, name),
+            reference_series(current, name),
+            numeric=name in NUMERIC,
+        )
+        rows.append({"feature": name, "psi": value, "level": level(value, t)})
     if "price" in reference and "price" in current:
         value = psi(reference["price"], current["price"], numeric=True)
-        level = "alert" if value > t.psi_alert else "warn" if value > t.psi_warn else "ok"
-        rows.append({"feature": "estimate vs training prices", "psi": value, "level": level})
+        rows.append({"feature": PRICE_FEATURE, "psi": value, "level": level(value, t)})
     return pd.DataFrame(rows)
 
 
@@ -166,7 +197,7 @@ def monitor(
         "ratings": predictions["price_rating"].value_counts().to_dict() if n else {},
     }
     shadow = _shadow(joined)
-    reasons = _verdict(usage, drift, joined, realised, champion, t)
+    reasons = verdict(usage, drift, realised, champion, t)
     return MonitorResult(usage, drift, realised, segs, listing, shadow, bool(reasons), reasons)
 
 
@@ -194,7 +225,8 @@ def _shadow(joined: pd.DataFrame) -> dict | None:
     }
 
 
-def _verdict(usage, drift, joined, realised, champion, t: MonitorThresholds) -> list[str]:
+def verdict(usage, drift, realised, champion, t: MonitorThresholds) -> list[str]:
+    """The reasons to retrain (none: no retrain) from usage, drift and realised error."""
     reasons = []
     if usage["estimates"] < t.min_estimates:
         return reasons  # too little traffic to judge anything

@@ -69,14 +69,13 @@ def _keyed_predictions(store, since) -> list[dict]:
     p = store.predictions
     query = sa.select(
         p.c.prediction_id, p.c.created_at, p.c.model_version, p.c.arm, p.c.price, p.c.inputs
-    ).where(p.c.status == "ok")
+    ).where(p.c.status == "ok", p.c.inputs["listing_key"].as_string().is_not(None))
     if since is not None:
         if not isinstance(since, dt.datetime):
             since = dt.datetime.combine(since, dt.time(), dt.UTC)
         query = query.where(p.c.created_at >= since)
-    with store.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-    return [r for r in rows if (r["inputs"] or {}).get("listing_key") is not None]
+    with store.engine.connect() as conn:  # only keyed estimates leave the database
+        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def outcomes(store, since=None, days: int = 30, as_of: dt.datetime | None = None) -> list[dict]:
@@ -85,7 +84,7 @@ def outcomes(store, since=None, days: int = 30, as_of: dt.datetime | None = None
     as_of = as_of or dt.datetime.now(dt.UTC)
     rows = {r["prediction_id"]: r for r in _keyed_predictions(store, since)}
     events: dict[str, list[dict]] = {}
-    for event in store.feedback_events():
+    for event in store.feedback_events(keyed=True):
         if event["prediction_id"] in rows:
             events.setdefault(event["prediction_id"], []).append(event)
     out = []

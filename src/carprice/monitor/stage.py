@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.config import Paths
-from carprice.data.feedback import read_log
 from carprice.data.schema import NUMERIC_COLUMNS
-from carprice.monitor.analysis import MonitorResult, MonitorThresholds, monitor
+from carprice.monitor.analysis import MonitorResult, MonitorThresholds
 from carprice.monitor.clients import ClientCheck, review_clients
 from carprice.monitor.experiment import compare
 from carprice.monitor.report import write_monitoring
+from carprice.monitor.sql_monitor import monitor_store, sold_feedback
+from carprice.monitor.sql_usage import window
 from carprice.runtime import pointer
 from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store, default_url
@@ -29,24 +30,6 @@ def deployed_version(home: Path, name: str = pointer.CURRENT) -> str | None:
         return None
     meta = json.loads((Path(bundle) / "metadata.json").read_text(encoding="utf-8"))
     return meta.get("model_version")
-
-
-def window(predictions: pd.DataFrame, since: dt.date | None) -> dict:
-    """Return the span the report covers: the first and last logged estimate it read."""
-    stamps = predictions["created_at"] if len(predictions) else pd.Series(dtype=object)
-    first, last = (stamps.min(), stamps.max()) if len(stamps) else (None, None)
-    return {
-        "since": str(since) if since else None,
-        "first_estimate": _utc(first),
-        "last_estimate": _utc(last),
-        "estimates": int(len(predictions)),
-    }
-
-
-def _utc(stamp) -> str | None:
-    if stamp is None or pd.isna(stamp):
-        return None
-    return pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def champion_reference(paths: Paths) -> tuple[str | None, pd.DataFrame | None, str]:
@@ -100,31 +83,33 @@ def run_monitoring(
 ) -> tuple[MonitorResult, dict[str, Path]]:
     """Monitor the logged traffic and write reports/monitoring/<timestamp>/."""
     thresholds = MonitorThresholds.from_params(params["monitor"])
-    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
-    store.create()
-    predictions, feedback = read_log(store, since)
-    experiment = compare(store, params, since) if params.get("experiment") else None
-    clients, held = review_clients(
-        store, predictions, feedback, ClientCheck.from_params(params.get("clients"))
-    )
-    store.dispose()
-    for name in held:
-        say(f"client {name!r} flagged and put on hold: its feedback is held out of training")
     champion, ref, note = champion_reference(paths)
     if reference is not None:
         ref, note = reference, "reference frame given by the caller"
-    say(f"{len(predictions):,} estimates and {len(feedback):,} feedback posts; drift: {note}")
     if ref is None:
         ref = pd.DataFrame(
             columns=["make", "model", "fuel", "gear", "offerType", "price", *NUMERIC_COLUMNS]
         )
-    result = monitor(predictions, feedback, ref, thresholds, champion)
-    result.clients = clients
+    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    try:
+        store.create()
+        result = monitor_store(store, ref, thresholds, champion, since)
+        span = window(store, since)
+        experiment = compare(store, params, since) if params.get("experiment") else None
+        predictions, feedback = sold_feedback(store, since)
+        result.clients, held = review_clients(
+            store, predictions, feedback, ClientCheck.from_params(params.get("clients"))
+        )
+    finally:
+        store.dispose()
+    for name in held:
+        say(f"client {name!r} flagged and put on hold: its feedback is held out of training")
+    say(f"{span['estimates']:,} estimates and {len(feedback):,} feedback posts; drift: {note}")
     now = dt.datetime.now(dt.UTC)
     meta = {
         "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "since": str(since) if since else None,
-        "window": window(predictions, since),
+        "window": span,
         "champion": champion,
         "challenger": deployed_version(paths.home, pointer.CHALLENGER),
         "reference": note,

@@ -6,6 +6,9 @@ recorded commit, extracted with `git archive`, when that commit is clean and dif
 checkout; a `-dirty` or unknown commit cannot be checked out, so the current checkout is used and
 the report says so. Identical means: the same booster texts, the same feature spec, supported
 models and interval, and bit-identical predictions on the golden set and every clean row.
+
+A release trained by lightgbm.dask is not rebuilt: it cannot be reproduced exactly (see
+`NotReproducible`), and the command says so instead of reporting a difference.
 """
 
 from __future__ import annotations
@@ -31,6 +34,30 @@ from carprice.runtime.home import file_sha256
 from carprice.runtime.predictor import Predictor
 
 COMPARED = (*BOOSTERS, "feature_spec.json", "supported_models.json", "interval.json")
+# Measured by tests/model/test_distributed_repro.py.
+DISTRIBUTED_REASON = (
+    "lightgbm.dask does not give identical trees twice: it ranks the workers and orders each "
+    "worker's partitions by iterating over a set of Dask keys, which changes from run to run, "
+    "and each feature's bins and every histogram sum depend on which rows each rank holds; two "
+    "runs on the same data with the same seed, settings and cluster give different boosters"
+)
+
+
+class NotReproducible(ValueError):
+    """A release that cannot be rebuilt exactly; the message says why."""
+
+
+def check_reproducible(version: str, bundle: Path) -> None:
+    """Raise NotReproducible when the release's bundle was trained on a Dask cluster."""
+    meta = json.loads((Path(bundle) / "metadata.json").read_text(encoding="utf-8"))
+    layout = meta.get("distributed")
+    if not layout:
+        return
+    raise NotReproducible(
+        f"release {version} was trained by lightgbm.dask on {layout.get('workers')} workers "
+        f"from {layout.get('partitions')} partitions with seed {layout.get('seed')}, and cannot "
+        f"be reproduced exactly: {DISTRIBUTED_REASON}"
+    )
 
 
 def _code(recorded: str, work: Path) -> tuple[Path, str]:
@@ -81,6 +108,7 @@ def reproduce(version: str, paths: Paths, say: Callable[[str], None]) -> dict:
     if not (folder / promote.MANIFEST).exists():
         raise ValueError(f"release {version} does not exist under {folder.parent}")
     manifest = json.loads((folder / promote.MANIFEST).read_text(encoding="utf-8"))
+    check_reproducible(version, folder / "bundle")
     snap = manifest["snapshot"]
     snapshot = paths.snapshots / f"{snap['id']}.parquet"
     if not snapshot.exists() or file_sha256(snapshot) != snap["sha256"]:

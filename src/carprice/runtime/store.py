@@ -28,6 +28,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from carprice.runtime.store_partitions import create_log
 from carprice.runtime.store_tables import DROP, HOLD, client_tables, holds_table, tables
 
 log = logging.getLogger("carprice.runtime.store")
@@ -152,8 +153,10 @@ class Store:
                 log.warning("WAL checkpoint failed: %s", err)
 
     def create(self) -> None:
-        """Create the tables that do not exist yet; add the dedupe key to an older feedback
-        table (its earlier rows keep a NULL key)."""
+        """Create the tables that do not exist yet (on PostgreSQL the log partitioned by day:
+        store_partitions.py); add the dedupe key to an older feedback table (its earlier rows
+        keep a NULL key)."""
+        create_log(self, dt.datetime.now(dt.UTC).date())
         self.meta.create_all(self.engine, checkfirst=True)
         columns = {c["name"] for c in sa.inspect(self.engine).get_columns(self.feedback.name)}
         if "dedupe_key" not in columns:
@@ -413,12 +416,15 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
-    def feedback_events(self, since: dt.datetime | dt.date | None = None) -> list[dict]:
+    def feedback_events(
+        self, since: dt.datetime | dt.date | None = None, keyed: bool = False
+    ) -> list[dict]:
         """Return every feedback row (prediction_id, event, event_at, listing_price, sold_price,
         sold_at, received_at, client), oldest first; received from `since` on when given (a
-        date means 00:00 UTC). `event` is None on posts of plain values; times are UTC-aware on
-        both engines."""
-        f = self.feedback
+        date means 00:00 UTC); only on estimates of listings with a `listing_key` when `keyed`
+        (the A/B experiment's). `event` is None on posts of plain values; times are UTC-aware
+        on both engines."""
+        f, p = self.feedback, self.predictions
         query = sa.select(
             f.c.prediction_id,
             f.c.event,
@@ -429,6 +435,9 @@ class Store:
             f.c.received_at,
             f.c.client,
         ).order_by(f.c.feedback_id)
+        if keyed:
+            with_key = p.c.inputs["listing_key"].as_string().is_not(None)
+            query = query.where(f.c.prediction_id.in_(sa.select(p.c.prediction_id).where(with_key)))
         if since is not None:
             if not isinstance(since, dt.datetime):
                 since = dt.datetime.combine(since, dt.time(), dt.UTC)

@@ -18,10 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 
-def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
-    """Return the metadata and both tables, their names prefixed (tests share one database)."""
+def tables(prefix: str = "", partitioned: bool = False) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    """Return the metadata and both tables, their names prefixed (tests share one database).
+
+    `partitioned` gives PostgreSQL's layout by day (runtime/store_partitions.py): predictions
+    partitioned by their time-ordered id, feedback without a foreign key to it.
+    """
     meta = sa.MetaData()
     json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    by_day = {"postgresql_partition_by": "RANGE (prediction_id)"} if partitioned else {}
     predictions = sa.Table(
         f"{prefix}predictions",
         meta,
@@ -45,7 +50,9 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("challenger_error", sa.Text),
         sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
         sa.Column("arm", sa.String(16)),  # A/B arm: champion | challenger; NULL: champion
+        **by_day,
     )
+    key = [] if partitioned else [sa.ForeignKey(predictions.c.prediction_id)]
     feedback = sa.Table(
         f"{prefix}feedback",
         meta,
@@ -53,7 +60,7 @@ def tables(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column(
             "prediction_id",
             sa.String(32),
-            sa.ForeignKey(predictions.c.prediction_id),
+            *key,
             nullable=False,
             index=True,
         ),
