@@ -186,7 +186,7 @@ bench-monitor: $(STAMP) ## the monitor's peak memory on 500,000 and 5,000,000 lo
 
 # make bench-distributed BENCH_DISTRIBUTED_ARGS="--rows 1000000 --rounds 200" (bench/bench_distributed.py -h)
 BENCH_DISTRIBUTED_ARGS ?= --rounds 200
-bench-distributed: $(STAMP) ## peak memory per process of gate 1, train and gate 2 on 1,000,000 rows: Dask vs one process
+bench-distributed: $(STAMP) ## peak memory per process of ingest, gate 1, train and gate 2 on 1,000,000 rows: Dask vs one process
 	$(BIN)/python bench/bench_distributed.py $(BENCH_DISTRIBUTED_ARGS)
 
 bench-serving: $(STAMP) ## service throughput and latency vs a bare handler (needs wrk)

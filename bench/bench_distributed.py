@@ -1,11 +1,12 @@
-"""Benchmark: peak memory per process of gate 1, training and gate 2, Dask beside one process.
+"""Benchmark: peak memory per process of ingest, gate 1, training and gate 2, Dask beside one.
 
     .venv/bin/python bench/bench_distributed.py [--rows 1000000] [--rounds N] [--workers 2]
 
-Simulated listings (with the simulator's dirt) are ingested once into a snapshot (`carprice
-ingest`, one process). Then `carprice validate`, `train` and `evaluate` run as child processes
-twice on that snapshot: on one process, and with `--distributed` against a local Dask cluster
-started here (its scheduler address in a copy of params.yaml). Printed per command: wall time
+Simulated listings (with the simulator's dirt) are written as one Parquet file in row groups of
+100,000 rows. Then `carprice ingest`, `validate`, `train` and `evaluate` run as child processes
+twice on it: on one process, and with `--distributed` against a local Dask cluster started here
+(its scheduler address in a copy of params.yaml); each path ingests into its own snapshot
+folder and validates its own snapshot. Printed per command: wall time
 and the child's peak resident set (VmHWM: the driver, for the distributed run); then each
 worker's peak, and gate 2's verdict and MAPE per path. `--rounds` shortens the point model's
 boosting (quantile models: a quarter of it) and scales the learning rate up to match; without
@@ -85,18 +86,22 @@ def carprice(args: list[str], work: Path, home: Path) -> tuple[float, float]:
     return seconds, int(peak.read_text()) / 1024
 
 
-def _pipeline(work: Path, name: str, snapshot: str, params: Path, extra: list[str]) -> dict:
-    """Gate 1, training and gate 2 once; return per-command time and peak, and the verdict."""
+def _pipeline(work: Path, name: str, listings: Path, params: Path, extra: list[str]) -> dict:
+    """Ingest, gate 1, training and gate 2 once; return per-command time and peak, and verdict."""
     home = work / f"home-{name}"
+    snapshots = work / f"snapshots-{name}"
     validated, model, report = work / f"validated-{name}", work / f"model-{name}", work / name
     common = ["--params", str(params), *extra]
+    ingest = ["ingest", "--listings", str(listings), "--snapshots", str(snapshots)]
+    result = {"ingest": carprice([*ingest, "--no-feedback", *common], work, home)}
+    snapshot = str(next(snapshots.glob("*.parquet")))
     steps = {
         "validate": ["validate", "--listings", snapshot, "--out", str(validated), *common],
         "train": ["train", "--data", str(validated), "--out", str(model), *common],
         "evaluate": ["evaluate", "--data", str(validated), "--model", str(model)]
         + ["--out", str(report), *common],
     }
-    result = {step: carprice(args, work, home) for step, args in steps.items()}
+    result |= {step: carprice(args, work, home) for step, args in steps.items()}
     evaluation = json.loads((report / "evaluation.json").read_text(encoding="utf-8"))
     return {**result, "passed": evaluation["passed"], "mape": evaluation["metrics"]["mape"]}
 
@@ -112,15 +117,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         work = Path(tmp)
         frame = generate_listings(args.rows, seed=3, when=dt.date(2026, 6, 1))
-        frame.drop(columns=["listing_id", "listed_at"]).to_parquet(work / "listings.parquet")
+        listings = work / "listings.parquet"
+        # Row groups of 100,000 rows: Dask reads the file one row group per partition.
+        frame.drop(columns=["listing_id", "listed_at"]).to_parquet(listings, row_group_size=100_000)
         del frame
-        ingest = carprice(
-            ["ingest", "--listings", str(work / "listings.parquet"), "--no-feedback"],
-            work,
-            work / "home-ingest",
-        )
-        snapshot = str(next((work / "data" / "snapshots").glob("*.parquet")))
-        print(f"{args.rows:,} simulated listings; ingest {ingest[0]:.1f} s, {ingest[1]:.0f} MiB")
+        print(f"{args.rows:,} simulated listings")
         with (
             LocalCluster(
                 n_workers=args.workers,
@@ -131,8 +132,8 @@ def main() -> int:
             Client(cluster) as client,
         ):
             params = _params(work, args.rounds, cluster.scheduler_address)
-            single = _pipeline(work, "single", snapshot, params, [])
-            dist = _pipeline(work, "distributed", snapshot, params, ["--distributed"])
+            single = _pipeline(work, "single", listings, params, [])
+            dist = _pipeline(work, "distributed", listings, params, ["--distributed"])
             workers = client.run(vm_hwm_mib)
     print(f"{'path':<13}" + "".join(f"{s + ' s':>12}{'MiB':>7}" for s in single if s in STEPS))
     for name, r in (("one process", single), ("distributed", dist)):
@@ -144,7 +145,7 @@ def main() -> int:
     return 0
 
 
-STEPS = ("validate", "train", "evaluate")
+STEPS = ("ingest", "validate", "train", "evaluate")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -67,12 +67,11 @@ def cmd_drop(store, args: argparse.Namespace) -> int:
 
 
 def cmd_report(store, args: argparse.Namespace) -> int:
-    from carprice.data.feedback import read_log
-    from carprice.monitor.clients import ClientCheck, review_clients
+    from carprice.monitor.clients import ClientCheck
+    from carprice.monitor.sql_clients import review_store_clients
 
     check = ClientCheck.from_params(load_params(args.params).get("clients"))
-    predictions, feedback = read_log(store)
-    table, _ = review_clients(store, predictions, feedback, check, hold=False)
+    table, _ = review_store_clients(store, check, hold=False)
     holds = store.held_clients()
     if args.json:
         body = {

@@ -24,9 +24,17 @@ def _required_fields(params_file: str, optional: bool = False) -> tuple[str, ...
     ).required_fields
 
 
+def _distributed(args: argparse.Namespace) -> dict:
+    """params.yaml's `train.distributed` (when the file exists), enabled by `--distributed`."""
+    settings = {}
+    if Path(args.params).is_file():
+        settings = load_params(args.params).get("train", {}).get("distributed") or {}
+    return {**settings, "enabled": True} if args.distributed else settings
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from carprice.data.ingest import check_sources, ingest
-    from carprice.data.stage import sold_feedback
+    from carprice.data.ingest import check_sources
+    from carprice.data.stage import run_ingest, sold_feedback
 
     paths = Paths.from_env()
     listings = Path(args.listings or paths.raw)
@@ -36,9 +44,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     feedback = None
     if not args.no_feedback:
         feedback = sold_feedback(paths, args.params, say)
-    snap = ingest(
-        listings, Path(args.snapshots or paths.snapshots), progress=say, feedback=feedback
-    )
+    snapshots = Path(args.snapshots or paths.snapshots)
+    snap = run_ingest(listings, snapshots, feedback, _distributed(args), say)
     state = "written" if snap.created else "already present, nothing written"
     say(
         f"snapshot {snap.snapshot_id[:12]} ({snap.rows:,} rows) {state} "
@@ -75,7 +82,12 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--params",
         default="params.yaml",
-        help="parameters: required columns, feedback plausibility bounds",
+        help="parameters: required columns, feedback plausibility bounds, train.distributed",
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="read the listings on Dask partitions (train.distributed's cluster)",
     )
     p.set_defaults(func=cmd_ingest)
 

@@ -14,15 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from carprice.data.schema import (
-    CANONICAL_COLUMNS,
-    NUMERIC_COLUMNS,
-    canonical_name,
-    expected_columns,
-)
+from carprice.data.canonical import canonical_text, normalise, with_numbers
+from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, expected_columns
 from carprice.data.sources import (
     ListingFileError,
     check_sources,
@@ -32,7 +27,14 @@ from carprice.data.sources import (
 )
 from carprice.runtime.home import file_sha256
 
-__all__ = ["ListingFileError", "check_sources", "ingest", "load_listings", "read_listings"]
+__all__ = [
+    "ListingFileError",
+    "check_sources",
+    "ingest",
+    "load_listings",
+    "normalise",
+    "read_listings",
+]
 
 INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
@@ -53,50 +55,6 @@ class Snapshot:
     created: bool
 
 
-def normalise(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Map a source frame to the canonical columns.
-
-    Returns the frame, the ignored source columns and the canonical columns that were absent.
-    Numeric columns become numbers only when every value parses; otherwise they stay text so
-    that validation can quarantine the bad values with a reason.
-    """
-    mapping: dict[str, str] = {}
-    ignored = []
-    for column in raw.columns:
-        target = canonical_name(column)
-        if target is None:
-            ignored.append(str(column))
-        elif target in mapping.values():
-            other = next(k for k, v in mapping.items() if v == target)
-            raise ValueError(f"columns {other!r} and {column!r} both map to {target!r}")
-        else:
-            mapping[column] = target
-    frame = raw[list(mapping)].rename(columns=mapping)
-    missing = [c for c in CANONICAL_COLUMNS if c not in frame.columns]
-    out = {}
-    for column in CANONICAL_COLUMNS:
-        if column not in frame.columns:
-            out[column] = pd.Series(pd.NA, index=frame.index, dtype="str")
-            continue
-        series = frame[column]
-        if series.dtype == object or pd.api.types.is_string_dtype(series):
-            series = series.astype("str").str.strip().replace("", np.nan)
-        if column in NUMERIC_COLUMNS:
-            series = _numeric_if_clean(series)
-        out[column] = series
-    return pd.DataFrame(out), ignored, missing
-
-
-def _numeric_if_clean(series: pd.Series) -> pd.Series:
-    parsed = pd.to_numeric(series, errors="coerce")
-    if parsed.notna().sum() != series.notna().sum():
-        return series.astype("str")
-    finite = parsed[parsed.notna()]
-    if len(finite) and np.all(np.isfinite(finite)) and np.all(finite == np.round(finite)):
-        return parsed.astype("Int64")
-    return parsed.astype("float64")
-
-
 def read_listings(
     path: Path, progress: Callable[[str], None] | None = None
 ) -> tuple[pd.DataFrame, dict]:
@@ -104,7 +62,7 @@ def read_listings(
     frames, sources, skipped = [], [], []
     for source in discover_sources(path):
         raw = read_file(source)
-        frame, ignored, missing = normalise(raw)
+        frame, ignored, missing = canonical_text(raw)
         if len(missing) == len(CANONICAL_COLUMNS):
             if Path(path).is_file():
                 raise ListingFileError(no_listing_columns(source, raw.columns))
@@ -121,18 +79,26 @@ def read_listings(
         frames.append(frame)
         if progress:
             progress(f"read {source} ({len(frame):,} rows)")
+    report_skipped(path, skipped, bool(frames), progress)
+    # One type per column over every file: a column dirty in one file stays text in all.
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return with_numbers(frame.reset_index(drop=True)), {"sources": sources, "skipped": skipped}
+
+
+def report_skipped(
+    path: Path, skipped: list[dict], found: bool, progress: Callable[[str], None] | None
+) -> None:
+    """Say which files had no listing columns; refuse a folder without any listing file."""
     names = ", ".join(Path(s["path"]).name for s in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     if skipped and progress:
         progress(f"skipped {len(skipped)} files without listing columns: {names}{more}")
-    if not frames:
+    if not found:
         raise ListingFileError(
             f"{path}: no listing file in this folder; expected CSV/Parquet files with the "
             f"columns {expected_columns()}; found "
             + (f"only files without them ({names}{more})" if skipped else "no CSV/Parquet file")
         )
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return frame.reset_index(drop=True), {"sources": sources, "skipped": skipped}
 
 
 def snapshot_id(sources: list[dict], feedback_sha256: str = "", source: str = "real") -> str:
@@ -163,16 +129,39 @@ def data_source(sources: list[dict]) -> str:
     return "simulated" if sources and all(map(simulated, sources)) else "real"
 
 
-def _with_feedback(frame: pd.DataFrame, feedback: pd.DataFrame | None, record: dict):
-    """Append sold-feedback rows (source marked) and return the frame and their sha256."""
-    frame = frame.assign(source=LISTING_SOURCE, prediction_id=pd.Series(dtype="str"))
+def listing_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mark listing rows as such (no prediction id), as they appear in a snapshot."""
+    return frame.assign(source=LISTING_SOURCE, prediction_id=pd.Series(dtype="str"))
+
+
+def feedback_part(feedback: pd.DataFrame | None, record: dict) -> tuple[pd.DataFrame | None, str]:
+    """Return the sold-feedback rows a snapshot appends (one per prediction) and their sha256."""
     if feedback is None or feedback.empty:
-        return frame, ""
+        return None, ""
     rows = feedback[[*CANONICAL_COLUMNS, "source", "prediction_id"]]
     rows = rows.drop_duplicates("prediction_id").sort_values("prediction_id", ignore_index=True)
     sha = hashlib.sha256(rows.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
     record["feedback"] = {"rows": len(rows), "sha256": sha}
-    return pd.concat([frame, rows], ignore_index=True), sha
+    return rows, sha
+
+
+def snapshot_dtypes(parts: list[pd.DataFrame]) -> dict:
+    """The dtypes of the parts appended together; a numeric column they disagree on is text."""
+    dtypes = pd.concat([p.iloc[:0] for p in parts], ignore_index=True).dtypes
+    return {
+        c: "str" if c in NUMERIC_COLUMNS and pd.api.types.is_object_dtype(d) else d
+        for c, d in dtypes.items()
+    }
+
+
+def _with_feedback(frame: pd.DataFrame, feedback: pd.DataFrame | None, record: dict):
+    """Append sold-feedback rows (source marked) and return the frame and their sha256."""
+    frame = listing_rows(frame)
+    rows, sha = feedback_part(feedback, record)
+    if rows is None:
+        return frame, sha
+    dtypes = snapshot_dtypes([frame, rows])
+    return pd.concat([frame, rows], ignore_index=True).astype(dtypes), sha
 
 
 def ingest(
@@ -186,22 +175,38 @@ def ingest(
     frame, feedback_sha = _with_feedback(frame, feedback, record)
     source = data_source(record["sources"])
     sid = snapshot_id(record["sources"], feedback_sha, source)
-    snapshots_dir = Path(snapshots_dir)
+
+    def write(tmp: Path) -> list[str]:
+        frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
+        return list(frame.columns)
+
+    return publish(
+        Path(snapshots_dir), sid, write, {"rows": len(frame), "source": source, **record}
+    )
+
+
+def publish(
+    snapshots_dir: Path, sid: str, write: Callable[[Path], list[str]], meta: dict
+) -> Snapshot:
+    """Write snapshot `sid` with `write(tmp)` and its manifest, unless it is already there.
+
+    `meta` holds the manifest's rows, source and source records; `write` returns the columns.
+    """
     parquet = snapshots_dir / f"{sid}.parquet"
     manifest = snapshots_dir / f"{sid}.json"
     if parquet.exists() and manifest.exists():
-        return Snapshot(sid, parquet, manifest, len(frame), created=False)
+        return Snapshot(sid, parquet, manifest, meta["rows"], created=False)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     tmp = parquet.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
+    columns = write(tmp)
     meta = {
         "snapshot_id": sid,
         "ingest_version": INGEST_VERSION,
-        "rows": len(frame),
-        "columns": list(frame.columns),
+        "rows": meta["rows"],
+        "columns": columns,
         "parquet_sha256": file_sha256(tmp),
-        "source": source,
-        **record,
+        "source": meta["source"],
+        **{k: v for k, v in meta.items() if k not in ("rows", "source")},
     }
     os.replace(tmp, parquet)
     tmp_manifest = manifest.with_suffix(".json.tmp")
@@ -209,7 +214,7 @@ def ingest(
     os.replace(tmp_manifest, manifest)
     for path in (parquet, manifest):
         path.chmod(0o444)
-    return Snapshot(sid, parquet, manifest, len(frame), created=True)
+    return Snapshot(sid, parquet, manifest, meta["rows"], created=True)
 
 
 def load_listings(path: Path | str, snapshots_dir: Path | None = None) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The data stages: sold feedback joining a snapshot, and gate 1 on a snapshot.
+"""The data stages: ingest with sold feedback joining the snapshot, and gate 1 on a snapshot.
 
 Plain functions over paths, parameters and a progress callback; the CLI only parses arguments.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 from carprice.config import Paths, load_params
 from carprice.data.feedback import FeedbackCheck, feedback_rows
 from carprice.data.gate import DataThresholds, GateResult, data_gate
-from carprice.data.ingest import load_listings
+from carprice.data.ingest import Snapshot, ingest, load_listings
 from carprice.data.report import build_report, write_outputs, write_run_report
 from carprice.data.rules import ValidationRules, validate
 from carprice.runtime import pointer
@@ -102,6 +102,19 @@ def sold_feedback(paths: Paths, params_file: str, say: Say):
     for client, count in sorted(result.held_out.items()):
         say(f"feedback: {count:,} sold listings of client {client!r} held out (client on hold)")
     return result.rows
+
+
+def run_ingest(
+    listings: Path, snapshots: Path, feedback: pd.DataFrame | None, settings: dict, say: Say
+) -> Snapshot:
+    """Ingest in one process, or on Dask partitions when `settings` (train.distributed) say so."""
+    if not settings.get("enabled"):
+        return ingest(listings, snapshots, progress=say, feedback=feedback)
+    from carprice.data.cluster import dask_client
+    from carprice.data.dask_ingest import ingest_on_partitions
+
+    with dask_client(settings) as client:
+        return ingest_on_partitions(client, listings, snapshots, say, feedback)
 
 
 def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Say) -> GateResult:

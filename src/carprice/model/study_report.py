@@ -1,6 +1,6 @@
 """The quality study as markdown: tables for the candidates, intervals, learning curve, floor.
 
-The issue's targets are judged here, on the current model's cross-validated numbers.
+The model-quality targets are judged here, on the current model's cross-validated numbers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 from carprice.model.study import GROUPED, StudyResult
 from carprice.model.study_candidates import CURRENT
 
-# Issue 17's "done when", on held-out real listings: (name, measure, low, high).
+# The model-quality targets, on held-out real listings: (name, measure, low, high).
 TARGETS = (
     ("listings priced", "priced", 0.95, None),
     ("MAPE", "mape", None, 0.090),
@@ -28,7 +28,7 @@ def _pm(row, name: str) -> str:
 
 
 def target_rows(result: StudyResult) -> list[dict]:
-    """Judge the current model's CV numbers against the issue's targets."""
+    """Judge the current model's CV numbers against the model-quality targets."""
     current = result.candidates[
         (result.candidates["candidate"] == CURRENT) & (result.candidates["folds"] == GROUPED)
     ].iloc[0]

@@ -17,6 +17,7 @@ feedback is a reference for the others but is not judged: there is no name to ho
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,13 +99,51 @@ def _reference(mine: pd.DataFrame, others: pd.DataFrame, min_rows: int) -> pd.Se
     return out
 
 
-def _judge(mine: pd.DataFrame, others: pd.DataFrame, check: ClientCheck) -> dict:
-    diff = (mine["r"] - _reference(mine, others, check.min_reference_rows)).dropna()
-    n = len(diff)
-    shift = float(diff.median()) if n else float("nan")
-    p = sign_test(int((diff > 0).sum()), int((diff != 0).sum()))
+def stats_row(
+    n: int, shift: float, above: int, nonzero: int, distance: float, check: ClientCheck
+) -> dict:
+    """The judged row from counts: `n` differences with median `shift`, `above` of them > 0
+    and `nonzero` != 0; `distance` is |median r| of the client's own sales."""
+    p = sign_test(above, nonzero)
     flagged = n >= check.min_rows and abs(shift) >= check.max_log_shift and p <= check.max_p_value
-    return {"compared": n, "log_shift": shift, "p_value": p, "flagged": bool(flagged)}
+    return {
+        "compared": n,
+        "log_shift": shift,
+        "p_value": p,
+        "flagged": bool(flagged),
+        "distance": distance,
+    }
+
+
+def judge_all(names: list[str], judge: Callable[[str, set[str]], dict]) -> dict[str, dict]:
+    """Judge each named client against the others, setting the most extreme flagged one aside
+    (out of every reference) and judging the rest again, until no one else is flagged.
+
+    `judge(name, aside)` returns a `stats_row` for `name` against everyone not in `aside`.
+    """
+    judged: dict[str, dict] = {}
+    while True:
+        aside = set(judged)
+        found = {name: judge(name, aside) for name in names if name not in judged}
+        flagged = [name for name, row in found.items() if row["flagged"]]
+        if not flagged:
+            return judged | found
+        worst = max(flagged, key=lambda name: found[name]["distance"])
+        judged[worst] = found[worst]
+
+
+def assemble(volume: pd.DataFrame, judged: dict[str, dict]) -> pd.DataFrame:
+    """The client table from the volume (index client; feedback, sold) and the judged rows."""
+    table = volume.rename_axis("client").reset_index()
+    stats = pd.DataFrame.from_dict(judged, orient="index")
+    stats = stats.reindex(columns=["compared", "log_shift", "p_value", "flagged"])
+    table = table.merge(stats, left_on="client", right_index=True, how="left")
+    table["compared"] = table["compared"].fillna(0).astype(int)
+    table["flagged"] = table["flagged"].eq(True)  # not judged: not flagged
+    table[["feedback", "sold"]] = table[["feedback", "sold"]].astype(int)
+    return table.reindex(columns=COLUMNS).sort_values(
+        ["feedback", "client"], ascending=[False, True], ignore_index=True
+    )
 
 
 def client_table(
@@ -113,7 +152,8 @@ def client_table(
     check: ClientCheck,
     released: dict[str, pd.Timestamp] | None = None,
 ) -> pd.DataFrame:
-    """Feedback volume per client and the flag (see the module docstring), largest first.
+    """Feedback volume per client and the flag (see the module docstring), largest first,
+    computed in memory from the log's frames (`sql_clients.store_client_table` does it in SQL).
 
     A client an operator released is judged only on the sales it reported after the release.
     """
@@ -128,35 +168,20 @@ def client_table(
         return pd.DataFrame(columns=COLUMNS)
     ratios = sold_ratios(predictions, feedback)
     released = released or {}
-    judged: dict[str, dict] = {}
-    pool = ratios
-    while True:  # set the most extreme flagged client aside, judge the rest again
-        found = {}
-        for name in sorted(set(pool["client"]) - {ANONYMOUS} - set(judged)):
-            mine = pool[pool["client"] == name]
-            if name in released:
-                mine = mine[mine["received_at"] > released[name]]
-            found[name] = {
-                **_judge(mine, pool[pool["client"] != name], check),
-                "distance": abs(float(mine["r"].median())) if len(mine) else 0.0,
-            }
-        flagged = [name for name, row in found.items() if row["flagged"]]
-        if not flagged:
-            judged.update(found)
-            break
-        worst = max(flagged, key=lambda name: found[name]["distance"])
-        judged[worst] = found[worst]
-        pool = pool[pool["client"] != worst]
-    table = volume.rename_axis("client").reset_index()
-    stats = pd.DataFrame.from_dict(judged, orient="index")
-    stats = stats.reindex(columns=["compared", "log_shift", "p_value", "flagged"])
-    table = table.merge(stats, left_on="client", right_index=True, how="left")
-    table["compared"] = table["compared"].fillna(0).astype(int)
-    table["flagged"] = table["flagged"].eq(True)  # not judged: not flagged
-    table[["feedback", "sold"]] = table[["feedback", "sold"]].astype(int)
-    return table.reindex(columns=COLUMNS).sort_values(
-        ["feedback", "client"], ascending=[False, True], ignore_index=True
-    )
+
+    def judge(name: str, aside: set[str]) -> dict:
+        pool = ratios[~ratios["client"].isin(aside)]
+        mine = pool[pool["client"] == name]
+        if name in released:
+            mine = mine[mine["received_at"] > released[name]]
+        others = pool[pool["client"] != name]
+        diff = (mine["r"] - _reference(mine, others, check.min_reference_rows)).dropna()
+        shift = float(diff.median()) if len(diff) else float("nan")
+        above, nonzero = int((diff > 0).sum()), int((diff != 0).sum())
+        distance = abs(float(mine["r"].median())) if len(mine) else 0.0
+        return stats_row(len(diff), shift, above, nonzero, distance, check)
+
+    return assemble(volume, judge_all(sorted(set(ratios["client"]) - {ANONYMOUS}), judge))
 
 
 def hold_reason(row, check: ClientCheck) -> str:
@@ -176,7 +201,20 @@ def review_clients(
     check: ClientCheck,
     hold: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Judge every client; put a newly flagged one on hold (unless `hold` is False).
+    """Judge every client from the log's frames; put a newly flagged one on hold (see `review`)."""
+    return review(
+        store, lambda released: client_table(predictions, feedback, check, released), check, hold
+    )
+
+
+def review(
+    store: Store,
+    table_of: Callable[[dict[str, pd.Timestamp]], pd.DataFrame],
+    check: ClientCheck,
+    hold: bool = True,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Judge every client with `table_of(released times)`; put a newly flagged one on hold
+    (unless `hold` is False).
 
     Returns the client table with its `held` column (the open hold's kind, or "") and the names
     put on hold now. A client already held is not held twice.
@@ -187,9 +225,9 @@ def review_clients(
     for h in holds:
         if h["released_at"] is not None and h["client"] not in open_holds:
             at = pd.Timestamp(h["released_at"])
-            at = at.tz_localize("UTC") if at.tzinfo is None else at
+            at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
             released[h["client"]] = max(at, released.get(h["client"], at))
-    table = client_table(predictions, feedback, check, released)
+    table = table_of(released)
     newly = []
     for row in table[table["flagged"]].itertuples():
         if hold and row.client not in open_holds:

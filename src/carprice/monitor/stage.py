@@ -13,10 +13,11 @@ import pandas as pd
 from carprice.config import Paths
 from carprice.data.schema import NUMERIC_COLUMNS
 from carprice.monitor.analysis import MonitorResult, MonitorThresholds
-from carprice.monitor.clients import ClientCheck, review_clients
+from carprice.monitor.clients import ClientCheck
 from carprice.monitor.experiment import compare
 from carprice.monitor.report import write_monitoring
-from carprice.monitor.sql_monitor import monitor_store, sold_feedback
+from carprice.monitor.sql_clients import review_store_clients
+from carprice.monitor.sql_monitor import monitor_store
 from carprice.monitor.sql_usage import window
 from carprice.runtime import pointer
 from carprice.runtime.spool import SPOOL_FILE, Spool
@@ -96,15 +97,14 @@ def run_monitoring(
         result = monitor_store(store, ref, thresholds, champion, since)
         span = window(store, since)
         experiment = compare(store, params, since) if params.get("experiment") else None
-        predictions, feedback = sold_feedback(store, since)
-        result.clients, held = review_clients(
-            store, predictions, feedback, ClientCheck.from_params(params.get("clients"))
-        )
+        check = ClientCheck.from_params(params.get("clients"))
+        result.clients, held = review_store_clients(store, check, since)
     finally:
         store.dispose()
     for name in held:
         say(f"client {name!r} flagged and put on hold: its feedback is held out of training")
-    say(f"{span['estimates']:,} estimates and {len(feedback):,} feedback posts; drift: {note}")
+    posts = int(result.clients["feedback"].sum())
+    say(f"{span['estimates']:,} estimates and {posts:,} feedback posts; drift: {note}")
     now = dt.datetime.now(dt.UTC)
     meta = {
         "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
