@@ -182,7 +182,10 @@ def add_commands(sub) -> None:
         "--folds", type=_at_least(2), help="grouped CV folds (default: tune.folds; 3 quick)"
     )
     p.add_argument(
-        "--jobs", type=_at_least(1), default=1, help="folds trained in parallel processes"
+        "--jobs",
+        type=_at_least(1),
+        default=1,
+        help="folds trained in parallel (threads; each fit uses one)",
     )
     p.add_argument(
         "--quick", action="store_true", help="few rounds and members: a trial, not a result"
