@@ -1,9 +1,18 @@
-"""Demo traffic: a quickly trained model, the real app and simulated weeks replayed through it."""
+"""Demo traffic: a quickly trained model, the service run by `carprice serve --local`, and
+simulated weeks replayed through it over HTTP (the simulator never imports the app)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -12,9 +21,9 @@ from carprice.config import PROJECT_ROOT, load_params
 from carprice.model.train import TrainParams, split_of, train
 from carprice.runtime import clients
 from carprice.runtime.bundle import write_bundle
-from carprice.runtime.store import Store
+from carprice.runtime.store import DB_FILE, Store
 from carprice.simulator.market import generate_listings
-from carprice.simulator.replay import flask_post, replay
+from carprice.simulator.replay import http_post, replay
 from carprice.simulator.sales import simulate_sales
 from carprice.simulator.scenarios import parse_drift
 
@@ -65,20 +74,88 @@ def quick_bundle(out: Path, rows: int) -> tuple[Path, pd.DataFrame]:
     return path, market
 
 
-def replay_demo_store(home: Path, rows: int = 8000) -> tuple[Store, pd.DataFrame]:
-    """Fill a fresh store under `home` with a normal week and a week after a price shock."""
-    from serving.app import create_app
+def free_port() -> int:
+    """Return a TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
+
+def serve_local(
+    home: Path,
+    port: int,
+    *,
+    bundle: Path | None = None,
+    workers: int = 2,
+    env: dict | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen:
+    """Start `carprice serve --local` on 127.0.0.1:port with CARPRICE_HOME=home (its SQLite
+    store) and return the process once /readyz answers 200. `bundle` defaults to the deploy
+    pointer; `log` takes the server's output (default: this process's)."""
+    env = {**(env if env is not None else os.environ), "CARPRICE_HOME": str(home)}
+    argv = [sys.executable, "-m", "carprice.cli", "serve", "--local", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    argv += ["--bundle", str(bundle)] if bundle else []
+    out = open(log, "ab") if log else None  # noqa: SIM115 - the server writes to it until stopped
+    try:
+        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out)
+    finally:
+        if out:
+            out.close()
+    for _ in range(240):
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    stop(proc)
+    where = f" (see {log})" if log else ""
+    raise RuntimeError(f"the service on 127.0.0.1:{port} did not become ready{where}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a served process: SIGTERM (workers finish and drain their spool), then wait."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def served(home: Path, bundle: Path, workers: int = 1) -> Iterator[str]:
+    """Serve `bundle` from `home` on a free local port; yield its base URL; stop it after."""
+    port = free_port()
+    env = {**os.environ, "CARPRICE_DB_URL": ""}  # the store is SQLite under home
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = serve_local(
+        home, port, bundle=bundle, workers=workers, env=env, log=Path(home) / "serve.log"
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def replay_demo_store(home: Path, rows: int = 8000) -> tuple[Store, pd.DataFrame]:
+    """Fill a fresh store under `home` with a normal week and a week after a price shock,
+    replayed over HTTP through the service serving a quickly trained bundle."""
+    home = Path(home)
     bundle, market = quick_bundle(home, rows)
-    url = f"sqlite:///{Path(home) / 'carprice.db'}"
-    app = create_app({"BUNDLE": str(bundle), "CARPRICE_HOME": str(home), "DB_URL": url})
-    client = app.test_client()  # feedback needs an API key: the demo is one client
-    store = app.extensions["carprice"].store
+    url = f"sqlite:///{home.resolve() / DB_FILE}"  # what `served` gives the service
+    store = Store(url)
+    store.create()
     key = clients.add_client(store, "demo", "estimate,feedback", feedback_per_day=rows)
-    client.environ_base["HTTP_X_API_KEY"] = key
-    post = flask_post(client)
+    store.dispose()  # feedback needs an API key: the demo is one client
     n = max(rows // 8, 300)
-    replay(post, *simulated_week(1, START + dt.timedelta(days=7), n))
-    shock = f"shock={START + dt.timedelta(days=10)}:-20%"
-    replay(post, *simulated_week(2, START + dt.timedelta(days=14), n, shock))
+    with served(home, bundle) as base:
+        post = http_post(base, key)
+        replay(post, *simulated_week(1, START + dt.timedelta(days=7), n))
+        shock = f"shock={START + dt.timedelta(days=10)}:-20%"
+        replay(post, *simulated_week(2, START + dt.timedelta(days=14), n, shock))
     return Store(url), market

@@ -19,14 +19,13 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
 from carprice.runtime import pointer
 from carprice.runtime.clients import UNLIMITED, add_client
 from carprice.runtime.store import Store, default_url
-from carprice.simulator.demo import simulated_week
+from carprice.simulator.demo import serve_local, simulated_week, stop
 from carprice.simulator.replay import http_post, replay, replay_sellers
 from carprice.simulator.simulate import simulate
 
@@ -80,32 +79,10 @@ def monitor(env: dict) -> dict:
 
 
 def serve(env: dict) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "carprice.cli",
-            "serve",
-            "--local",
-            "--port",
-            str(PORT),
-            "--host",
-            "127.0.0.1",
-            "--workers",
-            "2",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-    )
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("demo stopped: the service did not become ready")
+    try:
+        return serve_local(Path(env["CARPRICE_HOME"]), PORT, env=env)
+    except RuntimeError as err:
+        raise SystemExit(f"demo stopped: {err}") from err
 
 
 def ab_traffic(week: int, drift: str | None, post) -> None:
@@ -242,8 +219,7 @@ def main() -> int:
         retrain(data / "weeks-8-11", env, promote=False)
         step(f"A/B: the new model as challenger for {float(AB_SHARE):.0%} of listings")
         pointer.swap_pointer(home, PACKAGE / "bundle", pointer.CHALLENGER, note="demo A/B")
-        service.terminate()
-        service.wait(timeout=60)
+        stop(service)
         service = serve({**env, "CARPRICE_AB_SHARE": AB_SHARE})
         step("weeks 12-13: A/B traffic; sellers change prices, sell or withdraw")
         ab_traffic(12, DRIFT, post)
@@ -264,8 +240,7 @@ def main() -> int:
         )
         print("   promoted" if promoted == 0 else "   not promoted: the champion stays")
     finally:
-        service.terminate()
-        service.wait(timeout=60)
+        stop(service)
     step("demo finished; reports under reports/demo-monitoring/")
     return 0
 
