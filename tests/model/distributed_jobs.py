@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.config import PROJECT_ROOT, load_params
+from carprice.data.partitions import bucket_of
 from carprice.model.evaluate import evaluate
 from carprice.model.gate import ModelThresholds, check_model_gate
 from carprice.model.train import TEST, TRAIN, TrainParams, split_of, train, withdrawn_models
@@ -55,10 +56,23 @@ def _peak() -> dict:
     return {"peak_rss_mb": status_mb("VmHWM"), "vm_peak_mb": status_mb("VmPeak")}
 
 
+def write_partitioned(frame: pd.DataFrame, folder: Path, buckets: int) -> list[Path]:
+    """Write `frame` as Parquet partitions by make into `folder`; return the files written.
+
+    Row order within a partition is the frame's order, so the same frame gives the same files.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for bucket, part in frame.groupby(bucket_of(frame["make"], buckets), sort=True):
+        path = folder / f"part-{int(bucket):03d}.parquet"
+        part.to_parquet(path, index=False)
+        written.append(path)
+    return written
+
+
 def validated_folder(folder: Path, clean: pd.DataFrame, partitions: int) -> Path:
     """Write a gate 1 output folder whose clean rows are Parquet partitions by make."""
-    from carprice.data.partitions import write_partitioned
-
     write_partitioned(clean, folder / "clean.parquet", partitions)
     counts = clean.groupby(["make", "model"]).size().rename("clean_rows").reset_index()
     min_rows = PARAMS["gate1"]["min_rows_per_model"]

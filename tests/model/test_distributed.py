@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.data.partitions import read_partitioned, write_partitioned
+from carprice.data.partitions import read_partitioned
 from carprice.model.dask_evaluate import evaluate_partitions
 from carprice.model.dask_train import SPLIT, TRAIN, fit_spec, with_split
 from carprice.model.evaluate import evaluate
@@ -23,7 +23,7 @@ from carprice.runtime.bundle import load_bundle
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.predictor import Predictor
 from tests.conftest import small_params
-from tests.model.distributed_jobs import validated_folder
+from tests.model.distributed_jobs import validated_folder, write_partitioned
 
 
 @pytest.fixture(scope="module")

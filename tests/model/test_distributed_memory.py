@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from carprice.config import PROJECT_ROOT
-from carprice.data.partitions import write_partitioned
+from tests.model.distributed_jobs import write_partitioned
 
 pytestmark = pytest.mark.slow
 

@@ -48,12 +48,10 @@ def test_it_resolves_a_relative_link(tmp_path):
     assert pointer.read_pointer(tmp_path) == (tmp_path / "bundles" / "x").resolve()
 
 
-def test_it_keeps_named_pointers_apart_and_clears_one(tmp_path):
+def test_it_keeps_named_pointers_apart(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     pointer.swap_pointer(tmp_path, a)
     pointer.swap_pointer(tmp_path, b, name=pointer.CHALLENGER)
     assert pointer.read_pointer(tmp_path, pointer.CHALLENGER) == b.resolve()
-    pointer.clear_pointer(tmp_path, pointer.CHALLENGER)
-    assert pointer.read_pointer(tmp_path, pointer.CHALLENGER) is None
     assert pointer.read_pointer(tmp_path) == a.resolve()

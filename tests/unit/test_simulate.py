@@ -11,17 +11,41 @@ import pandas as pd
 import pytest
 
 from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, clean_schema
-from carprice.simulator.dirt import dirty_masks
+from carprice.simulator.dirt import (
+    FUEL_PLACEHOLDER,
+    HP_PLACEHOLDER,
+    MILEAGE_PLACEHOLDERS,
+)
 from carprice.simulator.market import generate_listings
-from carprice.simulator.market_tables import load_calibration
+from carprice.simulator.market_tables import Calibration, load_calibration
 from carprice.simulator.scenarios import parse_drift
 from carprice.simulator.simulate import simulate
 
 START = dt.date(2027, 1, 4)  # a Monday, ISO week 2027-W01
+ABSURD_PRICE = 2_000_000  # no car in the calibration market is listed this high
 
 
 def digest(paths: list[Path]) -> list[tuple[str, str]]:
     return [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths]
+
+
+def dirty_masks(frame: pd.DataFrame, calibration: Calibration) -> dict[str, pd.Series]:
+    """Return, per kind of dirt, which rows show it (the patterns `add_dirt` produces)."""
+    non_car = frame["make"].isin(calibration.raw["non_car_makes"])
+    others = frame["make"].eq("Others")
+    canonical = [c for c in frame.columns if c not in ("listing_id", "listed_at", "fair_price")]
+    return {
+        "model_missing": frame["model"].isna() & ~non_car & ~others,
+        "gear_missing": frame["gear"].isna(),
+        "hp_missing": frame["hp"].isna(),
+        "hp_placeholder": frame["hp"].eq(HP_PLACEHOLDER).fillna(False),
+        "fuel_placeholder": frame["fuel"].eq(FUEL_PLACEHOLDER),
+        "mileage_placeholder": frame["mileage"].isin(MILEAGE_PLACEHOLDERS),
+        "price_absurd": frame["price"].ge(ABSURD_PRICE),
+        "make_others": others,
+        "non_car_make": non_car,
+        "duplicate": frame.duplicated(subset=canonical),
+    }
 
 
 def run(out: Path, seed: int = 11, **kwargs) -> list[Path]:

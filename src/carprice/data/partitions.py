@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 
-PART = "part-{:03d}.parquet"
-
 
 def bucket_of(makes: pd.Series, buckets: int) -> pd.Series:
     """Return the partition number of each row's make (missing makes share one bucket)."""
@@ -23,21 +21,6 @@ def bucket_of(makes: pd.Series, buckets: int) -> pd.Series:
     text = makes.astype("str").str.strip().where(makes.notna(), "")
     codes = {m: zlib.crc32(m.encode("utf-8")) % buckets for m in text.unique()}
     return text.map(codes).astype("int64")
-
-
-def write_partitioned(frame: pd.DataFrame, folder: Path, buckets: int) -> list[Path]:
-    """Write `frame` as Parquet partitions by make into `folder`; return the files written.
-
-    Row order within a partition is the frame's order, so the same frame gives the same files.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for bucket, part in frame.groupby(bucket_of(frame["make"], buckets), sort=True):
-        path = folder / PART.format(int(bucket))
-        part.to_parquet(path, index=False)
-        written.append(path)
-    return written
 
 
 def read_partitioned(path: Path, min_partitions: int = 1):

@@ -68,24 +68,6 @@ def swap_pointer(home: Path, bundle: Path, name: str = CURRENT, note: str = "") 
     return previous
 
 
-def clear_pointer(home: Path, name: str, note: str = "") -> None:
-    """Remove a pointer (e.g. stop shadowing a challenger); a missing pointer is fine."""
-    link = pointer_path(home, name)
-    previous = read_pointer(home, name)
-    link.unlink(missing_ok=True)
-    if previous is not None:
-        _append_history(
-            deploy_dir(home),
-            {
-                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "pointer": name,
-                "bundle": None,
-                "previous": str(previous),
-                "note": note,
-            },
-        )
-
-
 def history(home: Path) -> list[dict]:
     """Return every recorded swap, oldest first."""
     path = deploy_dir(home) / HISTORY

@@ -47,11 +47,6 @@ class CompiledTrees:
         self.score_matrix = scorer.score_matrix  # matrix -> ndarray (rows, boosters)
 
 
-def available() -> bool:
-    """Whether the compiled extension is importable."""
-    return _treescore is not None
-
-
 def scorer(packed: treepack.Packed):
     """Return the extension's Scorer over `packed` (its arrays become read-only), or raise
     TablesRefused naming what is out of range."""

@@ -11,7 +11,6 @@ FUEL_PLACEHOLDER = "-/- (Fuel)"
 MILEAGE_PLACEHOLDERS = (999_999, 1_111_111)
 HP_PLACEHOLDER = 1
 ABSURD_PRICE_FACTOR = 1000  # a price typed with three extra zeros
-ABSURD_PRICE = 2_000_000  # no car in the calibration market is listed this high
 # Order matters for reproducibility: one uniform column per kind, always drawn.
 KINDS = (
     "model_missing",
@@ -25,25 +24,6 @@ KINDS = (
     "non_car_make",
     "duplicate",
 )
-
-
-def dirty_masks(frame: pd.DataFrame, calibration: Calibration) -> dict[str, pd.Series]:
-    """Return, per kind of dirt, which rows show it (the patterns `add_dirt` produces)."""
-    non_car = frame["make"].isin(calibration.raw["non_car_makes"])
-    others = frame["make"].eq("Others")
-    canonical = [c for c in frame.columns if c not in ("listing_id", "listed_at", "fair_price")]
-    return {
-        "model_missing": frame["model"].isna() & ~non_car & ~others,
-        "gear_missing": frame["gear"].isna(),
-        "hp_missing": frame["hp"].isna(),
-        "hp_placeholder": frame["hp"].eq(HP_PLACEHOLDER).fillna(False),
-        "fuel_placeholder": frame["fuel"].eq(FUEL_PLACEHOLDER),
-        "mileage_placeholder": frame["mileage"].isin(MILEAGE_PLACEHOLDERS),
-        "price_absurd": frame["price"].ge(ABSURD_PRICE),
-        "make_others": others,
-        "non_car_make": non_car,
-        "duplicate": frame.duplicated(subset=canonical),
-    }
 
 
 def add_dirt(
