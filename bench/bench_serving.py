@@ -340,7 +340,7 @@ def build_image(bundle: Path) -> str:
     return container.build(bundle, "carprice:bench-serving")
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", help="bundle directory (default: train a 1,000-tree one)")
     parser.add_argument("--trees", type=int, default=1000, help="point-model trees to train")
@@ -361,72 +361,119 @@ def main() -> int:
         help="PostgreSQL for the product-pg contender (tables with a throw-away prefix)",
     )
     parser.add_argument("--no-pg", action="store_true", help="leave the PostgreSQL contender out")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def wrk_script(path: Path, key: str | None = None) -> Path:
+    """Write the wrk script that posts BODY (with an API key when given); return its path."""
+    text = (
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(BODY)}\n"
+    )
+    if key:
+        text += f'wrk.headers["X-API-Key"] = "{key}"\n'
+    path.write_text(text)
+    return path
+
+
+@dataclasses.dataclass
+class Contenders:
+    """The servers measured: each one's port, gunicorn master (for its workers' CPU time) and
+    wrk script. `product-auth` is the product server again, called with an API key."""
+
+    ports: dict[str, int]
+    masters: dict[str, int] = dataclasses.field(default_factory=dict)
+    scripts: dict[str, Path] = dataclasses.field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = dataclasses.field(default_factory=dict)
+    image: ImageServer | None = None
+
+    @classmethod
+    def planned(cls, pg: bool, image: bool) -> Contenders:
+        ports = {"bare": 8301, "product": 8302}
+        if pg:
+            ports["product-pg"] = 8304
+        if image:
+            ports["image"] = 8303
+        return cls(ports)
+
+    def start(self, bundle: Path, work: Path, workers: int, pg_url: str | None, image: str | None):
+        """Start every server at once: the measurements alternate, so all see the same
+        machine."""
+        for name, (argv, env) in _peers(bundle, work, workers, pg_url).items():
+            port = self.ports[name]
+            self.procs[name] = start(
+                [a.format(port=port) for a in argv], env, port, work / f"{name}.log"
+            )
+            self.masters[name] = self.procs[name].pid
+        script = wrk_script(work / "post.lua")
+        auth = wrk_script(work / "post-auth.lua", add_bench_client(work / "home"))
+        self.ports["product-auth"], self.masters["product-auth"] = (
+            self.ports["product"],
+            self.masters["product"],
+        )
+        self.scripts = {name: script for name in self.ports} | {"product-auth": auth}
+        if image:
+            self.image = ImageServer(image, self.ports["image"], workers, work / "i.log")
+            self.masters["image"] = self.image.pid
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop(proc)
+        if self.image is not None:
+            self.image.stop()
+
+
+def throughput(servers: Contenders, seconds: int, repeats: int, figures: dict) -> None:
+    """wrk rounds over every contender in alternating order, then each one's medians and its
+    one-connection latency, into `figures`."""
+    ports, scripts = servers.ports, servers.scripts
+    for repeat in range(repeats):
+        order = list(ports) if repeat % 2 == 0 else list(reversed(ports))
+        for name in order:
+            run = wrk(ports[name], seconds, scripts[name], master=servers.masters[name])
+            figures[name]["wrk"].append(run)
+    for name, port in ports.items():
+        runs = figures[name]["wrk"]
+        figures[name]["req_per_s"] = statistics.median(r["req_per_s"] for r in runs)
+        figures[name]["non_2xx"] = sum(r["non_2xx"] for r in runs)
+        figures[name]["server_cpu_us_per_request"] = statistics.median(
+            r["server_cpu_us_per_request"] for r in runs
+        )
+        c1 = wrk(port, 5, scripts[name], 1)
+        figures[name]["wrk_c1_latency_ms"] = c1["latency_ms"]
+
+
+def measure(servers: Contenders, args: argparse.Namespace, bundle: Path) -> dict:
+    """Sequential round trips, throughput (when wrk is installed) and the HTTP batch."""
+    figures: dict = {name: {"wrk": []} for name in servers.ports}
+    for name, port in servers.ports.items():
+        if name != "product-auth":  # its sequential client sends no key
+            figures[name]["sequential_ms"] = sequential_ms(port, args.sequential)
+    if shutil.which("wrk"):
+        throughput(servers, args.seconds, args.repeats, figures)
+    figures["product"]["batch_1000_http_ms"] = batch_http_ms(servers.ports["product"], bundle)
+    return figures
+
+
+def main() -> int:
+    args = parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     with tempfile.TemporaryDirectory(prefix="carprice-bench-serving-") as tmp:
         work = Path(tmp)
         bundle = Path(args.bundle) if args.bundle else build_bundle(work / "bundle", args.trees)
-        script = work / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(BODY)}\n"
-        )
         results: dict = {"in_process": in_process(bundle)}
-        ports = {"bare": 8301, "product": 8302}
         pg_url = None if args.no_pg else args.pg_url
-        if pg_url:
-            ports["product-pg"] = 8304
         image = None if args.no_image else (args.image or build_image(bundle))
-        if image:
-            ports["image"] = 8303
-        procs, masters, container_server = {}, {}, None
-        try:  # all servers up at once; measurements alternate so all see the same machine
-            for name, (argv, env) in _peers(bundle, work, args.workers, pg_url).items():
-                port = ports[name]
-                procs[name] = start(
-                    [a.format(port=port) for a in argv], env, port, work / f"{name}.log"
-                )
-                masters[name] = procs[name].pid
-            # the same product server, called with a key: authenticated vs anonymous
-            auth_script = work / "post-auth.lua"
-            auth_script.write_text(
-                script.read_text()
-                + f'wrk.headers["X-API-Key"] = "{add_bench_client(work / "home")}"\n'
-            )
-            ports["product-auth"], masters["product-auth"] = ports["product"], masters["product"]
-            scripts = {name: script for name in ports} | {"product-auth": auth_script}
-            if image:
-                container_server = ImageServer(image, ports["image"], args.workers, work / "i.log")
-                masters["image"] = container_server.pid
-                results["image_runtime"] = {"image": image, **container_server.runtime}
-            figures: dict = {name: {"wrk": []} for name in ports}
-            for name, port in ports.items():
-                if name != "product-auth":  # its sequential client sends no key
-                    figures[name]["sequential_ms"] = sequential_ms(port, args.sequential)
-            if shutil.which("wrk"):
-                for repeat in range(args.repeats):
-                    order = list(ports) if repeat % 2 == 0 else list(reversed(ports))
-                    for name in order:
-                        run = wrk(ports[name], args.seconds, scripts[name], master=masters[name])
-                        figures[name]["wrk"].append(run)
-                for name, port in ports.items():
-                    runs = figures[name]["wrk"]
-                    figures[name]["req_per_s"] = statistics.median(r["req_per_s"] for r in runs)
-                    figures[name]["non_2xx"] = sum(r["non_2xx"] for r in runs)
-                    figures[name]["server_cpu_us_per_request"] = statistics.median(
-                        r["server_cpu_us_per_request"] for r in runs
-                    )
-                    c1 = wrk(port, 5, scripts[name], 1)
-                    figures[name]["wrk_c1_latency_ms"] = c1["latency_ms"]
-            figures["product"]["batch_1000_http_ms"] = batch_http_ms(ports["product"], bundle)
+        servers = Contenders.planned(pg=bool(pg_url), image=bool(image))
+        try:
+            servers.start(bundle, work, args.workers, pg_url, image)
+            if servers.image is not None:
+                results["image_runtime"] = {"image": image, **servers.image.runtime}
+            results.update(measure(servers, args, bundle))
         finally:
-            for proc in procs.values():
-                stop(proc)
-            if container_server is not None:
-                container_server.stop()
+            servers.stop()
             if pg_url:
                 drop_pg_tables(pg_url)
-        results.update(figures)
         report(results)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
