@@ -165,8 +165,9 @@ IMAGE_ID_ENV = "CARPRICE_IMAGE_ID"  # set by whoever starts the container (gate 
 
 @bp.get("/v1/model")
 def model_info():
-    """Describe the served model and what runs it: version, lineage, metrics, gates, interval,
-    challenger, the tree scorer in use and the image id."""
+    """Describe the served model and what runs it: version, bundle metadata (lineage), interval,
+    challenger, the tree scorer in use, the image id, and its release (number, gate results,
+    gate 2's test metrics, parameters)."""
     rt = _runtime()
     if rt.champion is None:
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
@@ -184,6 +185,7 @@ def model_info():
             "features": list(bundle.spec.features),
             "challenger_version": challenger,
             "runtime": _runtime_info(rt),
+            "release": rt.release,
         }
     )
 

@@ -30,6 +30,7 @@ from carprice.runtime.predictor import Predictor
 from carprice.runtime.spool import DEFAULT_MAX_ROWS, SPOOL_FILE, Spool, drain
 from carprice.runtime.store import Store, default_url
 from serving.metrics import Metrics
+from serving.releases import release_of
 
 log = logging.getLogger("carprice.serving")
 DRAIN_SECONDS = 1.0  # how often the drainer moves rows spooled during a store outage
@@ -85,6 +86,7 @@ class Runtime:
     store: Store
     metrics: Metrics = field(default_factory=Metrics)
     champion: Predictor | None = None
+    release: dict | None = None  # the champion's release (serving/releases.py), if promoted
     challenger: Predictor | None = None
     refusal: str | None = None
     draining: bool = False  # set on SIGTERM: readiness answers 503 while requests finish
@@ -216,6 +218,7 @@ class Runtime:
             log.error("not ready: %s", self.refusal)
             return
         self.metrics.model_info.labels("champion", self.champion.version).set(1)
+        self.release = release_of(self.home, self.champion.version)
         log.info("serving model %s from %s", self.champion.version, path)
 
     def load_challenger(self, path: Path | None) -> None:

@@ -1,7 +1,7 @@
 """Releases: promote a gated package to production, roll back, keep an append-only history.
 
     CARPRICE_HOME/releases/<n>/        one folder per released registry version n
-        manifest.json                  lineage, checksums, image, the three gate verdicts
+        manifest.json                  lineage, checksums, image, the three gate verdicts, params
         bundle/ golden.jsonl package.json image.json params.yaml
         gate1/ gate2/ gate3/           the gate reports the release passed
         rollbacks/<time>/              gate 3 re-run before each switch back to this release
@@ -173,6 +173,7 @@ def promote(
         "snapshot": {k: lineage.get(f"snapshot_{k}") for k in ("id", "sha256", "rows")},
         "params_hash": lineage.get("params_hash"),
         "params_file": "params.yaml",
+        "params": params,
         "model_sha256": meta["model_sha256"],
         "bundle_checksums_sha256": meta["bundle_checksums_sha256"],
         "image": image,
