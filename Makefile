@@ -125,8 +125,11 @@ serve-stop: $(STAMP) ## stop the production container
 serve-local: $(STAMP) ## development: this checkout under gunicorn in the foreground (PORT=8000)
 	$(BIN)/carprice serve --local --port $(PORT)
 
-monitor: $(STAMP) ## usage, drift, realised error on sold prices -> reports/monitoring/ (exit 10: retrain)
-	$(BIN)/carprice monitor --params $(PARAMS)
+monitor: $(STAMP) ## usage, drift, realised error on sold prices -> reports/monitoring/ (prints the verdict)
+	@rc=0; $(BIN)/carprice monitor --params $(PARAMS) || rc=$$?; \
+	if [ $$rc -eq 10 ]; then echo "== verdict: retrain recommended (make retrain, or make retrain-if-needed)"; \
+	elif [ $$rc -eq 0 ]; then echo "== verdict: quiet, no retrain needed"; \
+	else echo "monitor failed (exit $$rc)"; exit $$rc; fi
 
 retrain-if-needed: $(STAMP) ## monitor, then retrain when the verdict says so (the CD trigger)
 	@rc=0; $(BIN)/carprice monitor --params $(PARAMS) || rc=$$?; \
