@@ -103,13 +103,20 @@ def serve_local(
     finally:
         if out:
             out.close()
+    wait_ready(proc, port, log)
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen, port: int, log: Path | None = None) -> None:
+    """Wait until the server `proc` answers 200 on 127.0.0.1:port/readyz; stop it and raise
+    RuntimeError when it exits or is not ready within two minutes."""
     for _ in range(240):
         if proc.poll() is not None:
             break
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
-                    return proc
+                    return
         except OSError:
             time.sleep(0.5)
     stop(proc)
