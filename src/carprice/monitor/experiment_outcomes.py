@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 
 from carprice.runtime.experiment import CHAMPION
-from carprice.runtime.logqueries.feedback import keyed_estimates
+from carprice.runtime.logqueries.feedback import feedback_events, keyed_estimates
 
 
 def _utc(stamp: dt.datetime) -> dt.datetime:
@@ -21,7 +21,7 @@ def outcomes(store, since=None, days: int = 30, as_of: dt.datetime | None = None
     as_of = as_of or dt.datetime.now(dt.UTC)
     rows = {r["prediction_id"]: r for r in keyed_estimates(store, since)}
     events: dict[str, list[dict]] = {}
-    for event in store.feedback_events(keyed=True):
+    for event in feedback_events(store, keyed=True):
         if event["prediction_id"] in rows:
             events.setdefault(event["prediction_id"], []).append(event)
     out = []

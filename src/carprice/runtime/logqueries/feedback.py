@@ -1,5 +1,5 @@
 """The log read for training and for the A/B experiment: sales joined to the logged inputs,
-and the keyed estimates."""
+the keyed estimates and the feedback events."""
 
 from __future__ import annotations
 
@@ -54,3 +54,41 @@ def keyed_estimates(store: Store, since: dt.date | dt.datetime | None) -> list[d
     )
     with store.engine.connect() as conn:  # only keyed estimates leave the database
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A time as UTC-aware (SQLite gives stored UTC times back without a zone)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def feedback_events(
+    store: Store, since: dt.date | dt.datetime | None = None, keyed: bool = False
+) -> list[dict]:
+    """Every feedback row (prediction_id, event, event_at, listing_price, sold_price, sold_at,
+    received_at, client), oldest first; received from `since` on when given (a date means
+    00:00 UTC); only on estimates of listings with a `listing_key` when `keyed` (the A/B
+    experiment's). `event` is None on posts of plain values; times are UTC-aware."""
+    f, p = store.feedback, store.predictions
+    query = sa.select(
+        f.c.prediction_id,
+        f.c.event,
+        f.c.event_at,
+        f.c.listing_price,
+        f.c.sold_price,
+        f.c.sold_at,
+        f.c.received_at,
+        f.c.client,
+    ).order_by(f.c.feedback_id)
+    if keyed:
+        with_key = p.c.inputs["listing_key"].as_string().is_not(None)
+        query = query.where(f.c.prediction_id.in_(sa.select(p.c.prediction_id).where(with_key)))
+    if isinstance(since, dt.datetime):
+        since = _utc(since)
+    query = query.where(*in_window(f.c.received_at, since))
+    with store.engine.connect() as conn:
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    for row in rows:
+        row["event_at"], row["received_at"] = _utc(row["event_at"]), _utc(row["received_at"])
+    return rows
