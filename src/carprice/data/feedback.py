@@ -1,4 +1,4 @@
-"""Read the prediction log and feedback as frames; turn sold feedback into training rows.
+"""Sold feedback as training rows, joined to the inputs the service logged for the same car.
 
 Feedback is input from outside, so before a sold price becomes a training row it must be
 plausible next to the estimate the service logged for the same car: a ratio outside the bounds

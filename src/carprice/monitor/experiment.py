@@ -18,6 +18,10 @@ percentile bootstraps (numpy, seeded). The challenger is "better" or "worse" tha
 on a metric when the interval of the difference excludes 0 on that side at `confidence`, "not
 yet known" otherwise or below `min_rows` per arm. Promotion needs conversion and realised error
 both not worse than the champion by more than `non_inferiority_margin`.
+
+This module holds the settings, the comparison and the promotion policy; what each seller did
+is built in `experiment_outcomes` (from `runtime.logqueries`), the intervals in
+`experiment_stats`, the text rows in `experiment_text`.
 """
 
 from __future__ import annotations
