@@ -182,7 +182,7 @@ bench: $(STAMP) ## benchmarks: ingest+validate, simulator and training on 1,000,
 	$(MAKE) bench-distributed
 	$(MAKE) bench-monitor
 
-# make bench-monitor BENCH_MONITOR_ARGS="--engine both --pandas" (see bench/bench_monitor.py -h)
+# make bench-monitor BENCH_MONITOR_ARGS="--engine both" (see bench/bench_monitor.py -h)
 BENCH_MONITOR_ARGS ?=
 bench-monitor: $(STAMP) ## the monitor's peak memory on 500,000 and 5,000,000 logged estimates (SQLite)
 	$(BIN)/python bench/bench_monitor.py $(BENCH_MONITOR_ARGS)

@@ -4,8 +4,7 @@ Each log is filled fast (SQLite: executemany on one transaction; PostgreSQL: COP
 store's day-partitioned table) with simulated estimates spread over 30 days, a share of them
 with a sold price. Then `carprice monitor`'s stage runs in a fresh process per log (the SQL
 aggregates, the client review, the experiment, the report); its wall time and peak RSS are
-reported side by side. `--pandas` also runs the in-memory monitor (read_log + analysis.monitor,
-which the SQL one replaced) on the small log.
+reported side by side.
 
     .venv/bin/python bench/bench_monitor.py [--rows 5000000] [--small 500000] [--engine sqlite]
 """
@@ -166,40 +165,30 @@ def child(args: argparse.Namespace) -> int:
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     work = Path(args.work)
     paths = Paths(root=work, home=work / "home")
-    if args.mode == "pandas":
-        from carprice.data.feedback import read_log
-        from carprice.monitor.analysis import MonitorThresholds, monitor
-        from carprice.runtime.store import Store
+    from carprice.monitor.stage import run_monitoring
 
-        store = Store(os.environ["CARPRICE_DB_URL"], os.environ.get("CARPRICE_DB_PREFIX", ""))
-        predictions, feedback = read_log(store)
-        t = MonitorThresholds.from_params(params["monitor"])
-        result = monitor(predictions, feedback, reference, t)
-    else:
-        from carprice.monitor.stage import run_monitoring
-
-        result, _ = run_monitoring(paths, params, None, work / "out", lambda _: None, reference)
+    result, _ = run_monitoring(paths, params, None, work / "out", lambda _: None, reference)
     print(json.dumps({"estimates": result.usage["estimates"], "retrain": result.retrain}))
     return 0
 
 
-def measure(mode: str, url: str, prefix: str, work: Path, reference: Path) -> dict:
+def measure(url: str, prefix: str, work: Path, reference: Path) -> dict:
     """Run the monitor in a fresh process; return its seconds, peak RSS (MiB) and answer."""
     env = {**os.environ, "CARPRICE_DB_URL": url, "CARPRICE_DB_PREFIX": prefix}
-    cmd = [sys.executable, __file__, "--child", mode, "--work", str(work)]
+    cmd = [sys.executable, __file__, "--child", "--work", str(work)]
     cmd += ["--reference", str(reference)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"monitor ({mode}) failed")
+        raise SystemExit("monitor failed")
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024, **json.loads(out)}
 
 
-def run(engine: str, rows: int, share: float, modes: list[str], tmp: Path) -> list[dict]:
-    """Fill one log of `rows` estimates and measure each monitor mode on it."""
+def run(engine: str, rows: int, share: float, tmp: Path) -> dict:
+    """Fill one log of `rows` estimates and measure the monitor on it."""
     work = tmp / f"{engine}-{rows}"
     work.mkdir()
     if engine == "sqlite":
@@ -212,10 +201,7 @@ def run(engine: str, rows: int, share: float, modes: list[str], tmp: Path) -> li
     filled = time.perf_counter() - started
     print(f"{engine}: {rows:,} estimates + {sold:,} sold prices written in {filled:.0f} s")
     try:
-        return [
-            {"engine": engine, "rows": rows, "mode": m, **measure(m, url, prefix, work, reference)}
-            for m in modes
-        ]
+        return {"engine": engine, "rows": rows, **measure(url, prefix, work, reference)}
     finally:
         if engine != "sqlite":
             from carprice.runtime.store import Store
@@ -231,12 +217,11 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=500_000, help="estimates in the small log")
     parser.add_argument("--feedback-share", type=float, default=0.02, help="share sold")
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    parser.add_argument("--pandas", action="store_true", help="also the in-memory monitor (small)")
-    parser.add_argument("--child", choices=["sql", "pandas"], dest="mode", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--reference", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.mode:
+    if args.child:
         return child(args)
     engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
     results = []
@@ -244,14 +229,10 @@ def main() -> int:
         listings(np.random.default_rng(2), 100_000).to_parquet(Path(tmp) / "reference.parquet")
         for engine in engines:
             for rows in (args.small, args.rows):
-                modes = ["sql", "pandas"] if args.pandas and rows == args.small else ["sql"]
-                results += run(engine, rows, args.feedback_share, modes, Path(tmp))
-    print(f"\n{'engine':<11}{'estimates':>11}  {'monitor':<8}{'seconds':>9}{'peak RSS MiB':>14}")
+                results.append(run(engine, rows, args.feedback_share, Path(tmp)))
+    print(f"\n{'engine':<11}{'estimates':>11}{'seconds':>9}{'peak RSS MiB':>14}")
     for r in results:
-        print(
-            f"{r['engine']:<11}{r['rows']:>11,}  {r['mode']:<8}{r['seconds']:>9.1f}"
-            f"{r['peak_rss_mib']:>14.0f}"
-        )
+        print(f"{r['engine']:<11}{r['rows']:>11,}{r['seconds']:>9.1f}{r['peak_rss_mib']:>14.0f}")
     return 0
 
 

@@ -137,28 +137,28 @@ MONITORING = [
     "(the second with a price shock) through the app into a temporary store, so the views have "
     "something to show.",
     SETUP,
-    "import dataclasses, datetime as dt, tempfile\n\n"
+    "import tempfile\n\n"
     "from carprice.config import PROJECT_ROOT, Paths, load_params\n"
-    "from carprice.data.feedback import read_log\n"
-    "from carprice.monitor.analysis import MonitorThresholds, monitor\n"
+    "from carprice.monitor.drift import empty_reference\n"
+    "from carprice.monitor.stage import champion_reference\n"
+    "from carprice.monitor.verdict import MonitorThresholds\n"
+    "from carprice.monitor.views import monitor_store, realised\n"
+    "from carprice.runtime.logqueries.monitor import window\n"
     "from carprice.runtime.store import Store, default_url\n\n"
     "params = load_params(PROJECT_ROOT / 'params.yaml')\n"
     "paths = Paths.from_env()\n"
     "store = Store(default_url(paths.home)); store.create()\n"
-    "predictions, feedback = read_log(store)\n"
-    "print(f'{len(predictions):,} logged estimates, {len(feedback):,} feedback posts')",
+    "print(f\"{window(store, None)['estimates']:,} logged estimates\")",
     "reference = None\n"
-    "if predictions.empty:\n"
+    "if not window(store, None)['estimates']:\n"
     "    from carprice.simulator.demo import replay_demo_store\n"
     "    store, reference = replay_demo_store(Path(tempfile.mkdtemp()), rows=min(ROWS, 8000))\n"
-    "    predictions, feedback = read_log(store)\n"
-    "print(f'{len(predictions):,} estimates to monitor')",
-    "from carprice.monitor.stage import champion_reference\n"
+    "window(store, None)",
     "thresholds = MonitorThresholds.from_params(params['monitor'])\n"
     "if reference is None:\n"
     "    _, reference, note = champion_reference(paths)\n"
-    "result = monitor(predictions, feedback, reference if reference is not None else\n"
-    "                 predictions.iloc[:0], thresholds)\n"
+    "result = monitor_store(store, reference if reference is not None else empty_reference(),\n"
+    "                       thresholds)\n"
     "print('retrain recommended' if result.retrain else 'no retrain needed')\n"
     "for reason in result.reasons:\n"
     "    print(' -', reason)",
@@ -169,12 +169,10 @@ MONITORING = [
     "## Realised error on sold prices, per model version and segment",
     "result.realised",
     "result.segments.sort_values('mape', ascending=False).head(10)",
-    "## Realised error over time",
-    "from carprice.monitor.analysis import sold\n"
-    "j = sold(predictions, feedback)\n"
-    "if not j.empty:\n"
-    "    daily = j.groupby(j['created_at'].dt.floor('D'))['signed'].median()\n"
-    "    daily.plot(marker='o', figsize=(6, 3))\n"
+    "## Realised error over time (by the day of the estimate)",
+    "daily = realised(store, 'day', None).set_index('day')\n"
+    "if not daily.empty:\n"
+    "    daily['bias'].plot(marker='o', figsize=(6, 3))\n"
     "    plt.ylabel('median signed error vs sold price'); plt.show()",
 ]
 

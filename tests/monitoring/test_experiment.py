@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from carprice.cli.main import main
-from carprice.monitor.experiment import compare, table_rows
+from carprice.monitor.experiment import compare
+from carprice.monitor.experiment_text import table_rows
 from carprice.release.promote import ReleaseError, require_experiment
 from carprice.runtime.experiment import assign_arm
 from carprice.runtime.store import Store
@@ -231,7 +232,7 @@ def test_promote_by_experiment_lets_a_better_challenger_through_to_the_release_c
 
 
 def test_days_to_sell_count_from_the_listing_date_when_it_precedes_the_estimate(store):
-    from carprice.monitor.experiment import outcomes
+    from carprice.monitor.experiment_outcomes import outcomes
 
     listed = _row("a" * 32, "champion", 10_000.0, 11_000.0)
     listed["inputs"]["listed_at"] = "2025-12-26"  # online ten days before the estimate

@@ -9,8 +9,9 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from carprice.data.feedback import read_log, training_rows
-from carprice.monitor.analysis import MonitorThresholds, monitor
+from carprice.data.feedback import feedback_rows
+from carprice.monitor.verdict import MonitorThresholds
+from carprice.monitor.views import monitor_store
 from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import flask_post, replay
@@ -51,8 +52,7 @@ def run(service, reference, thresholds, *weeks):
     for listings, sales in weeks:
         stats = replay(post, listings, sales)
         assert stats.errors == 0
-    predictions, feedback = read_log(store)
-    return monitor(predictions, feedback, reference, thresholds)
+    return monitor_store(store, reference, thresholds)
 
 
 @pytest.mark.parametrize("seed", [101, 202, 303])
@@ -112,13 +112,13 @@ def test_sold_feedback_joins_the_next_snapshot_exactly_once(service, tmp_path):
     post, store, _ = service
     listings, sales = week(3, START + dt.timedelta(days=7), n=300)
     replay(post, listings, sales)
-    rows = training_rows(store)
+    rows = feedback_rows(store).rows
     assert len(rows) == len(sales) > 0
     # A second (plausible) post on an already-sold prediction does not add a row.
     first = next(p for p in rows["prediction_id"] if store.prediction(p)["price"] is not None)
     price = round(0.9 * store.prediction(first)["price"])
     assert post("/v1/feedback", {"prediction_id": first, "sold_price": float(price)})[0] == 202
-    again = training_rows(store)
+    again = feedback_rows(store).rows
     assert len(again) == len(rows)
     assert again.set_index("prediction_id").loc[first, "price"] == price
     raw = tmp_path / "raw"

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from flask import g
 
 from carprice.config import PROJECT_ROOT, Paths
-from carprice.data.feedback import feedback_rows, read_log
+from carprice.data.feedback import feedback_rows
 from carprice.data.ingest import ingest, load_listings
 from carprice.data.rules import validate
 from carprice.model.train import split_of, train
-from carprice.monitor.clients import ClientCheck, client_table, review_clients, sign_test
+from carprice.monitor.client_review import ClientCheck, client_table, review_clients, sign_test
 from carprice.monitor.stage import run_monitoring
 from carprice.runtime import clients
 from carprice.runtime.spool import Spool, drain
@@ -246,8 +246,7 @@ def test_a_flooding_client_is_flagged_held_out_and_moves_no_model(
     assert store.release_client("flood") == 1
     flooded = feedback_rows(store)
     assert len(flooded.rows) == len(without.rows) + FLOOD
-    predictions, feedback = read_log(store)
-    assert review_clients(store, predictions, feedback, check)[1] == []  # released stands
+    assert review_clients(store, check)[1] == []  # released stands
     store.dispose()
 
     baseline, snap_a = _retrain(tmp_path / "a", raw, without.rows, rules, params)
@@ -321,8 +320,7 @@ def test_anonymous_feedback_is_counted_but_never_judged(app, client):
     pids = [a["prediction_id"] for a in answers["estimates"]]
     for pid in pids:  # written as a service without API keys would have: client NULL
         assert store.add_feedback(pid, sold_price=30000.0) is not None
-    predictions, feedback = read_log(store)
-    table = client_table(predictions, feedback, ClientCheck(min_rows=1, max_log_shift=0.01))
+    table = client_table(store, ClientCheck(min_rows=1, max_log_shift=0.01))
     assert table.to_dict("records")[0] | {"log_shift": None, "p_value": None} == {
         "client": "(anonymous)",
         "feedback": 3,
@@ -332,5 +330,3 @@ def test_anonymous_feedback_is_counted_but_never_judged(app, client):
         "p_value": None,
         "flagged": False,
     }
-    empty = client_table(predictions, feedback.iloc[:0], ClientCheck())
-    assert empty.empty and list(empty.columns) == list(table.columns)

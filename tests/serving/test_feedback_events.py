@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from carprice.data.feedback import feedback_rows
+from carprice.runtime.logqueries.feedback import feedback_events
 from carprice.runtime.spool import Spool, drain
 from carprice.runtime.store import Store, feedback_key
 from serving.app import create_app
@@ -62,7 +63,7 @@ def test_each_event_is_accepted_and_stored_with_its_event_and_time(served):
         response = client.post("/v1/feedback", json={"prediction_id": pid, **post})
         assert response.status_code == 202, response.get_json()
     rt.drain_spool()  # PostgreSQL: the posts waited in the spool beside their predictions
-    rows = {row["prediction_id"]: row for row in rt.store.feedback_events()}
+    rows = {row["prediction_id"]: row for row in feedback_events(rt.store)}
     assert sorted(rows) == sorted(ids)
     changed, sold, withdrawn, defaulted, legacy = (rows[pid] for pid in ids)
     assert (changed["event"], changed["listing_price"], changed["sold_price"]) == (
@@ -92,8 +93,8 @@ def test_feedback_events_reads_from_a_time_on(served):
         == 202
     )
     rt.drain_spool()
-    assert len(rt.store.feedback_events(since=dt.date.today() - dt.timedelta(days=1))) == 1
-    assert rt.store.feedback_events(since=dt.datetime.now(UTC) + dt.timedelta(hours=1)) == []
+    assert len(feedback_events(rt.store, since=dt.date.today() - dt.timedelta(days=1))) == 1
+    assert feedback_events(rt.store, since=dt.datetime.now(UTC) + dt.timedelta(hours=1)) == []
 
 
 def test_a_retried_event_is_stored_once_and_a_new_time_is_a_new_event(keyed_client, app):
@@ -235,7 +236,7 @@ def test_spooled_event_posts_drain_with_their_event_on_both_engines(db, tmp_path
             9990.0,
             "acme",
         )
-        events = {row["prediction_id"]: row for row in store.feedback_events()}
+        events = {row["prediction_id"]: row for row in feedback_events(store)}
         assert events["a" * 32]["event_at"] == at
         assert (events["b" * 32]["event"], events["b" * 32]["event_at"]) == (None, None)
     finally:
@@ -268,7 +269,7 @@ def test_events_posted_while_the_store_is_down_wait_in_the_spool_and_drain(
         assert rt.drain_spool() == (3, 3)
         got = {
             row["prediction_id"]: (row["event"], row["event_at"])
-            for row in rt.store.feedback_events()
+            for row in feedback_events(rt.store)
         }
         assert got[ids[1]] == ("sold", dt.datetime(2025, 11, 20, tzinfo=UTC))
         assert got[ids[2]] == ("withdrawn", dt.datetime(2025, 11, 25, tzinfo=UTC))
@@ -309,7 +310,7 @@ def test_a_store_from_before_events_gains_the_columns(db):
             "a" * 32, sold_price=9500.0, sold_at=at.date(), event="sold", event_at=at
         )
         assert fid is not None
-        old, new = store.feedback_events()
+        old, new = feedback_events(store)
         assert (old["event"], old["event_at"], old["sold_price"]) == (None, None, 9000.0)
         assert (new["event"], new["event_at"]) == ("sold", at)
     finally:

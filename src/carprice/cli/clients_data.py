@@ -29,12 +29,17 @@ def _name(text: str) -> str:
     return name
 
 
-def cmd_hold(store, args: argparse.Namespace) -> int:
-    from carprice.data.feedback import client_feedback_counts
+def _counts(store, name: str) -> tuple[int, int]:
+    """(feedback rows, rows with a sold price) the client reported."""
+    from carprice.runtime.logqueries.clients import volume
 
+    return next(((posts, sold) for _, posts, sold in volume(store, client=name)), (0, 0))
+
+
+def cmd_hold(store, args: argparse.Namespace) -> int:
     name = _name(args.name)
     new = store.hold_client(name, args.reason)
-    posts, sold = client_feedback_counts(store, name)
+    posts, sold = _counts(store, name)
     state = "put on hold" if new else "already on hold"
     say(f"client {name} {state}: {sold:,} sold prices ({posts:,} feedback rows) held out")
     return 0
@@ -51,12 +56,11 @@ def cmd_release(store, args: argparse.Namespace) -> int:
 
 
 def cmd_drop(store, args: argparse.Namespace) -> int:
-    from carprice.data.feedback import client_feedback_counts
-    from carprice.runtime.store_tables import DROP
+    from carprice.runtime.store import DROP
 
     name = _name(args.name)
     store.hold_client(name, args.reason, kind=DROP)
-    posts, sold = client_feedback_counts(store, name)
+    posts, sold = _counts(store, name)
     print(
         f"client {name}: {posts:,} feedback rows ({sold:,} with a sold price) are excluded "
         "from the next snapshot; `carprice clients release` undoes it"
@@ -67,11 +71,10 @@ def cmd_drop(store, args: argparse.Namespace) -> int:
 
 
 def cmd_report(store, args: argparse.Namespace) -> int:
-    from carprice.monitor.clients import ClientCheck
-    from carprice.monitor.sql_clients import review_store_clients
+    from carprice.monitor.client_review import ClientCheck, review_clients
 
     check = ClientCheck.from_params(load_params(args.params).get("clients"))
-    table, _ = review_store_clients(store, check, hold=False)
+    table, _ = review_clients(store, check, hold=False)
     holds = store.held_clients()
     if args.json:
         body = {

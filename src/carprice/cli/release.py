@@ -119,7 +119,8 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     package's model (carprice.monitor.experiment, release.promote.require_experiment)."""
     import os
 
-    from carprice.monitor.experiment import compare, table_rows
+    from carprice.monitor.experiment import compare
+    from carprice.monitor.experiment_text import table_rows
     from carprice.release.candidate import PACKAGE_JSON, read_json
     from carprice.release.promote import ReleaseError, require_experiment
     from carprice.runtime.store import Store, default_url

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from carprice import htmlreport as hr
 from carprice.model.report import _clean
-from carprice.monitor.analysis import MonitorResult
-from carprice.monitor.experiment import table_rows
+from carprice.monitor.experiment_text import table_rows
+from carprice.monitor.verdict import MonitorResult
 
 
 def to_json(result: MonitorResult, meta: dict) -> dict:

@@ -12,14 +12,14 @@ import pandas as pd
 
 from carprice.config import Paths
 from carprice.data.schema import NUMERIC_COLUMNS
-from carprice.monitor.analysis import MonitorResult, MonitorThresholds
-from carprice.monitor.clients import ClientCheck
+from carprice.monitor.client_review import ClientCheck, review_clients
+from carprice.monitor.drift import empty_reference
 from carprice.monitor.experiment import compare
 from carprice.monitor.report import write_monitoring
-from carprice.monitor.sql_clients import review_store_clients
-from carprice.monitor.sql_monitor import monitor_store
-from carprice.monitor.sql_usage import window
+from carprice.monitor.verdict import MonitorResult, MonitorThresholds
+from carprice.monitor.views import monitor_store
 from carprice.runtime import pointer
+from carprice.runtime.logqueries.monitor import window
 from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store, default_url
 
@@ -88,9 +88,7 @@ def run_monitoring(
     if reference is not None:
         ref, note = reference, "reference frame given by the caller"
     if ref is None:
-        ref = pd.DataFrame(
-            columns=["make", "model", "fuel", "gear", "offerType", "price", *NUMERIC_COLUMNS]
-        )
+        ref = empty_reference()
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     try:
         store.create()
@@ -98,7 +96,7 @@ def run_monitoring(
         span = window(store, since)
         experiment = compare(store, params, since) if params.get("experiment") else None
         check = ClientCheck.from_params(params.get("clients"))
-        result.clients, held = review_store_clients(store, check, since)
+        result.clients, held = review_clients(store, check, since)
     finally:
         store.dispose()
     for name in held:

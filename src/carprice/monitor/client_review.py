@@ -12,10 +12,15 @@ sales, |shift| >= `max_log_shift` and p <= `max_p_value` (params.yaml `clients`)
 A big flooder also moves the others' medians, so the flagged client furthest from the estimates
 is set aside and the rest judged again without it, until no one else is flagged. Anonymous
 feedback is a reference for the others but is not judged: there is no name to hold.
+
+The sales, the volume and the medians are queried in the database
+(`runtime.logqueries.clients`); this module holds the rules: the check, the sign test, the
+judging rounds and the holds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +30,9 @@ import numpy as np
 import pandas as pd
 
 from carprice.config import from_section
-from carprice.runtime.store import Store
-from carprice.runtime.store_tables import HOLD
+from carprice.runtime.logqueries import clients as queries
+from carprice.runtime.store import HOLD, Store
 
-ANONYMOUS = "(anonymous)"
 COLUMNS = ["client", "feedback", "sold", "compared", "log_shift", "p_value", "flagged"]
 
 
@@ -61,42 +65,6 @@ def sign_test(above: int, n: int) -> float:
         for i in range(k, n + 1)
     ]
     return min(1.0, 2.0 * float(np.exp(log_terms).sum()))
-
-
-def _clients(feedback: pd.DataFrame) -> pd.Series:
-    if "client" not in feedback:
-        return pd.Series(ANONYMOUS, index=feedback.index, dtype=object)
-    return feedback["client"].astype(object).where(feedback["client"].notna(), ANONYMOUS)
-
-
-def sold_ratios(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
-    """One row per (prediction, client) sale with an estimate: client, car, r, received_at."""
-    columns = ["client", "make", "model", "r", "received_at"]
-    fb = feedback.assign(client=_clients(feedback)).dropna(subset=["sold_price"])
-    fb = fb[fb["sold_price"] > 0].sort_values("feedback_id")
-    fb = fb.drop_duplicates(["prediction_id", "client"], keep="last")
-    ok = predictions[(predictions["status"] == "ok") & (predictions["price"] > 0)]
-    joined = ok[["prediction_id", "inputs", "price"]].merge(
-        fb[["prediction_id", "client", "sold_price", "received_at"]], on="prediction_id"
-    )
-    if joined.empty:
-        return pd.DataFrame(columns=columns)
-    joined["make"] = [i.get("make") for i in joined["inputs"]]
-    joined["model"] = [i.get("model") for i in joined["inputs"]]
-    joined["r"] = np.log(joined["sold_price"].astype(float) / joined["price"].astype(float))
-    joined["received_at"] = pd.to_datetime(joined["received_at"], utc=True)
-    return joined[columns].reset_index(drop=True)
-
-
-def _reference(mine: pd.DataFrame, others: pd.DataFrame, min_rows: int) -> pd.Series:
-    """The others' median r on each of `mine`'s cars (make|model, else make; NaN if too few)."""
-    out = pd.Series(np.nan, index=mine.index)
-    for keys in (["make", "model"], ["make"]):
-        ref = others.groupby(keys)["r"].agg(["median", "size"])
-        ref = ref[ref["size"] >= min_rows]["median"]
-        found = mine.join(ref.rename("ref"), on=keys)["ref"]
-        out = out.fillna(found)
-    return out
 
 
 def stats_row(
@@ -147,41 +115,39 @@ def assemble(volume: pd.DataFrame, judged: dict[str, dict]) -> pd.DataFrame:
 
 
 def client_table(
-    predictions: pd.DataFrame,
-    feedback: pd.DataFrame,
+    store: Store,
     check: ClientCheck,
     released: dict[str, pd.Timestamp] | None = None,
+    since: dt.date | None = None,
 ) -> pd.DataFrame:
-    """Feedback volume per client and the flag (see the module docstring), largest first,
-    computed in memory from the log's frames (`sql_clients.store_client_table` does it in SQL).
-
-    A client an operator released is judged only on the sales it reported after the release.
-    """
-    names = _clients(feedback)
-    volume = pd.DataFrame(
-        {
-            "feedback": names.value_counts(),
-            "sold": names[feedback["sold_price"].notna()].value_counts(),
-        }
-    ).fillna(0)
-    if volume.empty:
-        return pd.DataFrame(columns=COLUMNS)
-    ratios = sold_ratios(predictions, feedback)
+    """Feedback volume per client (on predictions logged from `since` on) and the flag (see
+    the module docstring), largest first. A client an operator released is judged only on the
+    sales it reported after the release."""
     released = released or {}
+    volume = queries.volume(store, since)
+    if not volume:
+        return pd.DataFrame(columns=COLUMNS)
+    counts = pd.DataFrame(volume, columns=["client", "feedback", "sold"]).set_index("client")
+    with queries.client_sales(store, since) as sales:
 
-    def judge(name: str, aside: set[str]) -> dict:
-        pool = ratios[~ratios["client"].isin(aside)]
-        mine = pool[pool["client"] == name]
-        if name in released:
-            mine = mine[mine["received_at"] > released[name]]
-        others = pool[pool["client"] != name]
-        diff = (mine["r"] - _reference(mine, others, check.min_reference_rows)).dropna()
-        shift = float(diff.median()) if len(diff) else float("nan")
-        above, nonzero = int((diff > 0).sum()), int((diff != 0).sum())
-        distance = abs(float(mine["r"].median())) if len(mine) else 0.0
-        return stats_row(len(diff), shift, above, nonzero, distance, check)
+        def judge(name: str, aside: set[str]) -> dict:
+            after = released[name].to_pydatetime() if name in released else None
+            n, shift, above, nonzero, own = sales.judge(
+                name, aside, after, check.min_reference_rows
+            )
+            shift = float("nan") if shift is None else shift
+            distance = 0.0 if own is None else abs(own)  # no sales of its own left: 0
+            return stats_row(n, shift, above, nonzero, distance, check)
 
-    return assemble(volume, judge_all(sorted(set(ratios["client"]) - {ANONYMOUS}), judge))
+        judged = judge_all(sales.names(), judge)
+    return assemble(counts, judged)
+
+
+def review_clients(
+    store: Store, check: ClientCheck, since: dt.date | None = None, hold: bool = True
+) -> tuple[pd.DataFrame, list[str]]:
+    """Judge every client; put a newly flagged one on hold (see `review`)."""
+    return review(store, lambda released: client_table(store, check, released, since), check, hold)
 
 
 def hold_reason(row, check: ClientCheck) -> str:
@@ -191,19 +157,6 @@ def hold_reason(row, check: ClientCheck) -> str:
         f"(x{math.exp(row.log_shift):.2f}) from other clients' on the same cars, sign test "
         f"p={row.p_value:.1e} (flag at |shift| >= {check.max_log_shift}, "
         f"p <= {check.max_p_value}, {check.min_rows}+ sales)"
-    )
-
-
-def review_clients(
-    store: Store,
-    predictions: pd.DataFrame,
-    feedback: pd.DataFrame,
-    check: ClientCheck,
-    hold: bool = True,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Judge every client from the log's frames; put a newly flagged one on hold (see `review`)."""
-    return review(
-        store, lambda released: client_table(predictions, feedback, check, released), check, hold
     )
 
 

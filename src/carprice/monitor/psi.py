@@ -1,0 +1,43 @@
+"""The population stability index (PSI) of a feature between the training data and the log.
+
+Numeric features are binned at the reference deciles (the outer bins open); categorical ones
+keep the top training levels by name, pool the other known ones and keep unseen ones apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def numeric_edges(reference: pd.Series, bins: int = 10) -> np.ndarray:
+    """Bin edges of a numeric feature: reference deciles, the outer two open (-inf, inf)."""
+    edges = np.unique(np.quantile(reference.astype(float), np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    return edges
+
+
+def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current counts per level: the top levels by name, the rest pooled, and
+    levels never seen in training kept apart (a newly launched car model must not hide among
+    the many rare known ones). `current` holds the current counts, indexed by level."""
+    top = reference.value_counts().index[:20]
+    ref = reference.where(reference.isin(top), "(other)").value_counts()
+    known = set(reference.unique())
+    levels = [
+        name if name in top else "(other)" if name in known else "(unseen)"
+        for name in current.index
+    ]
+    cur = current.groupby(levels).sum()
+    ref, cur = ref.align(cur, fill_value=0)
+    return ref.to_numpy(), cur.to_numpy()
+
+
+def psi_of_counts(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Population stability index of two count vectors over the same bins (0 = the same
+    distribution; > 0.25 = a big shift); NaN when either side is empty."""
+    if ref.sum() == 0 or cur.sum() == 0:
+        return float("nan")
+    p = np.maximum(ref / ref.sum(), 1e-4)
+    q = np.maximum(cur / cur.sum(), 1e-4)
+    return float(np.sum((q - p) * np.log(q / p)))

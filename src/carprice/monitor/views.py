@@ -1,0 +1,52 @@
+"""The monitor: every view from the log's aggregates (`runtime.logqueries.monitor`; the log
+never comes into memory), and the retrain verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from carprice.monitor.drift import drift
+from carprice.monitor.verdict import ERROR_COLUMNS, MonitorResult, MonitorThresholds, verdict
+from carprice.runtime.logqueries import monitor as queries
+from carprice.runtime.store import Store
+
+
+def realised(store: Store, key: str, since: dt.date | None) -> pd.DataFrame:
+    """Sold rows, MAPE, median APE, median bias and coverage per value of `key`, by key."""
+    return pd.DataFrame(queries.realised(store, key, since), columns=[key, *ERROR_COLUMNS])
+
+
+def segments(store: Store, since: dt.date | None) -> pd.DataFrame:
+    """Realised error per make and per fuel, stacked as (segment, value, ...)."""
+    parts = []
+    for segment in queries.SEGMENTS:
+        part = realised(store, segment, since).rename(columns={segment: "value"})
+        part.insert(0, "segment", segment)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def monitor_store(
+    store: Store,
+    reference: pd.DataFrame,
+    t: MonitorThresholds,
+    champion: str | None = None,
+    since: dt.date | None = None,
+) -> MonitorResult:
+    """Compute every monitoring view and the retrain verdict from the store."""
+    used = queries.usage(store, since)
+    drifted = drift(store, reference, t, since) if used["estimates"] else pd.DataFrame()
+    by_version = realised(store, "model_version", since)
+    reasons = verdict(used, drifted, by_version, champion, t)
+    return MonitorResult(
+        used,
+        drifted,
+        by_version,
+        segments(store, since),
+        queries.listing(store, since),
+        queries.shadow(store, since),
+        bool(reasons),
+        reasons,
+    )

@@ -1,0 +1,94 @@
+"""The log read for training and for the A/B experiment: sales joined to the logged inputs,
+the keyed estimates and the feedback events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from carprice.runtime.logqueries.base import in_window, is_sale, sales
+from carprice.runtime.store import Store
+
+
+def training_sales(store: Store, excluding: Iterable[str] = ()) -> list[dict]:
+    """The latest sale of every logged prediction, priced or not, without the feedback of the
+    `excluding` clients: prediction_id, the logged inputs, the estimate (None when the model
+    did not price the car) and the sold price, by prediction id."""
+    p, f = store.predictions, store.feedback
+    query = (
+        sa.select(p.c.prediction_id, p.c.inputs, p.c.price, f.c.sold_price)
+        .select_from(sales(store, excluding=excluding))
+        .order_by(p.c.prediction_id)
+    )
+    with store.engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def sales_per_client(store: Store, clients: Iterable[str]) -> dict[str, int]:
+    """Sales the named clients reported (every post, not only the latest), per client."""
+    clients = sorted(clients)
+    if not clients:
+        return {}
+    f = store.feedback
+    query = (
+        sa.select(f.c.client, sa.func.count())
+        .where(f.c.client.in_(clients), *is_sale(store))
+        .group_by(f.c.client)
+    )
+    with store.engine.connect() as conn:
+        return {str(c): int(n) for c, n in conn.execute(query).all()}
+
+
+def keyed_estimates(store: Store, since: dt.date | dt.datetime | None) -> list[dict]:
+    """The priced estimates of listings with a `listing_key` (the A/B experiment's), logged
+    from `since` on: prediction_id, created_at, model_version, arm, price and inputs."""
+    p = store.predictions
+    query = sa.select(
+        p.c.prediction_id, p.c.created_at, p.c.model_version, p.c.arm, p.c.price, p.c.inputs
+    ).where(
+        p.c.status == "ok",
+        p.c.inputs["listing_key"].as_string().is_not(None),
+        *in_window(p.c.created_at, since),
+    )
+    with store.engine.connect() as conn:  # only keyed estimates leave the database
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A time as UTC-aware (SQLite gives stored UTC times back without a zone)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def feedback_events(
+    store: Store, since: dt.date | dt.datetime | None = None, keyed: bool = False
+) -> list[dict]:
+    """Every feedback row (prediction_id, event, event_at, listing_price, sold_price, sold_at,
+    received_at, client), oldest first; received from `since` on when given (a date means
+    00:00 UTC); only on estimates of listings with a `listing_key` when `keyed` (the A/B
+    experiment's). `event` is None on posts of plain values; times are UTC-aware."""
+    f, p = store.feedback, store.predictions
+    query = sa.select(
+        f.c.prediction_id,
+        f.c.event,
+        f.c.event_at,
+        f.c.listing_price,
+        f.c.sold_price,
+        f.c.sold_at,
+        f.c.received_at,
+        f.c.client,
+    ).order_by(f.c.feedback_id)
+    if keyed:
+        with_key = p.c.inputs["listing_key"].as_string().is_not(None)
+        query = query.where(f.c.prediction_id.in_(sa.select(p.c.prediction_id).where(with_key)))
+    if isinstance(since, dt.datetime):
+        since = _utc(since)
+    query = query.where(*in_window(f.c.received_at, since))
+    with store.engine.connect() as conn:
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    for row in rows:
+        row["event_at"], row["received_at"] = _utc(row["event_at"]), _utc(row["received_at"])
+    return rows
