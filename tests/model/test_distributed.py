@@ -7,18 +7,16 @@ test_distributed_memory.py (gate 2 with params.yaml's own bounds under memory ca
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from carprice.data.partitions import read_partitioned, write_partitioned
 from carprice.model.dask_evaluate import evaluate_partitions
-from carprice.model.dask_train import SPLIT, TRAIN, fit_spec, with_split
+from carprice.model.dask_train import fit_spec, with_split
 from carprice.model.evaluate import evaluate
-from carprice.model.train import CALIBRATION, TEST, split_of, train
+from carprice.model.train import SPLIT, TEST, TRAIN, split_of
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.predictor import Predictor
@@ -90,32 +88,6 @@ def test_gate2_on_partitions_measures_what_gate2_in_memory_measures(
     a = got.segments.sort_values(key, ignore_index=True)
     b = expected.segments.sort_values(key, ignore_index=True)
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
-
-
-@pytest.mark.slow
-def test_training_on_a_cluster_records_workers_partitions_and_seed(market_frame, params):
-    tp = small_params(params)
-    tp = dataclasses.replace(tp, distributed={"enabled": True, "workers": 2})
-    split = split_of(market_frame, tp.test_share, tp.calibration_share)
-    messages = []
-    model = train(market_frame, split, tp, progress=messages.append)
-    assert any("lightgbm.dask on 2 local workers" in m for m in messages)
-    assert model.distributed == {
-        "workers": 2,
-        "partitions": 4,
-        "seed": tp.seed,
-        "deterministic": True,
-    }
-    single = FeatureSpec.fit(market_frame[split == TRAIN])
-    assert model.spec.to_dict() == single.to_dict()
-    assert model.split_counts[TEST] == int((split == TEST).sum())
-    assert model.interval["calibration_rows"] == int((split == CALIBRATION).sum())
-    assert abs(model.interval["offset_low"]) < 0.5  # log-price units: the bands nearly fit
-    log_price = np.log(market_frame["price"].to_numpy(dtype=float))
-    x = model.spec.encode_frame(market_frame[split == TEST])
-    error = np.abs(np.exp(model.point.predict(x) - log_price[split == TEST]) - 1)
-    assert float(np.mean(error)) < 0.2
-    json.dumps(model.distributed)  # lineage is written as JSON
 
 
 @pytest.mark.slow
