@@ -24,7 +24,6 @@ import pandas as pd
 
 from carprice.config import from_section
 from carprice.data.cluster import DistributedParams
-from carprice.data.schema import CANONICAL_COLUMNS
 from carprice.runtime.bundle import BOOSTERS
 from carprice.runtime.features import FEATURES, INPUTS, FeatureSpec
 from carprice.runtime.listing import model_key
@@ -34,6 +33,9 @@ TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
 SPLIT, LABEL, PRICE, KEY, BUCKET = "_split", "_label", "_price", "_key", "_bucket"
 MAKE, MODEL = "_make", "_model"
 Rounds = Callable[[int, "int | None", str], None]  # (rounds done, rounds in all, booster name)
+# The fields the split hashes, fixed for good: a field added to the listings later must not move
+# a row between train and test (these are the listing fields of the first release).
+SPLIT_KEYS = ("mileage", "make", "model", "fuel", "gear", "offerType", "price", "hp", "year")
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,11 @@ class TrainedModel:
 
 
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:
-    """Assign each row to test / calibration / train by a hash of its canonical content.
+    """Assign each row to test / calibration / train by a hash of its `SPLIT_KEYS` fields.
 
     pandas' row hash (SipHash with a fixed key) is stable across runs and machines.
     """
-    hashed = pd.util.hash_pandas_object(frame[list(CANONICAL_COLUMNS)], index=False)
+    hashed = pd.util.hash_pandas_object(frame[list(SPLIT_KEYS)], index=False)
     u = hashed.to_numpy(dtype=np.uint64) / np.float64(2**64)
     return np.where(
         u < test_share, TEST, np.where(u < test_share + calibration_share, CALIBRATION, TRAIN)
@@ -123,9 +125,10 @@ def encode_part(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 def calibration_part(encoded: pd.DataFrame, point, low, high) -> pd.DataFrame:
     """Per partition: each calibration row's conformity score and absolute percentage error."""
     cal = encoded[encoded[SPLIT] == CALIBRATION]
-    x, y, price = cal[list(FEATURES)].to_numpy(), cal[LABEL].to_numpy(), cal[PRICE].to_numpy()
+    features = [c for c in encoded.columns if not c.startswith("_")]  # FEATURES (+ extra)
+    x, y, price = cal[features].to_numpy(), cal[LABEL].to_numpy(), cal[PRICE].to_numpy()
     if not len(cal):
-        x = np.zeros((0, len(FEATURES)))
+        x = np.zeros((0, len(features)))
     return pd.DataFrame(
         {
             "make": cal[MAKE].to_numpy(),
@@ -211,14 +214,33 @@ def recipe(fitter: Fitter, params: TrainParams, say: Callable[[str], None]) -> T
 
 
 class LocalFitter:
-    """`lgb.train` in this process, on one partition: the whole frame."""
+    """`lgb.train` in this process, on one partition: the whole frame.
+
+    `extra` (columns for every row of the frame, and how many of the last ones are categorical)
+    adds features beyond the FeatureSpec's, for a model that is studied, not shipped.
+    """
 
     where = ""
 
-    def __init__(self, frame: pd.DataFrame, split: np.ndarray, rounds: Rounds | None = None):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        split: np.ndarray,
+        rounds: Rounds | None = None,
+        extra: tuple[np.ndarray, int] | None = None,
+    ):
         self.spec = FeatureSpec.fit(frame[split == TRAIN])
         self.encoded = encode_part(frame.assign(**{SPLIT: split}), self.spec)
-        self.x = self.encoded[list(FEATURES)].to_numpy()
+        self.names, self.categorical = list(self.spec.features), self.spec.categorical_features
+        if extra is not None:
+            columns, categorical = extra
+            names = [f"extra{i}" for i in range(columns.shape[1])]
+            self.encoded[names] = columns
+            self.categorical = self.categorical + list(
+                range(len(self.names) + len(names) - categorical, len(self.names) + len(names))
+            )
+            self.names += names
+        self.x = self.encoded[self.names].to_numpy()
         self.y = self.encoded[LABEL].to_numpy()
         self.split, self.rounds = split, rounds
         self.counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
@@ -228,8 +250,8 @@ class LocalFitter:
         data = lgb.Dataset(
             self.x[rows],
             self.y[rows],
-            feature_name=list(self.spec.features),
-            categorical_feature=self.spec.categorical_features,
+            feature_name=self.names,
+            categorical_feature=self.categorical,
             free_raw_data=True,
         )
         callbacks = [round_reporter(self.rounds, name)] if self.rounds else None
@@ -255,20 +277,24 @@ def train(
     return recipe(LocalFitter(frame, split, rounds), params, progress or (lambda _msg: None))
 
 
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Return the finite-sample conformal quantile of nonconformity scores (0 without any)."""
+    n = len(scores)
+    return float(np.quantile(scores, min(1.0, level * (n + 1) / n))) if n else 0.0
+
+
 def conformal_interval(scores: np.ndarray, level: float) -> dict:
     """Offset that makes the quantile band cover `level` of the calibration conformity scores.
 
     A score is max(low - y, y - high) of one calibration row, on log price.
     """
-    n = len(scores)
-    q = min(1.0, level * (n + 1) / n) if n else 1.0
-    offset = float(np.quantile(scores, q)) if n else 0.0
+    offset = conformal_quantile(scores, level)
     return {
         "level": level,
         "method": "conformalised quantile regression on log price",
         "offset_low": offset,
         "offset_high": offset,
-        "calibration_rows": n,
+        "calibration_rows": len(scores),
     }
 
 
