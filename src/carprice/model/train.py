@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -154,22 +154,14 @@ def model_errors(calibration) -> pd.DataFrame:
     )
 
 
-class Fitter(Protocol):
-    """Where the boosters learn: the encoder, the side counts and two operations."""
+def recipe(fitter, params: TrainParams, say: Callable[[str], None]) -> TrainedModel:
+    """Point model, quantile models, conformal interval, withdrawal errors and refit.
 
-    spec: FeatureSpec
-    counts: dict[str, int]
-    where: str  # appended to each progress line
-
-    def fit(self, params: dict, rounds: int, sides: tuple[str, ...], name: str) -> lgb.Booster:
-        """Fit one booster on the rows of `sides`."""
-
-    def calibrate(self, point, low, high) -> tuple[np.ndarray, pd.DataFrame]:
-        """Return the calibration rows' conformity scores and the per-model error table."""
-
-
-def recipe(fitter: Fitter, params: TrainParams, say: Callable[[str], None]) -> TrainedModel:
-    """Point model, quantile models, conformal interval, withdrawal errors and refit."""
+    A fitter has `spec`, `counts` (rows per side), `where` (for progress lines),
+    `fit(params, rounds, sides, name)` returning a booster fitted on the rows of `sides`, and
+    `calibrate(point, low, high)` returning the calibration rows' conformity scores and the
+    per-model error table (`model_errors`).
+    """
     started = time.perf_counter()
     common = {"seed": params.seed, "deterministic": True, "verbose": -1}
 
@@ -234,12 +226,10 @@ class LocalFitter:
         self.names, self.categorical = list(self.spec.features), self.spec.categorical_features
         if extra is not None:
             columns, categorical = extra
-            names = [f"extra{i}" for i in range(columns.shape[1])]
-            self.encoded[names] = columns
-            self.categorical = self.categorical + list(
-                range(len(self.names) + len(names) - categorical, len(self.names) + len(names))
-            )
-            self.names += names
+            self.names += [f"extra{i}" for i in range(columns.shape[1])]
+            self.encoded[self.names[-columns.shape[1] :]] = columns
+            n = len(self.names)
+            self.categorical = self.categorical + list(range(n - categorical, n))
         self.x = self.encoded[self.names].to_numpy()
         self.y = self.encoded[LABEL].to_numpy()
         self.split, self.rounds = split, rounds
