@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,7 +17,16 @@ from carprice.data.partitions import read_partitioned, write_partitioned
 from carprice.model.dask_evaluate import evaluate_partitions
 from carprice.model.dask_train import fit_spec, with_split
 from carprice.model.evaluate import evaluate
-from carprice.model.train import SPLIT, TEST, TRAIN, split_of
+from carprice.model.train import (
+    SPLIT,
+    TEST,
+    TRAIN,
+    LocalFitter,
+    calibration_part,
+    encode_part,
+    model_errors,
+    split_of,
+)
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.predictor import Predictor
@@ -127,3 +137,20 @@ def test_the_train_and_gate2_stages_run_on_partitions_and_record_the_layout(
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["passed"] == gate.passed
     assert report["metrics"]["rows"] > 2000 and 0 < report["metrics"]["mape"] < 0.2
+
+
+def test_calibration_on_partitions_gives_the_one_process_scores_and_errors(
+    market_frame, partitioned, small_model
+):
+    model, split = small_model
+    local = LocalFitter(market_frame, split)
+    scores, errors = local.calibrate(model.calibrated_point, model.low, model.high)
+    rows = with_split(read_partitioned(partitioned), 0.2, 0.15)
+    encoded = rows.map_partitions(encode_part, local.spec, meta=encode_part(rows._meta, local.spec))
+    args = (model.calibrated_point, model.low, model.high)
+    meta = calibration_part(encoded._meta, *args)
+    parts = encoded.map_partitions(calibration_part, *args, meta=meta)
+    assert np.sort(parts["score"].compute().to_numpy()) == pytest.approx(np.sort(scores), abs=1e-12)
+    dask_errors = model_errors(parts)
+    pd.testing.assert_frame_equal(dask_errors, errors, check_exact=False, rtol=1e-12)
+    assert errors.equals(model.model_errors)
