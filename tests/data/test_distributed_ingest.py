@@ -21,9 +21,9 @@ SAME_MANIFEST = ("snapshot_id", "ingest_version", "rows", "columns", "source", "
 @pytest.fixture(scope="module")
 def client():
     """A 2-worker local cluster (data/cluster.py), shared by the tests of this module."""
-    from carprice.data.cluster import dask_client
+    from carprice.data.cluster import DistributedParams, dask_client
 
-    with dask_client({"workers": 2, "memory_limit": "1GiB"}) as client:
+    with dask_client(DistributedParams(workers=2, memory_limit="1GiB")) as client:
         yield client
 
 
@@ -159,12 +159,13 @@ def test_it_refuses_a_folder_without_listing_files_as_one_process_does(tmp_path)
 
 @pytest.mark.slow
 def test_the_ingest_stage_reads_on_partitions_when_distributed_is_enabled(client, folder, tmp_path):
+    from carprice.data.cluster import DistributedParams
     from carprice.data.stage import run_ingest
 
-    settings = {"enabled": True, "scheduler": client.scheduler.address}
+    settings = DistributedParams(enabled=True, scheduler=client.scheduler.address)
     messages: list[str] = []
     parted = run_ingest(folder, tmp_path / "dask", None, settings, messages.append)
-    single = run_ingest(folder, tmp_path / "single", None, {"enabled": False}, messages.append)
+    single = run_ingest(folder, tmp_path / "single", None, DistributedParams(), messages.append)
     assert parted.snapshot_id == single.snapshot_id and parted.rows == single.rows
     assert sum(m.startswith("reading") and "on Dask" in m for m in messages) == 1
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.config import PROJECT_ROOT, load_params
+from carprice.data.cluster import DistributedParams
 from carprice.data.partitions import bucket_of
 from carprice.model.evaluate import evaluate
 from carprice.model.gate import ModelThresholds, check_model_gate
@@ -37,7 +38,7 @@ def quick_params(**distributed) -> TrainParams:
         num_boost_round=QUICK["num_boost_round"],
         quantile_boost_round=QUICK["quantile_boost_round"],
         lgb={**tp.lgb, "learning_rate": QUICK["learning_rate"]},
-        distributed=distributed or tp.distributed,
+        distributed=DistributedParams(**distributed) if distributed else tp.distributed,
     )
 
 

@@ -7,7 +7,6 @@ test_distributed_memory.py (gate 2 with params.yaml's own bounds under memory ca
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -16,9 +15,18 @@ import pytest
 
 from carprice.data.partitions import read_partitioned
 from carprice.model.dask_evaluate import evaluate_partitions
-from carprice.model.dask_train import SPLIT, TRAIN, fit_spec, with_split
+from carprice.model.dask_train import fit_spec, with_split
 from carprice.model.evaluate import evaluate
-from carprice.model.train import CALIBRATION, TEST, split_of, train
+from carprice.model.train import (
+    SPLIT,
+    TEST,
+    TRAIN,
+    LocalFitter,
+    calibration_part,
+    encode_part,
+    model_errors,
+    split_of,
+)
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.predictor import Predictor
@@ -93,32 +101,6 @@ def test_gate2_on_partitions_measures_what_gate2_in_memory_measures(
 
 
 @pytest.mark.slow
-def test_training_on_a_cluster_records_workers_partitions_and_seed(market_frame, params):
-    tp = small_params(params)
-    tp = dataclasses.replace(tp, distributed={"enabled": True, "workers": 2})
-    split = split_of(market_frame, tp.test_share, tp.calibration_share)
-    messages = []
-    model = train(market_frame, split, tp, progress=messages.append)
-    assert any("lightgbm.dask on 2 local workers" in m for m in messages)
-    assert model.distributed == {
-        "workers": 2,
-        "partitions": 4,
-        "seed": tp.seed,
-        "deterministic": True,
-    }
-    single = FeatureSpec.fit(market_frame[split == TRAIN])
-    assert model.spec.to_dict() == single.to_dict()
-    assert model.split_counts[TEST] == int((split == TEST).sum())
-    assert model.interval["calibration_rows"] == int((split == CALIBRATION).sum())
-    assert abs(model.interval["offset_low"]) < 0.5  # log-price units: the bands nearly fit
-    log_price = np.log(market_frame["price"].to_numpy(dtype=float))
-    x = model.spec.encode_frame(market_frame[split == TEST])
-    error = np.abs(np.exp(model.point.predict(x) - log_price[split == TEST]) - 1)
-    assert float(np.mean(error)) < 0.2
-    json.dumps(model.distributed)  # lineage is written as JSON
-
-
-@pytest.mark.slow
 def test_the_train_and_gate2_stages_run_on_partitions_and_record_the_layout(
     market_frame, params, tmp_path
 ):
@@ -155,3 +137,20 @@ def test_the_train_and_gate2_stages_run_on_partitions_and_record_the_layout(
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["passed"] == gate.passed
     assert report["metrics"]["rows"] > 2000 and 0 < report["metrics"]["mape"] < 0.2
+
+
+def test_calibration_on_partitions_gives_the_one_process_scores_and_errors(
+    market_frame, partitioned, small_model
+):
+    model, split = small_model
+    local = LocalFitter(market_frame, split)
+    scores, errors = local.calibrate(model.calibrated_point, model.low, model.high)
+    rows = with_split(read_partitioned(partitioned), 0.2, 0.15)
+    encoded = rows.map_partitions(encode_part, local.spec, meta=encode_part(rows._meta, local.spec))
+    args = (model.calibrated_point, model.low, model.high)
+    meta = calibration_part(encoded._meta, *args)
+    parts = encoded.map_partitions(calibration_part, *args, meta=meta)
+    assert np.sort(parts["score"].compute().to_numpy()) == pytest.approx(np.sort(scores), abs=1e-12)
+    dask_errors = model_errors(parts)
+    pd.testing.assert_frame_equal(dask_errors, errors, check_exact=False, rtol=1e-12)
+    assert errors.equals(model.model_errors)

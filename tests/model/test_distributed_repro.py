@@ -46,9 +46,8 @@ def test_two_lightgbm_dask_fits_with_the_same_data_seed_and_cluster_differ(marke
     import dask.dataframe as dd
     from dask.distributed import Client, LocalCluster
 
-    from carprice.model.dask_train import LABEL, SPLIT, TRAIN, encode, fit_spec, with_split
-    from carprice.model.distributed import fit_booster
-    from carprice.runtime.features import FEATURES
+    from carprice.model.dask_train import DaskFitter
+    from carprice.model.train import TRAIN
 
     tp = small_params(params)
     booster_params = {**tp.lgb, "seed": tp.seed, "deterministic": True, "verbose": -1}
@@ -58,15 +57,9 @@ def test_two_lightgbm_dask_fits_with_the_same_data_seed_and_cluster_differ(marke
         ) as cluster,
         Client(cluster) as client,
     ):
-        rows = with_split(dd.from_pandas(market_frame, npartitions=4), 0.2, 0.15)
-        spec = fit_spec(rows[rows[SPLIT] == TRAIN])
-        encoded = client.persist(encode(rows, spec))
-        train = encoded[encoded[SPLIT] == TRAIN]
+        fitter = DaskFitter(dd.from_pandas(market_frame, npartitions=4), tp, client)
         texts = [
-            fit_booster(
-                client, booster_params, 60, train[list(FEATURES)], train[LABEL], spec
-            ).model_to_string()
-            for _ in range(4)
+            fitter.fit(booster_params, 60, (TRAIN,), "point").model_to_string() for _ in range(4)
         ]
     print(f"\n{len(set(texts))} different boosters from {len(texts)} identical fits")
     assert len(set(texts)) > 1

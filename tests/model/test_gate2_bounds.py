@@ -11,10 +11,15 @@ from carprice.config import PROJECT_ROOT
 from carprice.data.ingest import read_listings
 from carprice.data.rules import validate
 from carprice.model.gate import SOURCES, ModelThresholds
-from carprice.model.noise import derived_bound, noise_floor
+from carprice.model.noise import BoundsRule, noise_floor
 from carprice.simulator.simulate import simulate
 
 ROUNDING = 0.0005 + 1e-9  # the bounds are written to a thousandth
+
+
+def derived_bound(floor: float, factor: float) -> float:
+    """Return an error bound from a noise floor: floor x factor, rounded to 0.001."""
+    return round(floor * factor, 3)
 
 
 def simulator_defaults() -> dict[str, str]:
@@ -24,16 +29,16 @@ def simulator_defaults() -> dict[str, str]:
 
 
 def assert_rule_holds(params: dict, source: str, clean) -> None:
-    rule = params["gate2"]["bounds_rule"]
-    floor = noise_floor(clean, min_listings=rule["min_group_listings"])
+    rule = BoundsRule.from_params(params["gate2"])
+    floor = noise_floor(clean, min_listings=rule.min_group_listings)
     bounds = params["gate2"]["bounds"][source]
     print(f"\n{source}: floor {floor}, bounds {bounds}")
     assert floor.rows >= 1000, "too few identical specs to measure a floor"
     for key, measured in (("max_mape", floor.mape), ("max_median_ape", floor.median_ape)):
-        expected = derived_bound(measured, rule["floor_factor"])
+        expected = derived_bound(measured, rule.floor_factor)
         assert bounds[key] == pytest.approx(expected, abs=ROUNDING), (
             f"gate2.bounds.{source}.{key} is {bounds[key]}; the rule gives {expected} "
-            f"(floor {measured:.4f} x {rule['floor_factor']})"
+            f"(floor {measured:.4f} x {rule.floor_factor})"
         )
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carprice.model.noise import derived_bound, noise_floor, sibling_medians
+from carprice.model.noise import noise_floor, sibling_medians
 from tests.conftest import listing
+from tests.model.test_gate2_bounds import derived_bound
 
 
 def spec_frame() -> pd.DataFrame:

@@ -13,13 +13,16 @@ import pytest
 import yaml
 
 from carprice.config import Paths
-from carprice.model.study import GROUPED, UNGROUPED, fold_plan, relist_counts, run_study
-from carprice.model.study_candidates import (
-    CURRENT,
+from carprice.model.cv import CURRENT, Variant, cv_rows, fold_plan, run_fold
+from carprice.model.noise import same_car
+from carprice.model.study import (
+    GROUPED,
     MONOTONE,
-    POINT_CANDIDATES,
-    monotone_params,
-    relist_keys,
+    UNGROUPED,
+    candidates,
+    monotone,
+    relist_counts,
+    run_study,
 )
 from carprice.model.study_features import (
     NONE,
@@ -27,9 +30,9 @@ from carprice.model.study_features import (
     model_tokens,
     out_of_fold_smoothing,
 )
-from carprice.model.study_interval import VARIANTS, Scores, conformal_quantile, interval
 from carprice.model.study_stage import EXPERIMENT, run_quality_study, settings_from
-from carprice.model.train import TEST, split_of
+from carprice.model.study_tables import VARIANTS, cqr, cqr_unseen_cars
+from carprice.model.train import TEST, conformal_quantile, split_of, train
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.listing import frame_model_keys
 from tests.conftest import run_cli
@@ -54,7 +57,8 @@ def cars() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def settings(params):
     quick = settings_from(params, quick=True)
-    return dataclasses.replace(quick, num_boost_round=60, quantile_boost_round=30)
+    small = dataclasses.replace(quick.train, num_boost_round=60, quantile_boost_round=30)
+    return dataclasses.replace(quick, train=small)
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +69,7 @@ def supported(cars) -> set[str]:
 
 @pytest.fixture(scope="module")
 def result(cars, supported, settings):
-    return run_study(
-        cars,
-        supported,
-        settings,
-        test_share=0.2,
-        calibration_share=0.15,
-        folds=FOLDS,
-    )
+    return run_study(cars, supported, settings, folds=FOLDS)
 
 
 def test_no_test_split_row_reaches_any_fold(result, cars):
@@ -86,18 +83,18 @@ def test_no_test_split_row_reaches_any_fold(result, cars):
 
 def test_a_relisted_car_lands_in_one_fold_and_ungrouped_folds_would_split_some(result, cars):
     rows = cars.loc[result.fold_of.index]
-    key = relist_keys(rows)
+    key = same_car(rows)
     assert result.relists["relisted_cars"] > 50
     assert result.fold_of.groupby(key).nunique().max() == 1
     assert result.relists["cars_split_across_folds"] == 0
-    by_row = fold_plan(rows, FOLDS, 42, 10_000, grouped=False)
+    by_row = fold_plan(rows, FOLDS, 42, grouped=False)
     assert relist_counts(rows, by_row)["cars_split_across_folds"] > 0
 
 
-def test_the_candidate_table_holds_every_candidate_with_finite_numbers(result):
+def test_the_candidate_table_holds_every_candidate_with_finite_numbers(result, settings):
     table = result.candidates
     grouped = table[table["folds"] == GROUPED]
-    assert list(grouped["candidate"]) == list(POINT_CANDIDATES)
+    assert list(grouped["candidate"]) == [v.name for v in candidates(settings)]
     assert list(table[table["folds"] == UNGROUPED]["candidate"]) == [CURRENT]
     measures = ["mape", "mape_std", "median_ape", "priced", "coverage", "mape_delta_std"]
     assert np.isfinite(table[measures].to_numpy(float)).all()
@@ -122,7 +119,7 @@ def test_the_learning_curve_trains_on_more_rows_at_each_step(result):
 def test_the_monotone_candidate_is_monotone_on_a_probe(cars, settings):
     spec = FeatureSpec.fit(cars)
     x, y = spec.encode_frame(cars), np.log(cars["price"].to_numpy(float))
-    params = {**monotone_params(settings, spec.features), "learning_rate": 0.2}
+    params = {**settings.train.lgb, **monotone(), "learning_rate": 0.2, "verbose": -1}
     data = lgb.Dataset(x, y, categorical_feature=spec.categorical_features)
     booster = lgb.train(params, data, num_boost_round=80)
     probe = cars.iloc[:40]
@@ -189,7 +186,8 @@ def test_the_study_command_writes_its_report_and_logs_an_mlflow_run(
     )
     folder = tmp_path / "out" / summary["created_at"]
     saved = json.loads((folder / "study.json").read_text())
-    assert {c["candidate"] for c in saved["candidates"]} == set(POINT_CANDIDATES)
+    names = {v.name for v in candidates(settings_from(params, quick=True))}
+    assert {c["candidate"] for c in saved["candidates"]} == names
     assert [t["target"] for t in saved["targets"]][0] == "listings priced"
     text = (folder / "study.md").read_text()
     assert "## Learning curve" in text and "noise floor" in text
@@ -212,10 +210,28 @@ def test_calibrating_on_unseen_cars_ignores_relistings_of_training_cars():
     y = rng.normal(size=2_000)
     seen = np.arange(2_000) < 1_000  # these "relistings" sit exactly on their training price
     point = np.where(seen, y, 0.0)
-    cal = Scores(y, point, point - 0.1, point + 0.1, unseen=~seen)
-    held = Scores(None, np.zeros(5), np.full(5, -0.1), np.full(5, 0.1))
-    low_all, high_all = interval("cqr", cal, held, 0.8, 100)
-    low_new, high_new = interval("cqr-unseen-cars", cal, held, 0.8, 100)
+    cal = pd.DataFrame({"y": y, "point": point, "q_low": point - 0.1, "q_high": point + 0.1})
+    cal["unseen"] = ~seen
+    held = pd.DataFrame({"log_point": np.zeros(5), "q_low": -0.1, "q_high": 0.1})
+    low_all, high_all = cqr(cal, held, 0.8, 100)
+    low_new, high_new = cqr_unseen_cars(cal, held, 0.8, 100)
     assert (high_new - low_new)[0] > (high_all - low_all)[0] * 1.5
     expected = conformal_quantile(np.abs(y[~seen]) - 0.1, 0.8)
     assert high_new[0] == pytest.approx(0.1 + expected)
+
+
+def test_the_current_candidate_of_a_fold_is_train_on_the_same_rows(cars, supported, settings):
+    rows = cv_rows(cars, settings.train)
+    held_mask = (fold_plan(rows, FOLDS, 42) == 1).to_numpy()
+    held, cal = run_fold(rows, held_mask, Variant(CURRENT), settings.train, supported)
+    fit = rows[~held_mask]
+    model = train(fit, fit["side"].to_numpy(), settings.train)
+    x = model.spec.encode_frame(rows[held_mask])
+    assert np.array_equal(held["log_point"].to_numpy(), model.point.predict(x))
+    assert np.array_equal(held["q_low"].to_numpy(), model.low.predict(x))
+    assert np.array_equal(held["q_high"].to_numpy(), model.high.predict(x))
+    offset = model.interval["offset_high"]
+    assert np.allclose(
+        np.log(held["high"]), np.maximum(model.high.predict(x) + offset, held["log_point"])
+    )
+    assert len(cal) == model.interval["calibration_rows"]

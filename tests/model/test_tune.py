@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT, Paths
+from carprice.model.noise import same_car
 from carprice.model.train import TEST, TrainParams, split_of
-from carprice.model.tune import TuneParams, car_groups, search
+from carprice.model.tune import TuneParams, search
 from carprice.model.tune_stage import EXPERIMENT, params_diff, propose, run_tuning
 from tests.conftest import run_cli
 
@@ -97,7 +98,7 @@ def test_relistings_of_one_car_share_a_group_and_other_cars_do_not(cars):
     car = cars.iloc[[0]]
     relisted = car.assign(mileage=car["mileage"] // 10_000 * 10_000 + 9_999)
     older = car.assign(year=car["year"] - 1)
-    keys = car_groups(pd.concat([car, relisted, older]), 10_000).tolist()
+    keys = same_car(pd.concat([car, relisted, older])).tolist()
     assert keys[0] == keys[1] != keys[2]
 
 

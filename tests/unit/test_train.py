@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from carprice.data import schema
 from carprice.model.train import CALIBRATION, TEST, TRAIN, split_of, train, withdrawn_models
 from tests.conftest import small_params
 
@@ -15,6 +16,15 @@ def test_a_row_keeps_its_side_whatever_the_order_and_the_other_rows(market_frame
     assert (again == split[shuffled.index.to_numpy()]).all()
     subset = split_of(market_frame.iloc[:500], 0.2, 0.15)
     assert (subset == split[:500]).all()
+
+
+def test_a_new_listing_field_moves_no_row_between_train_and_test(market_frame, monkeypatch):
+    split = split_of(market_frame, 0.2, 0.15)
+    colour = np.random.default_rng(0).choice(["red", "blue", None], size=len(market_frame))
+    wider = market_frame.assign(colour=colour)
+    monkeypatch.setattr(schema, "CANONICAL_COLUMNS", (*schema.CANONICAL_COLUMNS, "colour"))
+    assert (split_of(wider, 0.2, 0.15) == split).all()
+    assert (split_of(wider.assign(price=wider["price"] + 1), 0.2, 0.15) != split).mean() > 0.3
 
 
 def test_the_split_shares_are_close_to_the_parameters(market_frame):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from carprice.cli.args import require_listings
 from carprice.cli.progress import say
 from carprice.config import Paths, load_params
+from carprice.data.cluster import DistributedParams
 
 
 def _required_fields(params_file: str, optional: bool = False) -> tuple[str, ...]:
@@ -24,12 +26,13 @@ def _required_fields(params_file: str, optional: bool = False) -> tuple[str, ...
     ).required_fields
 
 
-def _distributed(args: argparse.Namespace) -> dict:
+def _distributed(args: argparse.Namespace) -> DistributedParams:
     """params.yaml's `train.distributed` (when the file exists), enabled by `--distributed`."""
-    settings = {}
+    section = {}
     if Path(args.params).is_file():
-        settings = load_params(args.params).get("train", {}).get("distributed") or {}
-    return {**settings, "enabled": True} if args.distributed else settings
+        section = load_params(args.params).get("train", {}).get("distributed") or {}
+    settings = DistributedParams.from_params(section)
+    return dataclasses.replace(settings, enabled=True) if args.distributed else settings
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -185,7 +185,7 @@ def add_commands(sub) -> None:
         "--jobs",
         type=_at_least(1),
         default=1,
-        help="folds trained in parallel (threads; each fit uses one)",
+        help="fold fits run in parallel (threads; each fit uses train.lgb's num_threads)",
     )
     p.add_argument(
         "--quick", action="store_true", help="few rounds and members: a trial, not a result"

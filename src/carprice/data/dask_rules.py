@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from carprice.data.outliers import design, judgeable, kept
+from carprice.data.outliers import design, judgeable, kept, normal_equations, solve
 from carprice.data.partitions import bucket_of
 from carprice.data.rules import (
     DUPLICATE,
@@ -82,19 +82,11 @@ def _fit_rows(judged: tuple, ref_year: float):
     return rows, design(rows, ref_year), np.log(rows["price"].to_numpy(dtype=float))
 
 
-def normal_equations(judged: tuple, rules: ValidationRules, ref_year: float, coef=None):
+def partition_equations(judged: tuple, rules: ValidationRules, ref_year: float, coef=None):
     """X'X and X'y of the rows the outlier fit keeps (all judgeable rows in the first pass)."""
     rows, x, y = _fit_rows(judged, ref_year)
     keep = np.ones(len(rows), bool) if coef is None else kept(rows, y - x @ coef, rules.outlier)
-    return x[keep].T @ x[keep], x[keep].T @ y[keep]
-
-
-def solve(equations: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Least-squares coefficients from normal equations summed over partitions."""
-    xtx = sum(e[0] for e in equations)
-    xty = sum(e[1] for e in equations)
-    coef, *_ = np.linalg.lstsq(xtx, xty, rcond=None)
-    return coef
+    return normal_equations(x, y, keep)
 
 
 def finish(judged: tuple, rules: ValidationRules, ref_year: float, coef) -> PartitionResult:
@@ -126,7 +118,7 @@ def run_rules(client, raw, rules: ValidationRules, buckets: int) -> list:
     if sum(s[0] for s in stats) >= rules.outlier.min_group_rows:
         for _ in range(2):  # as carprice.data.outliers.price_outliers
             equations = client.map(
-                normal_equations, judged, rules=rules, ref_year=ref_year, coef=coef
+                partition_equations, judged, rules=rules, ref_year=ref_year, coef=coef
             )
             coef = solve(client.gather(equations))
     return client.map(finish, judged, rules=rules, ref_year=ref_year, coef=coef)

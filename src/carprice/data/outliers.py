@@ -65,8 +65,23 @@ def kept(rows: pd.DataFrame, residual: np.ndarray, rules: OutlierRules) -> np.nd
     return ~(z > rules.z_max).to_numpy()  # NaN (not judged) keeps the row
 
 
+def normal_equations(x: np.ndarray, y: np.ndarray, keep: np.ndarray):
+    """X'X and X'y of the kept rows of one partition (summed over partitions by `solve`)."""
+    return x[keep].T @ x[keep], x[keep].T @ y[keep]
+
+
+def solve(equations: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Least-squares coefficients from normal equations summed over partitions."""
+    xtx, xty = sum(e[0] for e in equations), sum(e[1] for e in equations)
+    coef, *_ = np.linalg.lstsq(xtx, xty, rcond=None)
+    return coef
+
+
 def price_outliers(frame: pd.DataFrame, candidates: np.ndarray, rules: OutlierRules) -> np.ndarray:
-    """Flag candidate rows whose log price is far from similar cars of the same (make, model)."""
+    """Flag candidate rows whose log price is far from similar cars of the same (make, model).
+
+    The fit is the partitioned one (carprice.data.dask_rules) on one partition.
+    """
     flags = np.zeros(len(frame), dtype=bool)
     if int(candidates.sum()) < rules.min_group_rows:
         return flags
@@ -74,7 +89,7 @@ def price_outliers(frame: pd.DataFrame, candidates: np.ndarray, rules: OutlierRu
     x, y = design(rows), np.log(rows["price"].to_numpy(dtype=float))
     keep = np.ones(len(rows), dtype=bool)
     for _ in range(2):
-        coef, *_ = np.linalg.lstsq(x[keep], y[keep], rcond=None)
+        coef = solve([normal_equations(x, y, keep)])
         keep = kept(rows, y - x @ coef, rules)
     flags[frame.index.get_indexer(rows.index)] = ~keep
     return flags

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.config import Paths, load_params
+from carprice.data.cluster import DistributedParams
 from carprice.data.feedback import FeedbackCheck, feedback_rows
 from carprice.data.gate import DataThresholds, GateResult, data_gate
 from carprice.data.ingest import Snapshot, ingest, load_listings
@@ -105,10 +106,14 @@ def sold_feedback(paths: Paths, params_file: str, say: Say):
 
 
 def run_ingest(
-    listings: Path, snapshots: Path, feedback: pd.DataFrame | None, settings: dict, say: Say
+    listings: Path,
+    snapshots: Path,
+    feedback: pd.DataFrame | None,
+    settings: DistributedParams,
+    say: Say,
 ) -> Snapshot:
     """Ingest in one process, or on Dask partitions when `settings` (train.distributed) say so."""
-    if not settings.get("enabled"):
+    if not settings.enabled:
         return ingest(listings, snapshots, progress=say, feedback=feedback)
     from carprice.data.cluster import dask_client
     from carprice.data.dask_ingest import ingest_on_partitions
@@ -126,8 +131,8 @@ def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Sa
     """
     rules = ValidationRules.from_params(params.get("validation", {}))
     thresholds = DataThresholds.from_params(params.get("gate1", {}))
-    settings = params.get("train", {}).get("distributed") or {}
-    if settings.get("enabled"):
+    settings = DistributedParams.from_params(params.get("train", {}).get("distributed"))
+    if settings.enabled:
         return _run_on_partitions(listings, Path(out), (rules, thresholds), settings, paths, say)
     started = time.perf_counter()
     frame = load_listings(listings, paths.snapshots)
@@ -139,7 +144,7 @@ def run_validation(listings: str, out: Path, params: dict, paths: Paths, say: Sa
 
 
 def _run_on_partitions(
-    listings: str, out: Path, checks: tuple, settings: dict, paths: Paths, say: Say
+    listings: str, out: Path, checks: tuple, settings: DistributedParams, paths: Paths, say: Say
 ) -> GateResult:
     """Gate 1 of a snapshot on Dask partitions (train.distributed, or --distributed)."""
     from carprice.data.cluster import dask_client, worker_count
@@ -157,7 +162,7 @@ def _run_on_partitions(
     pending = out / "clean.parquet.partitions"
     try:
         with dask_client(settings) as client:
-            parts = int(settings.get("partitions") or PARTITIONS_PER_WORKER * worker_count(client))
+            parts = int(settings.partitions or PARTITIONS_PER_WORKER * worker_count(client))
             say(f"validating {snapshot.name} on Dask: {parts} partitions by make")
             verdict = validate_on_partitions(client, snapshot, pending, rules, thresholds, parts)
         source = source_hash(snapshot, paths.snapshots, pd.DataFrame())

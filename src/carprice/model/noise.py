@@ -1,14 +1,17 @@
-"""Noise floor: how far identical-spec listings sit from their siblings' price.
+"""The same car, and the noise floor: how far listings of one car sit from their siblings' price.
 
 Listings that share make, model, fuel, gear, year and hp, with mileages in the same 10,000 km
-bucket, are the same car as far as our features can tell. The error of each such listing
-against the median price of its siblings (the other listings of its group, leave-one-out) is
-what no model of these features can remove; gate 2's error bounds are derived from it.
+bucket, are the same car as far as our features can tell (`same_car`: the one definition, used by
+the cross-validation folds of `carprice tune` and `carprice study` too). The error of each such
+listing against the median price of its siblings (the other listings of its group,
+leave-one-out) is what no model of these features can remove; gate 2's error bounds are derived
+from it (`BoundsRule`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,13 +32,32 @@ class NoiseFloor:
     rows: int
 
 
-def spec_groups(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> np.ndarray:
-    """Number each listing's identical-spec group (-1 where a key is missing).
+@dataclass(frozen=True)
+class BoundsRule:
+    """`gate2.bounds_rule` of params.yaml: bound = noise floor x `floor_factor`."""
 
-    A group shares the `SPEC` columns and the mileage bucket (`mileage // bucket_km`).
+    floor_factor: float
+    min_group_listings: int
+
+    @classmethod
+    def from_params(cls, gate2: dict[str, Any]) -> BoundsRule:
+        return cls(**gate2["bounds_rule"])
+
+
+def same_car(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.Series:
+    """Number each listing's car: its `SPEC` columns and mileage bucket (`mileage // bucket_km`).
+
+    A missing value is a value: listings that lack the same key still share a car.
     """
     keys = frame[list(SPEC)].assign(km_bucket=frame["mileage"].to_numpy() // bucket_km)
-    return keys.groupby(list(keys.columns), sort=False, dropna=True).ngroup().to_numpy()
+    car = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
+    return car.rename("car")
+
+
+def spec_groups(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> np.ndarray:
+    """Each listing's car, -1 where a key is missing (such a car has no known spec)."""
+    known = frame[list(SPEC)].notna().all(axis=1) & frame["mileage"].notna()
+    return np.where(known.to_numpy(), same_car(frame, bucket_km).to_numpy(), -1)
 
 
 def sibling_medians(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.Series:
@@ -100,8 +122,3 @@ def noise_floor(
         groups=int(len(np.unique(group[used]))),
         rows=int(used.sum()),
     )
-
-
-def derived_bound(floor: float, factor: float) -> float:
-    """Return an error bound from a noise floor: floor x factor, rounded to 0.001."""
-    return round(floor * factor, 3)

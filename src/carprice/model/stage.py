@@ -60,7 +60,7 @@ def run_training(
     table = pd.read_csv(validated / "supported_models.csv", keep_default_na=False)
     tp = TrainParams.from_params(params["train"])
     gate2 = ModelThresholds.from_params(params["gate2"])
-    if tp.distributed.get("enabled"):
+    if tp.distributed.enabled:
         model = train_dataset(validated / "clean.parquet", tp, say)
     else:
         clean = pd.read_parquet(validated / "clean.parquet")
@@ -166,8 +166,8 @@ def run_evaluation(
     else:
         champion = Predictor(load_bundle(champ.path))
         say(f"champion: version {champ.version} ({champion.version})")
-    settings = params["train"].get("distributed") or {}
-    if settings.get("enabled"):
+    settings = TrainParams.from_params(params["train"]).distributed
+    if settings.enabled:
         with dask_client(settings) as client:
             say("gate 2 on Dask partitions")
             evaluation = evaluate_partitions(

@@ -111,3 +111,23 @@ def out_of_fold_smoothing(
         fitted = SmoothedEncoder.fit(frame[~inner], log_price[~inner], weight)
         column[inner] = fitted.transform(frame[inner])
     return column, SmoothedEncoder.fit(frame, log_price, weight)
+
+
+def tokens(min_rows: int):
+    """The trim-tokens candidate's features (carprice.model.cv.Features): two categoricals."""
+
+    def features(fit: pd.DataFrame, log_price: np.ndarray, seed: int):
+        encoder = TokenEncoder.fit(fit, min_rows)
+        return encoder.transform(fit), encoder.transform, 2
+
+    return features
+
+
+def smoothing(weight: float):
+    """The make-model-smoothing candidate's feature (carprice.model.cv.Features): one number."""
+
+    def features(fit: pd.DataFrame, log_price: np.ndarray, seed: int):
+        column, encoder = out_of_fold_smoothing(fit, log_price, weight, 5, seed)
+        return column, encoder.transform, 0
+
+    return features

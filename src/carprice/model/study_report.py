@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from carprice.model.cv import CURRENT
 from carprice.model.study import GROUPED, StudyResult
-from carprice.model.study_candidates import CURRENT
 
 # The model-quality targets, on held-out real listings: (name, measure, low, high).
 TARGETS = (
@@ -95,7 +95,8 @@ def markdown(result: StudyResult, command: str) -> str:
         f"{_pct(result.model_on_floor_rows.get('median_ape'))} "
         f"({result.model_on_floor_rows.get('rows', 0):,} rows).",
         "",
-        f"Relisted cars (every feature equal, mileage to the km): {rel['relisted_cars']:,} cars "
+        f"Cars listed more than once (same make, model, fuel, gear, year, hp, mileage within "
+        f"one 10,000 km bucket): {rel['relisted_cars']:,} cars "
         f"in {rel['relisted_rows']:,} of {rel['rows']:,} rows; {rel['cars_with_changed_price']:,}"
         f" with more than one price; split across grouped folds: "
         f"{rel['cars_split_across_folds']}.",

@@ -16,13 +16,15 @@ from pathlib import Path
 import yaml
 
 from carprice.config import Paths, params_hash
+from carprice.data.gate import DataThresholds
 from carprice.data.ingest import read_listings
 from carprice.data.rules import ValidationRules, validate
 from carprice.data.sufficiency import sufficiency
 from carprice.model import registry
+from carprice.model.gate import ModelThresholds
 from carprice.model.lineage import git_commit, source_tags
-from carprice.model.study import GROUPED, StudyResult, run_study
-from carprice.model.study_candidates import StudySettings
+from carprice.model.noise import BoundsRule
+from carprice.model.study import GROUPED, StudyResult, StudySettings, run_study
 from carprice.model.study_report import markdown, target_rows
 from carprice.model.train import TrainParams, supported_keys
 from carprice.model.tune import TuneParams
@@ -40,31 +42,24 @@ QUICK = {
 
 def settings_from(params: dict, quick: bool) -> StudySettings:
     """Return the study settings: the shipped training parameters (smaller with `quick`)."""
-    train, gate2 = TrainParams.from_params(params["train"]), params["gate2"]
-    settings = StudySettings(
-        seed=train.seed,
-        num_boost_round=train.num_boost_round,
-        quantile_boost_round=train.quantile_boost_round,
-        lgb=train.lgb,
-        quantile_lgb=train.quantile_lgb,
-        interval_level=train.interval_level,
-        withdraw_min_rows=gate2["withdraw_min_rows"],
-        withdraw_max_mape=gate2["withdraw_max_mape"],
-        segment_rows=gate2["min_segment_rows"],
-        floor_min_listings=gate2["bounds_rule"]["min_group_listings"],
-        bucket_km=TuneParams.from_params(params["tune"]).mileage_bucket_km,
-    )
+    train = TrainParams.from_params(params["train"])
+    gate2 = ModelThresholds.from_params(params["gate2"])
+    settings = StudySettings(train, gate2, BoundsRule.from_params(params["gate2"]))
     if not quick:
         return settings
     faster = {**train.lgb, "learning_rate": 0.1}  # 200 rounds at 0.02 would stop far too early
-    return dataclasses.replace(settings, lgb=faster, **QUICK)
+    rounds = {k: QUICK[k] for k in ("num_boost_round", "quantile_boost_round")}
+    quick_train = dataclasses.replace(train, lgb=faster, **rounds)
+    knobs = {k: v for k, v in QUICK.items() if k not in rounds}
+    return dataclasses.replace(settings, train=quick_train, **knobs)
 
 
 def clean_listings(listings: Path, params: dict, say: Say):
     """Read listings and apply gate 1's rules; return clean rows and supported model keys."""
     raw, _ = read_listings(Path(listings), progress=say)
     result = validate(raw, ValidationRules.from_params(params["validation"]))
-    table = sufficiency(result.clean, result.quarantine, params["gate1"]["min_rows_per_model"])
+    gate1 = DataThresholds.from_params(params["gate1"])
+    table = sufficiency(result.clean, result.quarantine, gate1.min_rows_per_model)
     say(f"gate 1 rules: {len(result.clean):,} clean rows, {len(result.quarantine):,} quarantined")
     return result.clean, supported_keys(table)
 
@@ -84,22 +79,11 @@ def run_quality_study(
 ) -> dict:
     """Run the study on a listings file or folder; return the report's summary."""
     params = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
-    tune = TuneParams.from_params(params["tune"])
-    folds = folds or (3 if quick else tune.folds)
+    folds = folds or (3 if quick else TuneParams.from_params(params["tune"]).folds)
     settings = settings_from(params, quick)
     clean, supported = clean_listings(listings, params, say)
-    train = TrainParams.from_params(params["train"])
-    say(f"study: {folds} grouped folds, {jobs} process(es), quick={quick}")
-    result = run_study(
-        clean,
-        supported,
-        settings,
-        test_share=train.test_share,
-        calibration_share=train.calibration_share,
-        folds=folds,
-        jobs=jobs,
-        steps=steps,
-    )
+    say(f"study: {folds} grouped folds, {jobs} fit(s) at a time, quick={quick}")
+    result = run_study(clean, supported, settings, folds=folds, jobs=jobs, steps=steps)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(out) / stamp
     folder.mkdir(parents=True, exist_ok=True)

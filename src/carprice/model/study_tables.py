@@ -2,6 +2,10 @@
 
 Each measure is taken per fold on the fold's priced rows, then averaged; the std across folds
 is its noise. Candidates are compared with the current model by paired per-fold differences.
+The interval variants all turn the current model's fold predictions into a band calibrated on
+the fold's calibration rows; `cqr` is what training ships (carprice.model.train). Per price band
+of the estimate ("Mondrian" calibration) a band with too few calibration rows falls back to the
+global offset.
 """
 
 from __future__ import annotations
@@ -9,115 +13,158 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from carprice.model.cv import CURRENT, per_fold, spread, with_band
+from carprice.model.evaluate import PRICE_BANDS, segment_table
 from carprice.model.metrics import error_metrics
 from carprice.model.noise import floor_rows
-from carprice.model.study_candidates import CURRENT, POINT_CANDIDATES
-from carprice.model.study_interval import VARIANTS, worst_segment
+from carprice.model.train import conformal_quantile
 
 
-def on_floor_rows(oof: pd.DataFrame, rows: pd.DataFrame, min_listings: int) -> dict:
-    """Return the current model's CV error on the priced rows that the noise floor measures."""
-    used = pd.Series(floor_rows(rows, min_listings), index=rows.index).loc[oof.index]
-    part = oof[used.to_numpy() & oof["priced"].to_numpy()]
-    return error_metrics(part["price"], part[f"point:{CURRENT}"])
+def _cqr_scores(cal) -> np.ndarray:
+    return np.maximum(cal["q_low"] - cal["y"], cal["y"] - cal["q_high"]).to_numpy()
 
 
-def _per_fold(oof: pd.DataFrame, point: str, low: str | None, high: str | None) -> pd.DataFrame:
-    """Return error_metrics of each fold on its priced rows, plus the priced share."""
-    rows = []
-    for _, part in oof.groupby("fold", sort=True):
-        p = part[part["priced"]]
-        bounds = (p[low], p[high]) if low else (None, None)
-        rows.append(
-            {**error_metrics(p["price"], p[point], *bounds), "priced": part["priced"].mean()}
-        )
-    return pd.DataFrame(rows)
-
-
-def _spread(per_fold: pd.DataFrame, names: tuple[str, ...]) -> dict:
-    out = {}
-    for name in names:
-        out[name] = float(per_fold[name].mean())
-        out[f"{name}_std"] = float(per_fold[name].std(ddof=1)) if len(per_fold) > 1 else 0.0
+def _by_band(scores, cal, held, level: float, min_rows: int) -> np.ndarray:
+    """Per held row: the conformal quantile of its price band's scores (global when small)."""
+    cal_band, held_band = (np.digitize(np.exp(p), PRICE_BANDS[1:-1]) for p in (cal, held))
+    out = np.full(len(held_band), conformal_quantile(scores, level))
+    for band in np.unique(held_band):
+        mine = cal_band == band
+        if mine.sum() >= min_rows:
+            out[held_band == band] = conformal_quantile(scores[mine], level)
     return out
 
 
-def candidate_table(oof, rows, ref_year, fit_seconds, scheme, segment_rows) -> pd.DataFrame:
-    """One row per point candidate found in `oof`: mean and fold std of each measure.
+def cqr(cal, held, level, min_rows):
+    """Conformalised quantile regression: one symmetric offset (what training ships)."""
+    off = conformal_quantile(_cqr_scores(cal), level)
+    return held["q_low"] - off, held["q_high"] + off
+
+
+def cqr_unseen_cars(cal, held, level, min_rows):
+    """CQR calibrated only on calibration rows whose car is not among the train rows."""
+    return cqr(cal[cal["unseen"]], held, level, min_rows)
+
+
+def cqr_asymmetric(cal, held, level, min_rows):
+    """CQR with one offset per side, each covering its half of the miss rate."""
+    one_side = 1 - (1 - level) / 2
+    low = conformal_quantile((cal["q_low"] - cal["y"]).to_numpy(), one_side)
+    high = conformal_quantile((cal["y"] - cal["q_high"]).to_numpy(), one_side)
+    return held["q_low"] - low, held["q_high"] + high
+
+
+def cqr_by_price_band(cal, held, level, min_rows):
+    """CQR with one symmetric offset per price band of the estimate."""
+    off = _by_band(_cqr_scores(cal), cal["point"], held["log_point"], level, min_rows)
+    return held["q_low"] - off, held["q_high"] + off
+
+
+def residual_by_price_band(cal, held, level, min_rows):
+    """Point estimate +- the conformal quantile of absolute log residuals, per price band."""
+    scores = np.abs(cal["y"] - cal["point"]).to_numpy()
+    off = _by_band(scores, cal["point"], held["log_point"], level, min_rows)
+    return held["log_point"] - off, held["log_point"] + off
+
+
+VARIANTS = {
+    "cqr": cqr,
+    "cqr-unseen-cars": cqr_unseen_cars,
+    "cqr-asymmetric": cqr_asymmetric,
+    "cqr-by-price-band": cqr_by_price_band,
+    "residual-by-price-band": residual_by_price_band,
+}
+
+
+def worst_segment(rows, held, ref_year: int, min_rows: int) -> tuple[float, str]:
+    """Return the lowest coverage among segments with `min_rows` priced rows, and which one."""
+    p = held[held["priced"]]
+    table = segment_table(rows.loc[p.index], p["point"], ref_year, p["low"], p["high"])
+    judged = table[table["rows"] >= min_rows]
+    if judged.empty:
+        return float("nan"), ""
+    row = judged.sort_values("coverage", kind="stable").iloc[0]
+    return float(row["coverage"]), f"{row['segment']}={row['value']} ({int(row['rows'])} rows)"
+
+
+def candidate_table(results, variants, rows, ref_year, scheme, segment_rows) -> pd.DataFrame:
+    """One row per candidate: mean and fold std of each measure.
 
     `mape_delta` is the mean of the per-fold differences to the current model (same rows, so
     fold difficulty cancels) and `mape_delta_std` their std: a candidate is `better` when it
     gains more than that noise (mean gain > std, about t > sqrt(folds)), `worse` likewise.
     """
-    names = [c.split(":", 1)[1] for c in oof.columns if c.startswith("point:")]
-    per_fold = {n: _per_fold(oof, f"point:{n}", f"low:{n}", f"high:{n}") for n in names}
-    priced = oof[oof["priced"]]
+    folds = {v.name: per_fold(results[v.name][0]) for v in variants}
     out = []
-    for name in names:
-        cols = f"point:{name}", f"low:{name}", f"high:{name}"
-        worst, where = worst_segment(
-            rows.loc[priced.index], *(priced[c] for c in cols), ref_year, segment_rows
-        )
-        delta = per_fold[name]["mape"] - per_fold[CURRENT]["mape"]
+    for v in variants:
+        held, _, seconds = results[v.name]
+        delta = folds[v.name]["mape"] - folds[CURRENT]["mape"]
         noise = float(delta.std(ddof=1)) if len(delta) > 1 else 0.0
         gain = float(delta.mean())
         verdict = "better" if gain < -noise else "worse" if gain > noise else "within noise"
+        worst, where = worst_segment(rows, held, ref_year, segment_rows)
         out.append(
             {
-                "candidate": name,
+                "candidate": v.name,
                 "folds": scheme,
-                **_spread(per_fold[name], ("mape", "median_ape", "priced", "coverage")),
+                **spread(folds[v.name], ("mape", "median_ape", "priced", "coverage")),
                 "mape_delta": gain,
                 "mape_delta_std": noise,
-                "verdict": "reference" if name == CURRENT else verdict,
-                "fold_mapes": [round(float(v), 5) for v in per_fold[name]["mape"]],
+                "verdict": "reference" if v.name == CURRENT else verdict,
+                "fold_mapes": [round(float(m), 5) for m in folds[v.name]["mape"]],
                 "worst_segment_coverage": worst,
                 "worst_segment": where,
-                "fit_seconds": float(np.mean(fit_seconds.get(f"{scheme}:{name}", [np.nan]))),
-                "about": POINT_CANDIDATES[name][1],
+                "fit_seconds": float(np.mean(list(seconds.values()))),
+                "about": v.about,
             }
         )
     return pd.DataFrame(out)
 
 
-def interval_table(oof, rows, ref_year, segment_rows) -> pd.DataFrame:
+def interval_table(current, rows, ref_year, level, band_rows, segment_rows) -> pd.DataFrame:
     """One row per interval variant around the current point model: coverage and width."""
-    out, priced = [], oof[oof["priced"]]
-    for variant in VARIANTS:
-        low, high = f"low:interval={variant}", f"high:interval={variant}"
-        per_fold = _per_fold(oof, f"point:{CURRENT}", low, high)
-        worst, where = worst_segment(
-            rows.loc[priced.index],
-            priced[f"point:{CURRENT}"],
-            priced[low],
-            priced[high],
-            ref_year,
-            segment_rows,
-        )
+    held, cals, _ = current
+    out = []
+    for name, variant in VARIANTS.items():
+        parts = []
+        for k, cal in enumerate(cals):
+            part = held[held["fold"] == k]
+            parts.append(with_band(part, *variant(cal, part, level, band_rows)))
+        banded = pd.concat(parts)
+        worst, where = worst_segment(rows, banded, ref_year, segment_rows)
         out.append(
             {
-                "interval": variant,
-                **_spread(per_fold, ("coverage", "interval_width")),
+                "interval": name,
+                **spread(per_fold(banded), ("coverage", "interval_width")),
                 "worst_segment_coverage": worst,
                 "worst_segment": where,
-                "about": (VARIANTS[variant].__doc__ or "").strip().splitlines()[0],
+                "about": (variant.__doc__ or "").strip().splitlines()[0],
             }
         )
     return pd.DataFrame(out)
 
 
-def curve_table(oof: pd.DataFrame, fractions: tuple[float, ...], n_rows: int) -> pd.DataFrame:
-    """CV MAPE of the current settings trained on growing shares of the training rows."""
-    out, fit_rows = [], n_rows - oof.groupby("fold").size().to_numpy()
-    for fraction in (*fractions, 1.0):
-        column = f"point:{CURRENT}" if fraction == 1.0 else f"curve:{fraction}"
-        per_fold = _per_fold(oof, column, None, None)
+def curve_table(curves: dict, current: pd.DataFrame, n_rows: int) -> pd.DataFrame:
+    """CV MAPE of the current settings trained on growing shares of the training rows.
+
+    Every point is scored on the rows the current model prices.
+    """
+    out, fit_rows = [], n_rows - current.groupby("fold").size().to_numpy()
+    for fraction, held in (*curves.items(), (1.0, current)):
+        folds = per_fold(held.assign(priced=current["priced"]))
         trained = np.maximum(1, np.round(fraction * fit_rows)).mean()
         out.append(
             {
                 "fraction": fraction,
                 "training_rows": int(round(trained)),
-                **_spread(per_fold, ("mape", "median_ape")),
+                **spread(folds, ("mape", "median_ape")),
             }
         )
     return pd.DataFrame(out)
+
+
+def on_floor(current: pd.DataFrame, rows: pd.DataFrame, min_listings: int) -> dict:
+    """Return the current model's CV error on the priced rows that the noise floor measures."""
+    used = pd.Series(floor_rows(rows, min_listings), index=rows.index).loc[current.index]
+    part = current[used.to_numpy() & current["priced"].to_numpy()]
+    return error_metrics(part["price"], part["point"])

@@ -5,6 +5,10 @@ Rows are split by a hash of their content, so a row never changes side between r
 only. Calibration rows, unseen by them, set the conformal interval offsets (conformalised
 quantile regression: honest coverage rather than hoped-for coverage) and measure each car
 model's error, so that a model priced far off can be withdrawn without touching test rows.
+
+The sequence is written once (`recipe`) and run by a fitter: `LocalFitter` here (`lgb.train` on
+one machine) or carprice.model.dask_train's (`lightgbm.dask` on partitions). Both encode rows
+with `encode_part` and score calibration rows with `calibration_part`, per partition.
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ import numpy as np
 import pandas as pd
 
 from carprice.config import from_section
-from carprice.data.schema import CANONICAL_COLUMNS
+from carprice.data.cluster import DistributedParams
 from carprice.runtime.bundle import BOOSTERS
-from carprice.runtime.features import FeatureSpec
+from carprice.runtime.features import FEATURES, INPUTS, FeatureSpec
 from carprice.runtime.listing import model_key
 
 TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
+# Columns of an encoded partition besides the model features.
+SPLIT, LABEL, PRICE, KEY, BUCKET = "_split", "_label", "_price", "_key", "_bucket"
+MAKE, MODEL = "_make", "_model"
 Rounds = Callable[[int, "int | None", str], None]  # (rounds done, rounds in all, booster name)
+# The fields the split hashes, fixed for good: a field added to the listings later must not move
+# a row between train and test (these are the listing fields of the first release).
+SPLIT_KEYS = ("mileage", "make", "model", "fuel", "gear", "offerType", "price", "hp", "year")
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,13 @@ class TrainParams:
     refit_point_with_calibration: bool
     lgb: dict[str, Any]
     quantile_lgb: dict[str, Any]
-    distributed: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    distributed: DistributedParams = field(default_factory=DistributedParams)
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> TrainParams:
-        return from_section(cls, section, "train")
+        section = dict(section)
+        cluster = DistributedParams.from_params(section.pop("distributed", None))
+        return from_section(cls, {**section, "distributed": cluster}, "train")
 
 
 @dataclass
@@ -61,6 +73,7 @@ class TrainedModel:
     split_counts: dict[str, int]
     seconds: float
     distributed: dict | None = None  # workers, partitions and seed of a lightgbm.dask run
+    calibrated_point: lgb.Booster | None = None  # the train-rows point model calibration judged
 
     @property
     def boosters(self) -> dict[str, lgb.Booster]:
@@ -69,11 +82,11 @@ class TrainedModel:
 
 
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:
-    """Assign each row to test / calibration / train by a hash of its canonical content.
+    """Assign each row to test / calibration / train by a hash of its `SPLIT_KEYS` fields.
 
     pandas' row hash (SipHash with a fixed key) is stable across runs and machines.
     """
-    hashed = pd.util.hash_pandas_object(frame[list(CANONICAL_COLUMNS)], index=False)
+    hashed = pd.util.hash_pandas_object(frame[list(SPLIT_KEYS)], index=False)
     u = hashed.to_numpy(dtype=np.uint64) / np.float64(2**64)
     return np.where(
         u < test_share, TEST, np.where(u < test_share + calibration_share, CALIBRATION, TRAIN)
@@ -90,23 +103,153 @@ def round_reporter(report: Rounds, booster: str) -> Callable:
     return callback
 
 
-def _booster(
-    params: dict,
-    rounds: int,
-    x: np.ndarray,
-    y: np.ndarray,
-    spec: FeatureSpec,
-    callback: Callable | None = None,
-) -> lgb.Booster:
-    data = lgb.Dataset(
-        x,
-        y,
-        feature_name=list(spec.features),
-        categorical_feature=spec.categorical_features,
-        free_raw_data=True,
+def encode_part(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Encode one partition (with its `_split`) into model columns plus label, split and keys.
+
+    `_bucket` is a hash of each row's content, for spreading rows over workers.
+    """
+    out = pd.DataFrame(spec.encode_frame(frame), columns=list(FEATURES), index=frame.index)
+    price = frame["price"].to_numpy(dtype=np.float64)
+    return out.assign(
+        **{
+            LABEL: np.log(price),
+            PRICE: price,
+            SPLIT: frame[SPLIT].to_numpy(),
+            MAKE: frame["make"].to_numpy(),
+            MODEL: frame["model"].to_numpy(),
+            BUCKET: pd.util.hash_pandas_object(frame[list(INPUTS)], index=False) % 4096,
+        }
     )
-    callbacks = [callback] if callback else None
-    return lgb.train(params, data, num_boost_round=rounds, callbacks=callbacks)
+
+
+def calibration_part(encoded: pd.DataFrame, point, low, high) -> pd.DataFrame:
+    """Per partition: each calibration row's conformity score and absolute percentage error."""
+    cal = encoded[encoded[SPLIT] == CALIBRATION]
+    features = [c for c in encoded.columns if not c.startswith("_")]  # FEATURES (+ extra)
+    x, y, price = cal[features].to_numpy(), cal[LABEL].to_numpy(), cal[PRICE].to_numpy()
+    if not len(cal):
+        x = np.zeros((0, len(features)))
+    return pd.DataFrame(
+        {
+            "make": cal[MAKE].to_numpy(),
+            "model": cal[MODEL].to_numpy(),
+            "score": np.maximum(low.predict(x) - y, y - high.predict(x)) if len(cal) else [],
+            "ape": np.abs(np.exp(point.predict(x)) - price) / price if len(cal) else [],
+        }
+    )
+
+
+def model_errors(calibration) -> pd.DataFrame:
+    """Rows and MAPE per (make, model) of calibration_part's rows (pandas or Dask)."""
+    table = calibration.groupby(["make", "model"])["ape"].agg(["count", "sum"])
+    table = table.compute() if hasattr(table, "compute") else table
+    table = table.reset_index().sort_values(["make", "model"], ignore_index=True)
+    return pd.DataFrame(
+        {
+            "make": table["make"],
+            "model": table["model"],
+            "rows": table["count"].astype("int64"),
+            "mape": table["sum"] / table["count"],
+        }
+    )
+
+
+def recipe(fitter, params: TrainParams, say: Callable[[str], None]) -> TrainedModel:
+    """Point model, quantile models, conformal interval, withdrawal errors and refit.
+
+    A fitter has `spec`, `counts` (rows per side), `where` (for progress lines),
+    `fit(params, rounds, sides, name)` returning a booster fitted on the rows of `sides`, and
+    `calibrate(point, low, high)` returning the calibration rows' conformity scores and the
+    per-model error table (`model_errors`).
+    """
+    started = time.perf_counter()
+    common = {"seed": params.seed, "deterministic": True, "verbose": -1}
+
+    def fit(booster_params: dict, rounds: int, sides: tuple[str, ...], label: str, name: str):
+        rows = sum(fitter.counts[s] for s in sides)
+        say(f"{label}: {rows:,} rows, {rounds} rounds{fitter.where}")
+        return fitter.fit(booster_params, rounds, sides, name)
+
+    point_params = {**params.lgb, **common}
+    point = fit(point_params, params.num_boost_round, (TRAIN,), "point model", "point")
+    alpha = (1 - params.interval_level) / 2
+    low, high = (
+        fit(
+            {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q},
+            params.quantile_boost_round,
+            (TRAIN,),
+            f"quantile model q={q:.2f}",
+            f"q={q:.2f}",
+        )
+        for q in (alpha, 1 - alpha)
+    )
+    scores, errors = fitter.calibrate(point, low, high)
+    interval = conformal_interval(scores, params.interval_level)
+    calibrated = point
+    if params.refit_point_with_calibration:
+        # The decisions above used a point model that never saw calibration rows; the
+        # shipped point model may learn from them too (test rows stay untouched).
+        sides = (TRAIN, CALIBRATION)
+        point = fit(point_params, params.num_boost_round, sides, "point refit", "point refit")
+    seconds = time.perf_counter() - started
+    return TrainedModel(
+        fitter.spec,
+        point,
+        low,
+        high,
+        interval,
+        errors,
+        dict(fitter.counts),
+        seconds,
+        calibrated_point=calibrated,
+    )
+
+
+class LocalFitter:
+    """`lgb.train` in this process, on one partition: the whole frame.
+
+    `extra` (columns for every row of the frame, and how many of the last ones are categorical)
+    adds features beyond the FeatureSpec's, for a model that is studied, not shipped.
+    """
+
+    where = ""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        split: np.ndarray,
+        rounds: Rounds | None = None,
+        extra: tuple[np.ndarray, int] | None = None,
+    ):
+        self.spec = FeatureSpec.fit(frame[split == TRAIN])
+        self.encoded = encode_part(frame.assign(**{SPLIT: split}), self.spec)
+        self.names, self.categorical = list(self.spec.features), self.spec.categorical_features
+        if extra is not None:
+            columns, categorical = extra
+            self.names += [f"extra{i}" for i in range(columns.shape[1])]
+            self.encoded[self.names[-columns.shape[1] :]] = columns
+            n = len(self.names)
+            self.categorical = self.categorical + list(range(n - categorical, n))
+        self.x = self.encoded[self.names].to_numpy()
+        self.y = self.encoded[LABEL].to_numpy()
+        self.split, self.rounds = split, rounds
+        self.counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
+
+    def fit(self, params: dict, rounds: int, sides: tuple[str, ...], name: str) -> lgb.Booster:
+        rows = np.isin(self.split, sides)
+        data = lgb.Dataset(
+            self.x[rows],
+            self.y[rows],
+            feature_name=self.names,
+            categorical_feature=self.categorical,
+            free_raw_data=True,
+        )
+        callbacks = [round_reporter(self.rounds, name)] if self.rounds else None
+        return lgb.train(params, data, num_boost_round=rounds, callbacks=callbacks)
+
+    def calibrate(self, point, low, high) -> tuple[np.ndarray, pd.DataFrame]:
+        rows = calibration_part(self.encoded, point, low, high)
+        return rows["score"].to_numpy(), model_errors(rows)
 
 
 def train(
@@ -116,72 +259,18 @@ def train(
     progress: Callable[[str], None] | None = None,
     rounds: Rounds | None = None,
 ) -> TrainedModel:
-    """Fit the encoder and the three boosters on the train rows of a clean frame.
+    """Fit the encoder and the three boosters on the train rows of a clean frame, here.
 
-    `progress` gets a message per booster; `rounds(done, total, booster)` each boosting round
-    (on one machine; lightgbm.dask trains without it).
+    `progress` gets a message per booster; `rounds(done, total, booster)` each boosting round.
+    (carprice.model.dask_train trains on a cluster when `train.distributed.enabled`.)
     """
-    started = time.perf_counter()
-    say = progress or (lambda _msg: None)
-
-    def each_round(booster: str) -> Callable | None:
-        return round_reporter(rounds, booster) if rounds else None
-
-    if params.distributed.get("enabled"):
-        return _train_distributed(frame, split, params, say)
-    tr, cal = split == TRAIN, split == CALIBRATION
-    spec = FeatureSpec.fit(frame[tr])
-    x = spec.encode_frame(frame)
-    y = np.log(frame["price"].to_numpy(dtype=np.float64))
-    common = {"seed": params.seed, "deterministic": True, "verbose": -1}
-    point_params = {**params.lgb, **common}
-    say(f"point model: {int(tr.sum()):,} rows, {params.num_boost_round} rounds")
-    point = _booster(point_params, params.num_boost_round, x[tr], y[tr], spec, each_round("point"))
-    alpha = (1 - params.interval_level) / 2
-    boosters = []
-    for q in (alpha, 1 - alpha):
-        say(f"quantile model q={q:.2f}: {int(tr.sum()):,} rows")
-        qp = {**params.quantile_lgb, **common, "objective": "quantile", "alpha": q}
-        boosters.append(
-            _booster(qp, params.quantile_boost_round, x[tr], y[tr], spec, each_round(f"q={q:.2f}"))
-        )
-    low, high = boosters
-    scores = np.maximum(low.predict(x[cal]) - y[cal], y[cal] - high.predict(x[cal]))
-    interval = conformal_interval(scores, params.interval_level)
-    errors = model_errors(frame[cal], point.predict(x[cal]))
-    if params.refit_point_with_calibration:
-        # The decisions above used a point model that never saw calibration rows; the
-        # shipped point model may learn from them too (test rows stay untouched).
-        fit = tr | cal
-        say(f"point model refit: {int(fit.sum()):,} rows (train + calibration)")
-        point = _booster(
-            point_params,
-            params.num_boost_round,
-            x[fit],
-            y[fit],
-            spec,
-            each_round("point refit"),
-        )
-    counts = {name: int((split == name).sum()) for name in (TRAIN, CALIBRATION, TEST)}
-    seconds = time.perf_counter() - started
-    return TrainedModel(spec, point, low, high, interval, errors, counts, seconds)
+    return recipe(LocalFitter(frame, split, rounds), params, progress or (lambda _msg: None))
 
 
-def _train_distributed(frame: pd.DataFrame, split: np.ndarray, params: TrainParams, say):
-    """Train an in-memory frame on the cluster (the partitioned pipeline reads partitions)."""
-    import dask.dataframe as dd
-
-    from carprice.data.cluster import dask_client, worker_count
-    from carprice.model.dask_train import SPLIT, train_partitions
-
-    where = (
-        params.distributed.get("scheduler")
-        or f"{params.distributed.get('workers', 2)} local workers"
-    )
-    say(f"distributed training with lightgbm.dask on {where}")
-    with dask_client(params.distributed) as client:
-        rows = dd.from_pandas(frame.assign(**{SPLIT: split}), npartitions=2 * worker_count(client))
-        return train_partitions(rows, params, client, say)
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Return the finite-sample conformal quantile of nonconformity scores (0 without any)."""
+    n = len(scores)
+    return float(np.quantile(scores, min(1.0, level * (n + 1) / n))) if n else 0.0
 
 
 def conformal_interval(scores: np.ndarray, level: float) -> dict:
@@ -189,28 +278,14 @@ def conformal_interval(scores: np.ndarray, level: float) -> dict:
 
     A score is max(low - y, y - high) of one calibration row, on log price.
     """
-    n = len(scores)
-    q = min(1.0, level * (n + 1) / n) if n else 1.0
-    offset = float(np.quantile(scores, q)) if n else 0.0
+    offset = conformal_quantile(scores, level)
     return {
         "level": level,
         "method": "conformalised quantile regression on log price",
         "offset_low": offset,
         "offset_high": offset,
-        "calibration_rows": n,
+        "calibration_rows": len(scores),
     }
-
-
-def model_errors(frame: pd.DataFrame, log_pred: np.ndarray) -> pd.DataFrame:
-    """Return rows and MAPE per (make, model) of log-price predictions."""
-    ape = np.abs(np.exp(log_pred) - frame["price"].to_numpy()) / frame["price"].to_numpy()
-    table = (
-        pd.DataFrame({"make": frame["make"], "model": frame["model"], "ape": ape})
-        .groupby(["make", "model"], sort=True)["ape"]
-        .agg(rows="size", mape="mean")
-        .reset_index()
-    )
-    return table
 
 
 def withdrawn_models(errors: pd.DataFrame, min_rows: int, max_mape: float) -> set[str]:
