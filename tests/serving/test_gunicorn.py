@@ -19,6 +19,7 @@ import pytest
 from carprice.config import PROJECT_ROOT
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
+from tests import readback
 from tests.serving.conftest import golf, home_key
 
 pytestmark = pytest.mark.slow
@@ -133,8 +134,8 @@ def test_it_estimates_and_takes_feedback_over_http(server):
     assert status == 202
     store = _store(server)
     try:
-        assert store.prediction(pid)["price"] == estimate["price"]
-        assert store.feedback_for(pid)[0]["sold_price"] == 14000
+        assert readback.prediction(store, pid)["price"] == estimate["price"]
+        assert readback.feedback_for(store, pid)[0]["sold_price"] == 14000
     finally:
         store.dispose()
     status, problem = server.call("POST", "/v1/estimates", {"listings": [golf(mileage=-1)]})
@@ -171,7 +172,7 @@ def test_two_workers_write_concurrently_without_lock_errors(server):
     assert "database is locked" not in server.log.read_text()
     store = _store(server)
     try:
-        assert store.count("feedback", {"listing_price": 9999}) == len(ids) == 320
+        assert readback.count(store, "feedback", {"listing_price": 9999}) == len(ids) == 320
     finally:
         store.dispose()
 
@@ -179,7 +180,7 @@ def test_two_workers_write_concurrently_without_lock_errors(server):
 def test_metrics_add_up_across_workers(server):
     store = _store(server)
     try:
-        logged = store.count("predictions", {"status": "ok"})
+        logged = readback.count(store, "predictions", {"status": "ok"})
     finally:
         store.dispose()
     status, text = server.call("GET", "/metrics")
