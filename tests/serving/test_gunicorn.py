@@ -254,3 +254,19 @@ def test_gunicorn_refuses_to_start_with_a_tampered_bundle(make_bundle, tmp_path)
     log = server.log.read_text()
     assert code != 0
     assert "bundle refused, not starting" in log and "metadata.json does not match" in log
+
+
+def test_gunicorn_refuses_to_start_on_an_older_store_schema(make_bundle, tmp_path):
+    from tests.serving.test_store_upgrade import last_release_store
+
+    last_release_store(f"sqlite:///{tmp_path / 'carprice.db'}", "").dispose()
+    env = {"CARPRICE_BUNDLE": str(make_bundle("gun-5"))}
+    server = Server(tmp_path, tmp_path / "old-schema.log", env=env)
+    try:
+        code = server.proc.wait(60)
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert code != 0
+    assert "not starting: The store's schema is older than this code's; run " in log
+    assert "`carprice store upgrade` first." in log
