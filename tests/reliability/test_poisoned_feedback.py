@@ -174,6 +174,7 @@ def test_an_older_feedback_table_gains_the_dedupe_key(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # the feedback table as created before the dedupe key
+        conn.exec_driver_sql("CREATE TABLE predictions (prediction_id VARCHAR(32) PRIMARY KEY)")
         conn.exec_driver_sql(
             "CREATE TABLE feedback (feedback_id INTEGER PRIMARY KEY, prediction_id VARCHAR(32) "
             "NOT NULL, listing_price FLOAT, sold_price FLOAT, sold_at DATE, "
@@ -181,7 +182,9 @@ def test_an_older_feedback_table_gains_the_dedupe_key(tmp_path):
         )
     engine.dispose()
     store = Store(url)
-    store.create()
-    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("feedback")}
+    store.upgrade()
+    inspector = sa.inspect(store.engine)
+    columns = {c["name"] for c in inspector.get_columns("feedback")}
+    unique = [i["column_names"] for i in inspector.get_indexes("feedback") if i["unique"]]
     store.dispose()
-    assert "dedupe_key" in columns
+    assert "dedupe_key" in columns and unique == [["dedupe_key"]]
