@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from carprice.cli.main import main
 from carprice.runtime.store import SchemaOutdated, Store
 from carprice.runtime.store_partitions import is_partitioned
-from carprice.runtime.store_schema import head
+from carprice.runtime.store_schema import HEAD, scripts
 from tests import readback
 from tests.serving.test_store import _row
 
@@ -57,8 +57,8 @@ def test_the_last_release_store_is_upgraded_keeping_its_rows(db, upgrade_command
         with pytest.raises(SchemaOutdated, match="run `carprice store upgrade` first"):
             store.create()
         assert upgrade_command() == 0
-        assert capsys.readouterr().out.strip() == f"store schema: none -> {head()}"
-        assert store.revision() == head()
+        assert capsys.readouterr().out.strip() == f"store schema: none -> {HEAD}"
+        assert store.revision() == HEAD
         store.create()  # the service starts on it
         assert readback.prediction(store, "a" * 32)["client"] == "acme"
         assert readback.feedback_for(store, "a" * 32)[0]["sold_price"] == 9000.0
@@ -73,7 +73,7 @@ def test_the_last_release_store_is_upgraded_keeping_its_rows(db, upgrade_command
                 assert is_partitioned(conn, store.predictions.name)
             assert sa.inspect(store.engine).has_table(f"{db[1]}alembic_version")
         assert upgrade_command() == 0  # nothing left to do
-        assert capsys.readouterr().out.strip() == f"store schema: {head()} -> {head()}"
+        assert capsys.readouterr().out.strip() == f"store schema: {HEAD} -> {HEAD}"
     finally:
         store.dispose()
 
@@ -101,14 +101,18 @@ def test_a_store_from_an_older_release_gains_what_it_lacked(db, upgrade_command)
         store.dispose()
 
 
+def test_the_code_revision_is_the_newest_migration():
+    assert scripts().get_current_head() == HEAD
+
+
 def test_a_new_store_is_created_at_the_code_revision(db):
     store = Store(*db)
     try:
         assert store.revision() is None
         store.create()
-        assert store.revision() == head()
+        assert store.revision() == HEAD
         store.create()  # idempotent: another worker starting finds it done
-        assert store.upgrade() == (head(), head())
+        assert store.upgrade() == (HEAD, HEAD)
     finally:
         store.dispose()
 

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import os
 import threading
 from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from carprice.runtime import store_partitions as partitions
 from carprice.runtime.store_tables import client_tables, holds_table, tables
@@ -36,6 +31,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_AUTOCHECKPOINT_PAGES = 20_000
 PG_CONNECT_TIMEOUT_S = 3
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
+# The newest revision in migrations/versions (a test checks it): a start checks the store's
+# revision against it without loading Alembic, which only stamps and migrates.
+HEAD = "0001"
 UPGRADE = "carprice store upgrade"
 
 
@@ -81,10 +79,11 @@ def make_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
-@functools.cache
-def head() -> str:
-    """The revision of the schema this code is written for."""
-    return ScriptDirectory(MIGRATIONS).get_current_head()
+def scripts():
+    """The migrations (Alembic's script directory)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(MIGRATIONS)
 
 
 class Database:
@@ -105,10 +104,9 @@ class Database:
         """The store's schema revision; None when it has none (new, or from before
         migrations)."""
         with self.engine.connect() as conn:
-            return self._context(conn).get_current_revision()
-
-    def _context(self, conn: sa.Connection) -> MigrationContext:
-        return MigrationContext.configure(conn, opts={"version_table": self.version_table})
+            if not sa.inspect(conn).has_table(self.version_table):
+                return None
+            return conn.exec_driver_sql(f"SELECT version_num FROM {self.version_table}").scalar()
 
     def _is_new(self) -> bool:
         """True when none of the store's tables exist yet."""
@@ -123,15 +121,15 @@ class Database:
             try:
                 self._create_at_head()
             except sa.exc.SQLAlchemyError:
-                if self.revision() != head():  # not another process creating it at once
+                if self.revision() != HEAD:  # not another process creating it at once
                     raise
             return
-        if current != head():
-            known = {script.revision for script in ScriptDirectory(MIGRATIONS).walk_revisions()}
+        if current != HEAD:
+            known = {script.revision for script in scripts().walk_revisions()}
             if current is not None and current not in known:
                 raise SchemaOutdated(
                     f"The store's schema (revision {current}) is newer than this code's "
-                    f"({head()}); run a release that knows it."
+                    f"({HEAD}); run a release that knows it."
                 )
             raise SchemaOutdated(
                 f"The store's schema is older than this code's; run `{UPGRADE}` first."
@@ -145,8 +143,11 @@ class Database:
             partitions.create_partitioned(self.engine, log, dt.datetime.now(dt.UTC).date())
             feedback.create(self.engine, checkfirst=True)
         self.meta.create_all(self.engine, checkfirst=True)
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.begin() as conn:
-            self._context(conn).stamp(ScriptDirectory(MIGRATIONS), head())
+            options = {"version_table": self.version_table}
+            MigrationContext.configure(conn, opts=options).stamp(scripts(), HEAD)
 
     def _make_days(self) -> None:
         """On PostgreSQL, make the coming days' partitions of a partitioned log."""
@@ -165,7 +166,10 @@ class Database:
         before = self.revision()
         if before is None and self._is_new():
             self._create_at_head()
-            return None, head()
+            return None, HEAD
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", MIGRATIONS)
         with self.engine.begin() as conn:
@@ -174,7 +178,7 @@ class Database:
             )
             command.upgrade(config, "head")
         self._make_days()
-        return before, head()
+        return before, HEAD
 
     def drop(self) -> None:
         """Drop every table of the store and its revision (throw-away stores only)."""
