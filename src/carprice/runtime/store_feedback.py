@@ -15,17 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from carprice.runtime.store_schema import Database
 
-COLUMNS = [
-    "prediction_id",
-    "listing_price",
-    "sold_price",
-    "sold_at",
-    "received_at",
-    "dedupe_key",
-    "client",
-    "event",
-    "event_at",
-]
+COLUMNS = ["prediction_id", "listing_price", "sold_price", "sold_at", "received_at"]
+COLUMNS += ["dedupe_key", "client", "event", "event_at"]
 
 
 def dedupe_key(prediction_id: str, *values) -> str:
