@@ -123,10 +123,15 @@ def on_starting(server):
     if not _resolve_and_verify(server, starting=True):
         raise SystemExit(3)
     from carprice.runtime.home import home_dir
+    from carprice.runtime.store import SchemaOutdated
     from serving.runtime import open_spool, open_store
 
     home = home_dir()
-    open_store(home).dispose()  # tables exist before several workers open the store
+    try:
+        open_store(home).dispose()  # tables exist before several workers open the store
+    except SchemaOutdated as err:
+        server.log.error("not starting: %s", err)
+        raise SystemExit(3) from None
     open_spool(home).close()  # the spool file exists, in WAL mode, before the workers open it
     if handover:
         import tempfile

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime.experiment import CHAMPION
+from carprice.runtime.prediction_id import new_ids
 from carprice.runtime.ratings import price_rating
 from carprice.runtime.spool import SpoolFull
 from carprice.runtime.store import feedback_key
@@ -31,16 +32,6 @@ def _runtime() -> Runtime:
 
 def _json(body, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype=JSON)
-
-
-def _new_ids(count: int) -> list[str]:
-    """Return ids that sort by time: 12 hex digits of milliseconds, 20 random ones.
-
-    Time-ordered keys append to the end of the log's index instead of landing at random pages.
-    """
-    stamp = f"{time.time_ns() // 1_000_000:012x}"
-    text = os.urandom(10 * count).hex()
-    return [stamp + text[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
 RETRY_AFTER_SECONDS = 5
@@ -71,7 +62,7 @@ def estimates():
     else:  # every listing is the champion's: the same two values on each answer
         results, arms = model.estimate(listings), None
         versions = itertools.repeat((CHAMPION, model.version))
-    ids = _new_ids(len(results) + 1)
+    ids = new_ids(len(results) + 1)
     answers = []
     for result, pid, listing_price, (arm, version) in zip(
         results, ids, asking, versions, strict=False

@@ -70,7 +70,8 @@ def challenger_path(home: Path, configured: str | os.PathLike | None = None) -> 
 
 
 def open_store(home: Path, url: str | None = None, prefix: str | None = None) -> Store:
-    """Open the store (CARPRICE_DB_URL or SQLite under home) and create missing tables."""
+    """Open the store (CARPRICE_DB_URL or SQLite under home): a new one is created, one at an
+    older schema refused (SchemaOutdated: `carprice store upgrade` migrates it)."""
     if prefix is None:
         prefix = os.environ.get("CARPRICE_DB_PREFIX", "")
     store = Store(url or default_url(home), prefix)

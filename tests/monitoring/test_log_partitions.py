@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from carprice.runtime.store import Store
-from carprice.runtime.store_partitions import DAYS_AHEAD, is_partitioned, maintain, partitions
+from carprice.runtime.store_partitions import DAYS_AHEAD, is_partitioned, partitions
 from carprice.runtime.store_tables import tables
+from tests import readback
 from tests.monitoring.test_sql_monitor import prediction
 from tests.serving.conftest import pg_url  # noqa: F401 (fixture)
 
@@ -77,13 +78,13 @@ def test_maintenance_files_default_rows_and_drops_days_past_retention(pg_store):
     pg_store.log_estimates_once(rows)
     for row in rows:
         pg_store.add_feedback(row["prediction_id"], sold_price=9_000.0)
-    first = maintain(pg_store, retention_days=None, today=TODAY)
+    first = pg_store.maintain(retention_days=None, today=TODAY)
     assert first["filed"] == [str(TODAY - dt.timedelta(days=d)) for d in (45, 40, 3)]
     assert f"{pg_store.predictions.name}_default" not in where_rows_are(pg_store)
-    report = maintain(pg_store, retention_days=30, today=TODAY)
+    report = pg_store.maintain(retention_days=30, today=TODAY)
     assert report["dropped"] == [str(TODAY - dt.timedelta(days=d)) for d in (45, 40)]
-    assert pg_store.count("predictions") == 3
-    assert pg_store.count("feedback") == 3
+    assert readback.count(pg_store, "predictions") == 3
+    assert readback.count(pg_store, "feedback") == 3
     with pg_store.engine.connect() as conn:
         assert min(partitions(conn, pg_store.predictions.name)) == TODAY - dt.timedelta(days=3)
 
@@ -92,17 +93,17 @@ def test_a_plain_postgresql_log_from_before_keeps_working(pg_store):
     """A log created unpartitioned stays so: inserts work, retention DELETEs old rows."""
     meta, _, _ = tables(pg_store.predictions.name.removesuffix("predictions"))
     meta.create_all(pg_store.engine)
-    pg_store.create()
+    pg_store.upgrade()  # a store from before migrations
     with pg_store.engine.connect() as conn:
         assert not is_partitioned(conn, pg_store.predictions.name)
     rows = rows_on([0, 40])
     pg_store.log_estimates_once(rows)
     pg_store.log_estimates_once(rows)
     pg_store.add_feedback(rows[1]["prediction_id"], sold_price=9_000.0)
-    report = maintain(pg_store, retention_days=30, today=TODAY)
+    report = pg_store.maintain(retention_days=30, today=TODAY)
     assert report["partitioned"] is False
     assert (report["deleted_predictions"], report["deleted_feedback"]) == (1, 1)
-    assert pg_store.count("predictions") == 1
+    assert readback.count(pg_store, "predictions") == 1
 
 
 def test_sqlite_retention_deletes_old_estimates_and_their_feedback(tmp_path):
@@ -113,12 +114,12 @@ def test_sqlite_retention_deletes_old_estimates_and_their_feedback(tmp_path):
     store.log_estimates_once(rows)
     for row in rows:
         store.add_feedback(row["prediction_id"], sold_price=9_000.0)
-    report = maintain(store, retention_days=30, today=TODAY)
+    report = store.maintain(retention_days=30, today=TODAY)
     assert (report["deleted_predictions"], report["deleted_feedback"]) == (2, 2)
     with store.engine.connect() as conn:
         left = conn.execute(sa.select(store.predictions.c.prediction_id)).scalars().all()
     assert sorted(left) == sorted(r["prediction_id"] for r in rows[:2])
-    assert maintain(store, retention_days=None, today=TODAY)["partitioned"] is False
+    assert store.maintain(retention_days=None, today=TODAY)["partitioned"] is False
     store.dispose()
 
 
@@ -137,7 +138,7 @@ def test_store_maintain_applies_the_retention_of_params(tmp_path, monkeypatch, c
     assert main(["store", "maintain", "--params", str(params)]) == 0
     assert '"deleted_predictions": 1' in capsys.readouterr().out
     assert main(["store", "maintain", "--params", str(params), "--retention-days", "5"]) == 0
-    assert store.count("predictions") == 1
+    assert readback.count(store, "predictions") == 1
     params.write_text("prediction_log:\n  retention_days: 0\n")
     assert main(["store", "maintain", "--params", str(params)]) == 2
     assert "retention_days must be a whole number >= 1" in capsys.readouterr().err

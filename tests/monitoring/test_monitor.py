@@ -15,6 +15,7 @@ from carprice.monitor.views import monitor_store
 from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import flask_post, replay
+from tests import readback
 from tests.serving.conftest import with_key
 
 pytestmark = pytest.mark.slow
@@ -115,8 +116,10 @@ def test_sold_feedback_joins_the_next_snapshot_exactly_once(service, tmp_path):
     rows = feedback_rows(store).rows
     assert len(rows) == len(sales) > 0
     # A second (plausible) post on an already-sold prediction does not add a row.
-    first = next(p for p in rows["prediction_id"] if store.prediction(p)["price"] is not None)
-    price = round(0.9 * store.prediction(first)["price"])
+    first = next(
+        p for p in rows["prediction_id"] if readback.prediction(store, p)["price"] is not None
+    )
+    price = round(0.9 * readback.prediction(store, first)["price"])
     assert post("/v1/feedback", {"prediction_id": first, "sold_price": float(price)})[0] == 202
     again = feedback_rows(store).rows
     assert len(again) == len(rows)

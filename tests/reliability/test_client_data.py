@@ -10,7 +10,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from flask import g
 
 from carprice.config import PROJECT_ROOT, Paths
@@ -27,6 +26,7 @@ from carprice.simulator.market import generate_listings
 from carprice.simulator.replay import api_listing
 from serving import records
 from serving.app import create_app
+from tests import readback
 from tests.conftest import listing, run_cli, small_params
 from tests.serving.conftest import golf
 from tests.serving.test_store import _row
@@ -51,10 +51,6 @@ def _key(store: Store, name: str) -> str:
         }
     )
     return made.key
-
-
-def _columns(store: Store, table: sa.Table) -> set[str]:
-    return {c["name"] for c in sa.inspect(store.engine).get_columns(table.name)}
 
 
 def test_log_rows_carry_the_client_of_the_request(app):
@@ -94,10 +90,14 @@ def test_estimates_and_feedback_record_their_client_on_both_engines(db, bundle_d
             "/v1/feedback", json={"prediction_id": second, "sold_price": 13000}, headers=key
         )
         assert posted.status_code == 202
-        assert [store.prediction(e["prediction_id"])["client"] for e in named] == ["acme"] * 2
-        assert [store.prediction(e["prediction_id"])["client"] for e in anonymous] == [None] * 2
-        assert [f["client"] for f in store.feedback_for(first)] == ["beta"]
-        assert [f["client"] for f in store.feedback_for(second)] == ["acme"]
+        assert [readback.prediction(store, e["prediction_id"])["client"] for e in named] == [
+            "acme"
+        ] * 2
+        assert [readback.prediction(store, e["prediction_id"])["client"] for e in anonymous] == [
+            None
+        ] * 2
+        assert [f["client"] for f in readback.feedback_for(store, first)] == ["beta"]
+        assert [f["client"] for f in readback.feedback_for(store, second)] == ["acme"]
     finally:
         store.dispose()
 
@@ -122,36 +122,11 @@ def test_the_spool_its_drain_and_the_copy_path_keep_the_client(db, tmp_path):
         # a batch drained again after a crash: the conflict path stores only the new row
         store.log_estimates_once([_row("a" * 32, client="zed"), _row("c" * 32, client="zed")])
         store.log_estimates([_row("d" * 32, client="acme"), _row("e" * 32)])
-        got = {pid: store.prediction(pid * 32)["client"] for pid in "abcde"}
+        got = {pid: readback.prediction(store, pid * 32)["client"] for pid in "abcde"}
         assert got == {"a": "acme", "b": None, "c": "zed", "d": "acme", "e": None}
-        assert [f["client"] for f in store.feedback_for("a" * 32)] == ["acme"]
+        assert [f["client"] for f in readback.feedback_for(store, "a" * 32)] == ["acme"]
     finally:
         spool.close()
-        store.dispose()
-
-
-def test_a_store_from_before_the_client_column_gains_it(db):
-    store = Store(*db)
-    store.create()
-    with store.engine.begin() as conn:  # the schema as it was: no client columns, no holds
-        for table in (store.predictions, store.feedback):
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN client")
-        conn.exec_driver_sql(f"DROP TABLE {store.holds.name}")
-    assert "client" not in _columns(store, store.predictions) | _columns(store, store.feedback)
-    store.dispose()
-    store = Store(*db)
-    try:
-        store.create()
-        store.create()  # idempotent: a second worker starting finds it done
-        assert "client" in _columns(store, store.predictions)
-        assert "client" in _columns(store, store.feedback)
-        store.log_estimates([_row("f" * 32, client="acme")])
-        store.log_estimates_once([_row("0" * 32, client="zed")])
-        assert store.add_feedback("f" * 32, sold_price=9.0, client="acme") is not None
-        assert store.prediction("0" * 32)["client"] == "zed"
-        assert store.feedback_for("f" * 32)[0]["client"] == "acme"
-        assert store.hold_client("acme", "test") and store.held_clients()[0]["client"] == "acme"
-    finally:
         store.dispose()
 
 

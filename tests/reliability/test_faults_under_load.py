@@ -21,6 +21,7 @@ from carprice.runtime import pointer
 from carprice.runtime.bundle import load_bundle, write_bundle
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.store import Store
+from tests import readback
 from tests.reliability.conftest import call, wait_for
 from tests.serving.conftest import golf, home_key
 
@@ -119,9 +120,9 @@ def test_a_worker_killed_mid_feedback_loses_no_accepted_feedback(
     try:
         stored = {}
         for _, pid, _ in accepted:
-            for row in store.feedback_for(pid):
+            for row in readback.feedback_for(store, pid):
                 stored[row["feedback_id"]] = (row["prediction_id"], row["sold_price"])
-        total = store.count("feedback")
+        total = readback.count(store, "feedback")
     finally:
         store.dispose()
     missing = [a for a in accepted if stored.get(a[0]) != (a[1], a[2])]
@@ -190,7 +191,9 @@ def test_a_promotion_under_load_fails_no_request_and_labels_every_answer(
             mislabelled.append((header, body))
     store = sqlite_store(home)
     try:
-        logged = [store.prediction(b["estimates"][0]["prediction_id"]) for _, b in answers[::25]]
+        logged = [
+            readback.prediction(store, b["estimates"][0]["prediction_id"]) for _, b in answers[::25]
+        ]
     finally:
         store.dispose()
     versions = [b["model_version"] for _, b in answers]

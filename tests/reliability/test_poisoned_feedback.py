@@ -22,6 +22,7 @@ from carprice.runtime.store import Store
 from carprice.simulator.market import generate_listings
 from carprice.simulator.replay import api_listing
 from serving.app import create_app
+from tests import readback
 from tests.conftest import small_params
 from tests.serving.conftest import golf, with_key
 
@@ -122,7 +123,7 @@ def test_a_plausible_sale_is_kept_and_an_absurd_one_quarantined(app, keyed_clien
         ]
     ]
     store = app.extensions["carprice"].store
-    estimate = store.prediction(ids[0])["price"]
+    estimate = readback.prediction(store, ids[0])["price"]
     for pid, factor in zip(ids, (0.9, 10.0, 0.05), strict=True):
         body = {"prediction_id": pid, "sold_price": round(estimate * factor, 2)}
         assert client.post("/v1/feedback", json=body).status_code == 202
@@ -158,10 +159,10 @@ def test_duplicate_feedback_for_one_prediction_is_idempotent(db, bundle_dir, tmp
             thread.join(60)
         assert {a.status_code for a in answers} == {202}
         assert {a.get_json()["feedback_id"] for a in answers} == {first}
-        assert store.count("feedback", {"prediction_id": pid}) == 1
+        assert readback.count(store, "feedback", {"prediction_id": pid}) == 1
         other = client.post("/v1/feedback", json={**body, "sold_price": 14400}).get_json()
         assert other["feedback_id"] != first  # a different report is a new record
-        assert store.count("feedback", {"prediction_id": pid}) == 2
+        assert readback.count(store, "feedback", {"prediction_id": pid}) == 2
     finally:
         store.dispose()
 
@@ -172,6 +173,7 @@ def test_an_older_feedback_table_gains_the_dedupe_key(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:  # the feedback table as created before the dedupe key
+        conn.exec_driver_sql("CREATE TABLE predictions (prediction_id VARCHAR(32) PRIMARY KEY)")
         conn.exec_driver_sql(
             "CREATE TABLE feedback (feedback_id INTEGER PRIMARY KEY, prediction_id VARCHAR(32) "
             "NOT NULL, listing_price FLOAT, sold_price FLOAT, sold_at DATE, "
@@ -179,7 +181,9 @@ def test_an_older_feedback_table_gains_the_dedupe_key(tmp_path):
         )
     engine.dispose()
     store = Store(url)
-    store.create()
-    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("feedback")}
+    store.upgrade()
+    inspector = sa.inspect(store.engine)
+    columns = {c["name"] for c in inspector.get_columns("feedback")}
+    unique = [i["column_names"] for i in inspector.get_indexes("feedback") if i["unique"]]
     store.dispose()
-    assert "dedupe_key" in columns
+    assert "dedupe_key" in columns and unique == [["dedupe_key"]]

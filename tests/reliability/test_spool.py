@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from carprice.runtime import pointer
 from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store
+from tests import readback
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_faults_under_load import request
 from tests.serving.conftest import ensure_database, golf, url_key, with_key
@@ -167,7 +168,7 @@ def test_sigkill_during_the_drain_neither_duplicates_nor_loses_rows(
     done = wait_for(lambda: _logged(own_db.url, answered)[0] == len(answered), 60, step=0.5)
     store = Store(own_db.url)
     try:
-        feedback_rows = sum(len(store.feedback_for(pid)) for pid in feedback_on)
+        feedback_rows = sum(len(readback.feedback_for(store, pid)) for pid in feedback_on)
     finally:
         store.dispose()
     print(
@@ -228,7 +229,7 @@ def test_the_app_spools_while_the_store_fails_and_drains_exactly_once(
     answer = client.post("/v1/estimates", json={"listings": [golf(), golf(mileage=5)]})
     assert answer.status_code == 200
     ids = [e["prediction_id"] for e in answer.get_json()["estimates"]]
-    assert rt.spool.stats()["predictions"] == 2 and rt.store.count() == 0
+    assert rt.spool.stats()["predictions"] == 2 and readback.count(rt.store) == 0
     posted = client.post("/v1/feedback", json={"prediction_id": ids[0], "sold_price": 9000})
     assert posted.status_code == 202 and posted.get_json()["feedback_id"] is None
     # a prediction the spool does not hold can only be checked by the store: retry later
@@ -237,7 +238,7 @@ def test_the_app_spools_while_the_store_fails_and_drains_exactly_once(
     broken.clear()
     assert rt.drain_spool() == (2, 1)
     assert rt.drain_spool() == (0, 0)
-    assert rt.store.count() == 2 and len(rt.store.feedback_for(ids[0])) == 1
+    assert readback.count(rt.store) == 2 and len(readback.feedback_for(rt.store, ids[0])) == 1
     metrics = client.get("/metrics").data.decode()
     assert 'carprice_spooled_rows_total{kind="prediction"} 2.0' in metrics
     assert 'carprice_spool_drained_total{kind="prediction"} 2.0' in metrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from carprice.runtime.spool import drain
 from carprice.runtime.store import Store
 from serving import records
 from serving.app import create_app
+from tests import readback
 from tests.reliability.conftest import call, start_gunicorn  # noqa: F401  (a fixture)
 from tests.serving.conftest import _clean_frame, golf
 
@@ -100,7 +100,7 @@ def test_both_arms_answer_with_their_own_model_and_are_logged_so(ab_app, bundle_
         version = "challenger-2" if estimate["arm"] == "challenger" else "test-1"
         assert estimate["price"] == pytest.approx(expected)
         assert estimate["model_version"] == version
-        row = store.prediction(estimate["prediction_id"])
+        row = readback.prediction(store, estimate["prediction_id"])
         assert (row["arm"], row["model_version"]) == (estimate["arm"], version)
         assert row["price"] == estimate["price"]
         assert row["inputs"]["listing_key"] == KEYS[i]
@@ -140,7 +140,7 @@ def test_share_zero_keeps_the_challenger_in_the_shadow(home, bundle_dir, other_b
         store = app.extensions["carprice"].store
         for i, estimate in enumerate(body["estimates"]):
             assert (estimate["arm"], estimate["model_version"]) == ("champion", "test-1")
-            row = store.prediction(estimate["prediction_id"])
+            row = readback.prediction(store, estimate["prediction_id"])
             assert (row["arm"], row["model_version"]) == ("champion", "test-1")
             assert row["challenger_version"] == "challenger-2"
             assert row["challenger_price"] == pytest.approx(challenger_prices[i])
@@ -205,38 +205,8 @@ def test_spooled_rows_keep_their_arm_through_the_drain(ab_app):
         )
     rt.spool.put_predictions(rows)
     assert drain(rt.spool, rt.store)[0] == 2
-    assert rt.store.prediction(f"{0:032x}")["arm"] == "challenger"
-    assert rt.store.prediction(f"{1:032x}")["model_version"] == "test-1"
-
-
-def test_an_old_log_table_gets_the_arm_column(db):
-    url, prefix = db
-    old = Store(url, prefix)
-    old.create()
-    with old.engine.begin() as conn:  # the log table as it was before the arm column
-        conn.exec_driver_sql(f"ALTER TABLE {old.predictions.name} DROP COLUMN arm")
-    old.dispose()
-    store = Store(url, prefix)
-    try:
-        store.create()
-        store.create()  # idempotent
-        columns = {c["name"] for c in sa.inspect(store.engine).get_columns(store.predictions.name)}
-        assert {"arm", "client"} <= columns
-        row = {c.name: None for c in store.predictions.columns}
-        row.update(
-            prediction_id="p" * 32,
-            request_id="r" * 32,
-            model_version="v",
-            inputs={},
-            status="ok",
-            latency_ms=1.0,
-            arm="challenger",
-        )
-        row["created_at"] = dt.datetime.now(dt.UTC)
-        store.log_estimates_once([row])  # the COPY path on PostgreSQL
-        assert store.prediction("p" * 32)["arm"] == "challenger"
-    finally:
-        store.dispose()
+    assert readback.prediction(rt.store, f"{0:032x}")["arm"] == "challenger"
+    assert readback.prediction(rt.store, f"{1:032x}")["model_version"] == "test-1"
 
 
 def test_the_arm_is_sticky_across_requests_and_workers(

@@ -6,6 +6,7 @@ import pytest
 
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
+from tests import readback
 from tests.serving.conftest import golf
 
 
@@ -77,7 +78,7 @@ def test_it_answers_a_full_batch_of_1000(client):
 def test_it_logs_every_estimate_with_inputs_outputs_and_version(client, app):
     body = _estimate(client, golf(listing_price=14990), golf(model="Phaeton Concept"))
     store = app.extensions["carprice"].store
-    ok, unsupported = (store.prediction(e["prediction_id"]) for e in body["estimates"])
+    ok, unsupported = (readback.prediction(store, e["prediction_id"]) for e in body["estimates"])
     assert ok["inputs"] == golf(listing_price=14990)
     assert (ok["status"], ok["price"], ok["model_version"]) == (
         "ok",

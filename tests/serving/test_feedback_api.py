@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from serving.app import create_app
+from tests import readback
 from tests.serving.conftest import golf, with_key
 
 
@@ -43,7 +44,7 @@ def test_it_accepts_feedback_and_stores_it_before_answering(db_client):
     assert response.status_code == 202
     body = response.get_json()
     assert body["status"] == "accepted" and body["prediction_id"] == pid
-    [stored] = store.feedback_for(pid)
+    [stored] = readback.feedback_for(store, pid)
     assert stored["feedback_id"] == body["feedback_id"]
     assert (stored["listing_price"], stored["sold_price"], stored["sold_at"]) == (
         15990.0,
@@ -60,7 +61,7 @@ def test_it_answers_404_for_an_unknown_prediction(db_client):
     assert response.get_json()["errors"] == [
         {"field": "prediction_id", "message": "unknown prediction id"}
     ]
-    assert store.count("feedback") == 0
+    assert readback.count(store, "feedback") == 0
 
 
 def test_it_keeps_several_feedback_records_for_one_prediction(db_client):
@@ -68,7 +69,7 @@ def test_it_keeps_several_feedback_records_for_one_prediction(db_client):
     pid = _prediction_id(client)
     for body in ({"listing_price": 16000}, {"sold_price": 15000, "sold_at": "2026-03-01"}):
         assert client.post("/v1/feedback", json={"prediction_id": pid, **body}).status_code == 202
-    assert store.count("feedback", {"prediction_id": pid}) == 2
+    assert readback.count(store, "feedback", {"prediction_id": pid}) == 2
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from carprice.runtime.logqueries.feedback import feedback_events
 from carprice.runtime.spool import Spool, drain
 from carprice.runtime.store import Store, feedback_key
 from serving.app import create_app
+from tests import readback
 from tests.serving.conftest import golf, with_key
 from tests.serving.test_store import _row
 
@@ -105,7 +106,7 @@ def test_a_retried_event_is_stored_once_and_a_new_time_is_a_new_event(keyed_clie
     later = {**post, "changed_at": "2025-11-12"}
     other = keyed_client.post("/v1/feedback", json=later).get_json()["feedback_id"]
     assert first == again and type(first) is int and other != first
-    assert len(app.extensions["carprice"].store.feedback_for(pid)) == 2
+    assert len(readback.feedback_for(app.extensions["carprice"].store, pid)) == 2
 
 
 def _refused(client, body: dict) -> dict[str, str]:
@@ -197,7 +198,7 @@ def test_plain_values_with_a_null_event_are_accepted_as_before(keyed_client, app
         "/v1/feedback", json={"prediction_id": pid, "event": None, "sold_price": 9000}
     )
     assert response.status_code == 202
-    [row] = app.extensions["carprice"].store.feedback_for(pid)
+    [row] = readback.feedback_for(app.extensions["carprice"].store, pid)
     assert (row["event"], row["event_at"], row["sold_price"]) == (None, None, 9000.0)
 
 
@@ -230,7 +231,7 @@ def test_spooled_event_posts_drain_with_their_event_on_both_engines(db, tmp_path
             }
         )
         assert drain(spool, store) == (2, 2)
-        [changed] = store.feedback_for("a" * 32)
+        [changed] = readback.feedback_for(store, "a" * 32)
         assert (changed["event"], changed["listing_price"], changed["client"]) == (
             "listing_price",
             9990.0,
@@ -285,36 +286,6 @@ def own_db(pg_url):
     db = OwnDatabase(pg_url)
     yield db
     db.drop()
-
-
-def test_a_store_from_before_events_gains_the_columns(db):
-    store = Store(*db)
-    store.create()
-    with store.engine.begin() as conn:  # the feedback table as it was
-        for column in ("event", "event_at"):
-            conn.exec_driver_sql(f"ALTER TABLE {store.feedback.name} DROP COLUMN {column}")
-        conn.execute(store.predictions.insert(), [_row("a" * 32)])
-        conn.exec_driver_sql(
-            f"INSERT INTO {store.feedback.name} (prediction_id, sold_price, received_at) "
-            f"VALUES ('{'a' * 32}', 9000.0, CURRENT_TIMESTAMP)"
-        )
-    columns = {c["name"] for c in sa.inspect(store.engine).get_columns(store.feedback.name)}
-    assert not {"event", "event_at"} & columns
-    store.dispose()
-    store = Store(*db)
-    try:
-        store.create()
-        store.create()  # idempotent: a second worker starting finds it done
-        at = dt.datetime(2025, 11, 20, tzinfo=UTC)
-        fid = store.add_feedback(
-            "a" * 32, sold_price=9500.0, sold_at=at.date(), event="sold", event_at=at
-        )
-        assert fid is not None
-        old, new = feedback_events(store)
-        assert (old["event"], old["event_at"], old["sold_price"]) == (None, None, 9000.0)
-        assert (new["event"], new["event_at"]) == ("sold", at)
-    finally:
-        store.dispose()
 
 
 def test_only_sales_become_training_rows(tmp_path):

@@ -19,6 +19,7 @@ import pytest
 from carprice.config import PROJECT_ROOT
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
+from tests import readback
 from tests.serving.conftest import golf, home_key
 
 pytestmark = pytest.mark.slow
@@ -133,8 +134,8 @@ def test_it_estimates_and_takes_feedback_over_http(server):
     assert status == 202
     store = _store(server)
     try:
-        assert store.prediction(pid)["price"] == estimate["price"]
-        assert store.feedback_for(pid)[0]["sold_price"] == 14000
+        assert readback.prediction(store, pid)["price"] == estimate["price"]
+        assert readback.feedback_for(store, pid)[0]["sold_price"] == 14000
     finally:
         store.dispose()
     status, problem = server.call("POST", "/v1/estimates", {"listings": [golf(mileage=-1)]})
@@ -171,7 +172,7 @@ def test_two_workers_write_concurrently_without_lock_errors(server):
     assert "database is locked" not in server.log.read_text()
     store = _store(server)
     try:
-        assert store.count("feedback", {"listing_price": 9999}) == len(ids) == 320
+        assert readback.count(store, "feedback", {"listing_price": 9999}) == len(ids) == 320
     finally:
         store.dispose()
 
@@ -179,7 +180,7 @@ def test_two_workers_write_concurrently_without_lock_errors(server):
 def test_metrics_add_up_across_workers(server):
     store = _store(server)
     try:
-        logged = store.count("predictions", {"status": "ok"})
+        logged = readback.count(store, "predictions", {"status": "ok"})
     finally:
         store.dispose()
     status, text = server.call("GET", "/metrics")
@@ -253,3 +254,19 @@ def test_gunicorn_refuses_to_start_with_a_tampered_bundle(make_bundle, tmp_path)
     log = server.log.read_text()
     assert code != 0
     assert "bundle refused, not starting" in log and "metadata.json does not match" in log
+
+
+def test_gunicorn_refuses_to_start_on_an_older_store_schema(make_bundle, tmp_path):
+    from tests.serving.test_store_upgrade import last_release_store
+
+    last_release_store(f"sqlite:///{tmp_path / 'carprice.db'}", "").dispose()
+    env = {"CARPRICE_BUNDLE": str(make_bundle("gun-5"))}
+    server = Server(tmp_path, tmp_path / "old-schema.log", env=env)
+    try:
+        code = server.proc.wait(60)
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert code != 0
+    assert "not starting: The store's schema is older than this code's; run " in log
+    assert "`carprice store upgrade` first." in log

@@ -6,6 +6,7 @@ import pytest
 
 from carprice.runtime import pointer
 from serving.app import create_app
+from tests import readback
 from tests.serving.conftest import golf, with_key
 
 
@@ -29,7 +30,7 @@ def test_the_challenger_is_logged_but_never_returned(shadowed):
     assert body["model_version"] == "test-1"
     assert "challenger" not in response.get_data(as_text=True)
     [estimate] = body["estimates"]
-    row = shadowed.extensions["carprice"].store.prediction(estimate["prediction_id"])
+    row = readback.prediction(shadowed.extensions["carprice"].store, estimate["prediction_id"])
     assert row["model_version"] == "test-1"
     assert row["challenger_version"] == "challenger-7"
     assert row["challenger_status"] == "ok"
@@ -48,7 +49,7 @@ def test_a_failing_challenger_never_fails_the_request(shadowed, monkeypatch):
     response = client.post("/v1/estimates", json={"listings": [golf(), golf(year=2020)]})
     assert response.status_code == 200
     for estimate in response.get_json()["estimates"]:
-        row = runtime.store.prediction(estimate["prediction_id"])
+        row = readback.prediction(runtime.store, estimate["prediction_id"])
         assert "challenger exploded" in row["challenger_error"]
         assert row["challenger_price"] is None and row["price"] == estimate["price"]
     metrics = client.get("/metrics").get_data(as_text=True)
@@ -62,7 +63,9 @@ def test_a_challenger_answering_nonsense_never_fails_the_request(shadowed, monke
     response = client.post("/v1/estimates", json={"listings": [golf(), golf(year=2019)]})
     assert response.status_code == 200
     pid = response.get_json()["estimates"][1]["prediction_id"]
-    assert "1 estimates for 2 listings" in runtime.store.prediction(pid)["challenger_error"]
+    assert (
+        "1 estimates for 2 listings" in readback.prediction(runtime.store, pid)["challenger_error"]
+    )
 
 
 def test_an_unloadable_challenger_leaves_the_champion_serving(bundle_dir, home, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from carprice.runtime.store import Store
+from tests import readback
 
 
 def _row(pid: str, **overrides) -> dict:
@@ -48,7 +49,7 @@ def store(db):
 
 def test_it_logs_an_estimate_with_inputs_outputs_and_latency(store):
     store.log_estimates([_row("a" * 32, price_rating="fair")])
-    got = store.prediction("a" * 32)
+    got = readback.prediction(store, "a" * 32)
     assert got["inputs"] == {"make": "Volkswagen", "model": "Golf", "mileage": 60000}
     assert (got["status"], got["price"], got["price_rating"]) == ("ok", 14000.0, "fair")
     assert got["latency_ms"] == pytest.approx(0.4)
@@ -63,7 +64,7 @@ def test_it_stores_feedback_visible_to_a_new_connection(store, db):
     assert isinstance(fid, int)
     other = Store(*db)
     try:
-        [got] = other.feedback_for("b" * 32)
+        [got] = readback.feedback_for(other, "b" * 32)
     finally:
         other.dispose()
     assert (got["listing_price"], got["sold_price"], got["sold_at"]) == (
@@ -75,7 +76,7 @@ def test_it_stores_feedback_visible_to_a_new_connection(store, db):
 
 def test_it_refuses_feedback_for_an_unknown_prediction(store):
     assert store.add_feedback("c" * 32, sold_price=1000.0) is None
-    assert store.count("feedback") == 0
+    assert readback.count(store, "feedback") == 0
 
 
 def test_it_rejects_a_duplicate_prediction_id(store):
@@ -86,14 +87,14 @@ def test_it_rejects_a_duplicate_prediction_id(store):
 
 def test_it_logs_a_batch_in_one_call(store):
     store.log_estimates([_row(f"{i:032x}") for i in range(1000)])
-    assert store.count("predictions") == 1000
+    assert readback.count(store, "predictions") == 1000
 
 
 def test_it_creates_tables_idempotently(store, db):
     again = Store(*db)
     again.create()
     again.dispose()
-    assert store.count("predictions") == 0
+    assert readback.count(store, "predictions") == 0
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path):
@@ -133,8 +134,8 @@ def test_several_processes_write_concurrently_without_lock_errors(store, db):
         problems.append(errors.get())
     assert problems == []
     assert all(proc.exitcode == 0 for proc in procs)
-    assert store.count("predictions") == 600
-    assert store.count("feedback") == 600
+    assert readback.count(store, "predictions") == 600
+    assert readback.count(store, "feedback") == 600
 
 
 def test_default_url_is_sqlite_under_home(tmp_path, monkeypatch):
@@ -151,5 +152,5 @@ def test_a_drained_batch_is_stored_once_even_when_part_of_it_was_stored_before(s
     """The spool's drain after a crash: rows already committed are skipped, the rest stored."""
     store.log_estimates_once([_row(f"{i:032x}") for i in range(5)])
     store.log_estimates_once([_row(f"{i:032x}") for i in range(3, 10)])
-    assert store.count("predictions") == 10
-    assert store.prediction(f"{4:032x}") is not None
+    assert readback.count(store, "predictions") == 10
+    assert readback.prediction(store, f"{4:032x}") is not None

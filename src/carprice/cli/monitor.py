@@ -43,20 +43,33 @@ def retention_days(params: dict) -> int | None:
     return days
 
 
-def cmd_store_maintain(args: argparse.Namespace) -> int:
+def _open_store():
     from carprice.runtime.store import Store, default_url
-    from carprice.runtime.store_partitions import maintain
 
+    return Store(default_url(Paths.from_env().home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+
+
+def cmd_store_maintain(args: argparse.Namespace) -> int:
     days = retention_days(load_params(args.params))
     if args.retention_days is not None:
         days = retention_days({"prediction_log": {"retention_days": args.retention_days}})
-    store = Store(default_url(Paths.from_env().home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    store = _open_store()
     try:
         store.create()
-        report = maintain(store, days, dt.datetime.now(dt.UTC).date())
+        report = store.maintain(days, dt.datetime.now(dt.UTC).date())
     finally:
         store.dispose()
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_store_upgrade(args: argparse.Namespace) -> int:
+    store = _open_store()
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.dispose()
+    print(f"store schema: {before or 'none'} -> {after}")
     return 0
 
 
@@ -67,7 +80,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default="reports/monitoring", help="folder for the monitoring report")
     p.add_argument("--params", default="params.yaml", help="parameters: monitoring thresholds")
     p.set_defaults(func=cmd_monitor)
-    store = sub.add_parser("store", help="the prediction log's upkeep")
+    store = sub.add_parser("store", help="the prediction log's upkeep and schema")
     actions = store.add_subparsers(dest="action", required=True)
     m = actions.add_parser(
         "maintain",
@@ -76,3 +89,7 @@ def add_commands(sub) -> None:
     m.add_argument("--retention-days", type=int, help="override prediction_log.retention_days")
     m.add_argument("--params", default="params.yaml", help="parameters: prediction_log")
     m.set_defaults(func=cmd_store_maintain)
+    u = actions.add_parser(
+        "upgrade", help="migrate the store's schema to this release's, keeping every row"
+    )
+    u.set_defaults(func=cmd_store_upgrade)

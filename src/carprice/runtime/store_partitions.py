@@ -1,15 +1,15 @@
-"""The prediction log partitioned by day on PostgreSQL, and its retention.
+"""The prediction log partitioned by day on PostgreSQL: the partitions' DDL.
 
-Prediction ids sort by time: 12 hex digits of the Unix time in milliseconds, then random ones
-(serving/routes.py). A fresh PostgreSQL store creates `predictions` partitioned by RANGE of
-that id: one partition per UTC day (`<table>_pYYYYMMDD`, the ids from 00:00 to 24:00), made
-DAYS_AHEAD days ahead, and a DEFAULT partition for any other id, so an insert never fails for
-want of a partition. The primary key stays `prediction_id` alone (it holds the partition key),
-so an id is still unique across the whole log. `maintain` (`carprice store maintain`, e.g.
-daily) makes the coming days' partitions, moves rows that landed in DEFAULT into their day's
-partition, and applies retention: it drops whole day partitions older than the retention (a
-catalog change, not a scan) after deleting the feedback that points at them, and DELETEs
-older rows left in DEFAULT (ids not made from a time) by `created_at`.
+Prediction ids sort by time (runtime/prediction_id.py). A fresh PostgreSQL store creates
+`predictions` partitioned by RANGE of that id: one partition per UTC day (`<table>_pYYYYMMDD`,
+the ids from 00:00 to 24:00), made DAYS_AHEAD days ahead, and a DEFAULT partition for any other
+id, so an insert never fails for want of a partition. The primary key stays `prediction_id`
+alone (it holds the partition key), so an id is still unique across the whole log. The log's
+`maintain` (store_log.py; `carprice store maintain`, e.g. daily) makes the coming days'
+partitions, moves rows that landed in DEFAULT into their day's partition, and applies
+retention: it drops whole day partitions older than the retention (a catalog change, not a
+scan) after deleting the feedback that points at them, and DELETEs older rows left in DEFAULT
+(ids not made from a time) by `created_at`.
 
 Feedback has no foreign key to a partitioned log (a dropped day would need it detached first):
 the store's feedback insert itself checks that the prediction exists. A PostgreSQL table
@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from carprice.runtime.store_tables import tables
-
-if TYPE_CHECKING:
-    from carprice.runtime.store import Store
+from carprice.runtime.prediction_id import day_id
 
 DAYS_AHEAD = 7  # day partitions made ahead of time (rows beyond them land in DEFAULT)
 _DAY = re.compile(r"_p(\d{8})$")
@@ -56,12 +52,6 @@ def partitions(conn: sa.Connection, table: str) -> dict[dt.date, str]:
         if found:
             out[dt.datetime.strptime(found.group(1), "%Y%m%d").date()] = name
     return out
-
-
-def day_id(day: dt.date) -> str:
-    """The smallest prediction id of a UTC day: its first millisecond in 12 hex digits."""
-    start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    return f"{int(start.timestamp()) * 1000:012x}"
 
 
 def _bounds(day: dt.date) -> tuple[str, str]:
@@ -118,37 +108,7 @@ def ensure_days(engine: sa.Engine, table: str, today: dt.date, ahead: int) -> li
     return made
 
 
-def maintain(store: Store, retention_days: int | None, today: dt.date) -> dict:
-    """Make the coming days' partitions, file DEFAULT's rows into their days, and delete the
-    estimates (with their feedback) logged before `today - retention_days` (None: keep all)."""
-    p, f = store.predictions, store.feedback
-    cutoff = today - dt.timedelta(days=retention_days) if retention_days else None
-    partitioned = False
-    if not store.is_sqlite:
-        with store.engine.connect() as conn:
-            partitioned = is_partitioned(conn, p.name)
-    report = {"partitioned": partitioned, "cutoff": str(cutoff) if cutoff else None}
-    if partitioned:
-        report["filed"] = _file_default(store.engine, p.name, cutoff)
-        report["made"] = [str(d) for d in ensure_days(store.engine, p.name, today, DAYS_AHEAD)]
-        report["dropped"] = _drop_before(store.engine, p.name, f.name, cutoff)
-    if cutoff is not None:
-        report.update(_delete_before(store, cutoff))
-    return report
-
-
-def _delete_before(store: Store, cutoff: dt.date) -> dict:
-    """DELETE the estimates logged before `cutoff` and their feedback (feedback first)."""
-    p, f = store.predictions, store.feedback
-    old = p.c.created_at < dt.datetime.combine(cutoff, dt.time(), dt.UTC)
-    with store.engine.begin() as conn:
-        gone = sa.select(p.c.prediction_id).where(old)
-        feedback = conn.execute(f.delete().where(f.c.prediction_id.in_(gone))).rowcount
-        predictions = conn.execute(p.delete().where(old)).rowcount
-    return {"deleted_feedback": feedback, "deleted_predictions": predictions}
-
-
-def _file_default(engine: sa.Engine, table: str, cutoff: dt.date | None) -> list[str]:
+def file_default(engine: sa.Engine, table: str, cutoff: dt.date | None) -> list[str]:
     """Give each day with rows in DEFAULT (within retention) its partition; return the days.
 
     The days are those of `created_at`; a row moves with the day of its id (the same day for
@@ -163,7 +123,7 @@ def _file_default(engine: sa.Engine, table: str, cutoff: dt.date | None) -> list
     return [str(day) for day in days]
 
 
-def _drop_before(engine: sa.Engine, table: str, feedback: str, cutoff: dt.date | None) -> list:
+def drop_before(engine: sa.Engine, table: str, feedback: str, cutoff: dt.date | None) -> list:
     """Drop the day partitions before `cutoff`, after deleting the feedback on their rows."""
     if cutoff is None:
         return []
@@ -176,20 +136,3 @@ def _drop_before(engine: sa.Engine, table: str, feedback: str, cutoff: dt.date |
             )
             conn.exec_driver_sql(f"DROP TABLE {name}")
     return [str(day) for day, _ in old]
-
-
-def create_log(store: Store, today: dt.date) -> None:
-    """On PostgreSQL, create the log partitioned by day when it does not exist yet, or make the
-    coming days' partitions of a partitioned one (a plain table from before stays plain)."""
-    if store.is_sqlite:
-        return
-    name = store.predictions.name
-    if not sa.inspect(store.engine).has_table(name):
-        _, predictions, feedback = tables(name.removesuffix("predictions"), partitioned=True)
-        create_partitioned(store.engine, predictions, today)
-        feedback.create(store.engine, checkfirst=True)
-        return
-    with store.engine.connect() as conn:
-        partitioned = is_partitioned(conn, name)
-    if partitioned:
-        ensure_days(store.engine, name, today, DAYS_AHEAD)

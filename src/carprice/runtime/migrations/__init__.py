@@ -1,0 +1,1 @@
+"""The store's schema migrations (Alembic): `carprice store upgrade` runs them."""
