@@ -15,8 +15,18 @@ from carprice.runtime.store_feedback import Feedback, dedupe_key, feedback_key
 from carprice.runtime.store_holds import Holds
 from carprice.runtime.store_log import PredictionLog
 from carprice.runtime.store_schema import DB_FILE, SchemaOutdated, default_url
+from carprice.runtime.store_tables import DROP, HOLD
 
-__all__ = ["DB_FILE", "SchemaOutdated", "Store", "dedupe_key", "default_url", "feedback_key"]
+__all__ = [
+    "DB_FILE",
+    "DROP",
+    "HOLD",
+    "SchemaOutdated",
+    "Store",
+    "dedupe_key",
+    "default_url",
+    "feedback_key",
+]
 
 
 class Store(PredictionLog, Feedback, Clients, Holds):
