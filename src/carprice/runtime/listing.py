@@ -111,7 +111,7 @@ FIELDS: tuple[Field, ...] = (
     Field("make", TEXT, 1, placeholders=("Others", "-/- (Make)"), example="Volkswagen"),
     Field("model", TEXT, 2, placeholders=("-/- (Model)",), feature=False, example="Golf"),
     Field("fuel", CHOICE, 3, choices=FUELS, placeholders=("-/- (Fuel)",), example="Gasoline"),
-    Field("gear", CHOICE, 4, choices=GEARS, example="Manual"),
+    Field("gear", CHOICE, 4, choices=GEARS, placeholders=("-/- (Gear)",), example="Manual"),
     Field("offerType", CHOICE, 5, api="offer_type", choices=OFFER_TYPES, example="Used"),
     Field("mileage", INTEGER, 0, low=0, high=MILEAGE_MAX, example=60000, description="km"),
     Field("hp", INTEGER, 7, low=HP_MIN, high=HP_MAX, example=116),
@@ -139,7 +139,7 @@ COLUMNS: tuple[Field, ...] = tuple(sorted(FIELDS, key=lambda f: f.column))
 CANONICAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS)
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if f.numeric)
 CATEGORICAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if not f.numeric)
-OPTIONAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if not f.required)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if f.required)
 CHOICES: dict[str, tuple[str, ...]] = {f.key: f.choices for f in API if f.kind == CHOICE}
 INTEGER_BOUNDS: dict[str, tuple[int, int | None]] = {  # None: the year bound moves with today
     f.key: (f.low, f.high) for f in API if f.numeric
