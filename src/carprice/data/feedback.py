@@ -23,9 +23,9 @@ import sqlalchemy as sa
 
 from carprice.config import from_section
 from carprice.data.schema import CANONICAL_COLUMNS
+from carprice.runtime.listing import API_TO_CANONICAL
 from carprice.runtime.store import Store
 
-INPUT_TO_CANONICAL = {"offer_type": "offerType"}
 FEEDBACK_SOURCE = "feedback"
 IMPLAUSIBLE = "implausible_sold_price"
 NO_ESTIMATE = "no_estimate"
@@ -129,7 +129,7 @@ def feedback_rows(store: Store, check: FeedbackCheck | None = None) -> FeedbackR
     if joined.empty:
         empty = pd.DataFrame(columns=columns)
         return FeedbackRows(empty, empty.assign(estimate=[], reasons=[]), held)
-    inputs = pd.json_normalize(joined["inputs"].tolist()).rename(columns=INPUT_TO_CANONICAL)
+    inputs = pd.json_normalize(joined["inputs"].tolist()).rename(columns=API_TO_CANONICAL)
     rows = inputs.reindex(columns=list(CANONICAL_COLUMNS))
     rows["price"] = joined["sold_price"].round().astype("Int64").to_numpy()
     rows["source"] = FEEDBACK_SOURCE
