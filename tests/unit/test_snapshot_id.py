@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 
 from carprice.data import ingest
-from carprice.runtime.listing import REQUIRED_COLUMNS
+from carprice.runtime.listing import CANONICAL_COLUMNS, REQUIRED_COLUMNS
 
 SHAS = ["b" * 64, "a" * 64]
+OPTIONAL = [c for c in CANONICAL_COLUMNS if c not in REQUIRED_COLUMNS]
 
 
 def _sources(missing: list[str]) -> list[dict]:
-    return [{"sha256": sha, "missing_columns": missing} for sha in SHAS]
+    """Source records of files that lack `missing` and every optional column."""
+    return [{"sha256": sha, "missing_columns": [*OPTIONAL, *missing]} for sha in SHAS]
 
 
 def test_the_id_of_files_with_every_required_column_is_the_address_it_always_had():

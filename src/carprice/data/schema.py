@@ -58,7 +58,7 @@ def listing_schema(
     `unknown_<field>` (outside the allowed values) and `non_car_make`; a missing required value
     fails `not_nullable`. With `clean`, it is also the contract of clean rows: integer columns
     typed (nullable Int64 when optional, int64 when required), text as str, columns in order and
-    no others.
+    no others. A column the contract calls optional may be absent.
     """
 
     def column(f: listing.Field) -> pa.Column:
@@ -80,7 +80,7 @@ def listing_schema(
             checks.append(_check("non_car_make", lambda s: ~s.isin(makes)))
         nullable = f.name not in required
         dtype = None if not clean else ("Int64" if nullable else "int64") if f.numeric else str
-        return pa.Column(dtype, checks, nullable=nullable)
+        return pa.Column(dtype, checks, nullable=nullable, required=f.required)
 
     return pa.DataFrameSchema(
         {f.name: column(f) for f in listing.COLUMNS},

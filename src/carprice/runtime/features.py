@@ -64,10 +64,11 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, frame, ref_year: int | None = None) -> FeatureSpec:
-        """Learn vocabularies and lookups from a clean training frame."""
+        """Learn vocabularies and lookups from a clean training frame (an optional listing
+        column may be absent: it is then missing in every row)."""
         keys = frame_model_keys(frame)
         vocab = {
-            name: sorted(frame[name].dropna().unique().tolist())
+            name: sorted(frame[name].dropna().unique().tolist()) if name in frame else []
             for name in CATEGORICAL
             if name != MAKE_MODEL
         }
@@ -138,7 +139,9 @@ class FeatureSpec:
 
     def encode_frame(self, frame) -> np.ndarray:
         """Encode a pandas DataFrame with the canonical input columns into the model matrix."""
-        columns = [_plain(frame[name]) for name in INPUTS]
+        columns = [
+            _plain(frame[name]) if name in frame else _absent(name, frame) for name in INPUTS
+        ]
         encoded = [self.encode_values(*values) for values in zip(*columns, strict=True)]
         return np.array(encoded, dtype=np.float64).reshape(len(encoded), len(self.features))
 
@@ -149,6 +152,13 @@ def _plain(series) -> list:
         return series.to_numpy(dtype=np.float64, na_value=np.nan).tolist()
     values = series.astype(object)
     return values.where(values.notna(), None).tolist()
+
+
+def _absent(name: str, frame) -> list:
+    """Return an optional column the frame lacks as missing values; a required one is an error."""
+    if listing.BY_NAME[name].required:
+        raise KeyError(f"the frame has no column {name!r}")
+    return [None] * len(frame)
 
 
 def _float(value) -> float:
