@@ -40,28 +40,19 @@ def invalid(errors: list[dict]) -> Problem:
     return Problem(422, "Unprocessable Content", detail, errors[:MAX_ERRORS])
 
 
-def _number(value, where: str, errors: list, *, integer: bool, low, high) -> bool:
-    kind = type(value)
-    if kind is NonFinite or (kind is float and not math.isfinite(value)):
-        errors.append(field_error(where, "must be a finite number"))
-    elif integer and kind is float and value.is_integer():  # JSON Schema: 2018.0 is an integer
-        return _number(int(value), where, errors, integer=True, low=low, high=high)
-    elif kind is not int and (integer or kind is not float):
-        errors.append(field_error(where, "must be an integer" if integer else "must be a number"))
-    elif (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        errors.append(field_error(where, f"must be {bounds}, got {value}"))
-    else:
-        return True
-    return False
-
-
 def price(item: dict, name: str, where: str, errors: list) -> float | None:
     """Return an optional price field as a float, recording an error if it is not one."""
     value = item.get(name)
     if value is None:
         return None
-    if _number(value, f"{where}{name}", errors, integer=False, low=1, high=ASKING_PRICE_MAX):
+    kind, at = type(value), f"{where}{name}"
+    if kind is NonFinite or (kind is float and not math.isfinite(value)):
+        errors.append(field_error(at, "must be a finite number"))
+    elif kind is not int and kind is not float:
+        errors.append(field_error(at, "must be a number"))
+    elif not 1 <= value <= ASKING_PRICE_MAX:
+        errors.append(field_error(at, f"must be between 1 and {ASKING_PRICE_MAX}, got {value}"))
+    else:
         return float(value)
     return None
 
