@@ -130,9 +130,9 @@ TARGET = "price"
 # Derived views of FIELDS; nothing below names a field.
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 API: tuple[Field, ...] = tuple(f for f in FIELDS if f.key is not None)  # what clients send
-BY_KEY: dict[str, Field] = {f.key: f for f in API}
 API_FIELDS: tuple[str, ...] = tuple(f.key for f in API)
 REQUIRED_API_FIELDS: tuple[str, ...] = tuple(f.key for f in API if f.required)
+# The names that differ between the API (and the log's inputs) and the canonical columns.
 API_TO_CANONICAL: dict[str, str] = {f.key: f.name for f in API if f.key != f.name}
 CANONICAL_TO_API: dict[str, str] = {f.name: f.key for f in API if f.key != f.name}
 COLUMNS: tuple[Field, ...] = tuple(sorted(FIELDS, key=lambda f: f.column))
@@ -140,13 +140,6 @@ CANONICAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS)
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if f.numeric)
 CATEGORICAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if not f.numeric)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in COLUMNS if f.required)
-CHOICES: dict[str, tuple[str, ...]] = {f.key: f.choices for f in API if f.kind == CHOICE}
-INTEGER_BOUNDS: dict[str, tuple[int, int | None]] = {  # None: the year bound moves with today
-    f.key: (f.low, f.high) for f in API if f.numeric
-}
-PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    f.name: f.placeholders for f in FIELDS if f.placeholders
-}
 # The encoder's raw inputs (canonical names): the model key's fields and the features.
 MODEL_KEY_FIELDS: tuple[str, str] = ("make", "model")
 INPUTS: tuple[str, ...] = tuple(f.name for f in API if f.feature or f.name in MODEL_KEY_FIELDS)
@@ -164,16 +157,6 @@ KEY_SEPARATOR = "|"
 def year_max(today: dt.date | None = None) -> int:
     """Return the latest first-registration year a listing may have today."""
     return (today or dt.date.today()).year + YEARS_AHEAD
-
-
-def canonical_field(api_name: str) -> str:
-    """Return the canonical column of an API field (`offer_type` -> `offerType`)."""
-    return API_TO_CANONICAL.get(api_name, api_name)
-
-
-def api_field(name: str) -> str:
-    """Return the API name of a canonical column (`offerType` -> `offer_type`)."""
-    return CANONICAL_TO_API.get(name, name)
 
 
 def api_listing(row) -> dict:
