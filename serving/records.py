@@ -10,10 +10,13 @@ import logging
 
 from flask import g
 
+from carprice.runtime import listing as contract
 from carprice.runtime.experiment import CHAMPION
 from serving.runtime import Runtime
 
 log = logging.getLogger("carprice.serving")
+# The logged inputs: the listing's API fields (an absent optional one is left out).
+_INPUTS = tuple((f.key, f.name) for f in contract.API)
 
 
 def shadow(rt: Runtime, listings: list[dict]) -> tuple[list[tuple] | None, str | None]:
@@ -55,16 +58,7 @@ def log_rows(
     for i, (listing, listing_price, answer) in enumerate(
         zip(listings, asking, answers, strict=True)
     ):
-        inputs = {
-            "make": listing["make"],
-            "model": listing["model"],
-            "fuel": listing["fuel"],
-            "gear": listing["gear"],
-            "offer_type": listing["offerType"],
-            "mileage": listing["mileage"],
-            "hp": listing["hp"],
-            "year": listing["year"],
-        }
+        inputs = {key: value for key, name in _INPUTS if (value := listing.get(name)) is not None}
         if listing_price is not None:
             inputs["listing_price"] = listing_price
         key = listing.get("listing_key")

@@ -9,30 +9,16 @@ like `listings[3].mileage`. Fields, allowed values and bounds are the listing co
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 
 from carprice.runtime import listing
 from carprice.runtime.experiment import LISTING_KEY_MAX
-from carprice.runtime.listing import (
-    API_FIELDS,
-    ASKING_PRICE_MAX,
-    FUELS,
-    GEARS,
-    HP_MAX,
-    HP_MIN,
-    INTEGER_BOUNDS,
-    MAX_LISTINGS,
-    MILEAGE_MAX,
-    OFFER_TYPES,
-    TEXT_MAX,
-    YEAR_MIN,
-)
+from carprice.runtime.listing import API_FIELDS, ASKING_PRICE_MAX, MAX_LISTINGS, TEXT_MAX, YEAR_MIN
 from serving.problems import Problem, field_error
 
 MAX_ERRORS = 100
-_FUELS, _GEARS, _OFFERS = frozenset(FUELS), frozenset(GEARS), frozenset(OFFER_TYPES)
-_ENUMS = {"fuel": _FUELS, "gear": _GEARS, "offer_type": _OFFERS}
 _ALLOWED = frozenset(API_FIELDS) | {"listing_price", "listing_key", "listed_at"}
 DATE_PATTERN = r"(19[5-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}"
 DATE_RE = re.compile(DATE_PATTERN)
@@ -54,58 +40,68 @@ def invalid(errors: list[dict]) -> Problem:
     return Problem(422, "Unprocessable Content", detail, errors[:MAX_ERRORS])
 
 
-def _number(value, where: str, errors: list, *, integer: bool, low, high) -> bool:
-    kind = type(value)
-    if kind is NonFinite or (kind is float and not math.isfinite(value)):
-        errors.append(field_error(where, "must be a finite number"))
-    elif integer and kind is float and value.is_integer():  # JSON Schema: 2018.0 is an integer
-        return _number(int(value), where, errors, integer=True, low=low, high=high)
-    elif kind is not int and (integer or kind is not float):
-        errors.append(field_error(where, "must be an integer" if integer else "must be a number"))
-    elif (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        errors.append(field_error(where, f"must be {bounds}, got {value}"))
-    else:
-        return True
-    return False
-
-
 def price(item: dict, name: str, where: str, errors: list) -> float | None:
     """Return an optional price field as a float, recording an error if it is not one."""
     value = item.get(name)
     if value is None:
         return None
-    if _number(value, f"{where}{name}", errors, integer=False, low=1, high=ASKING_PRICE_MAX):
+    kind, at = type(value), f"{where}{name}"
+    if kind is NonFinite or (kind is float and not math.isfinite(value)):
+        errors.append(field_error(at, "must be a finite number"))
+    elif kind is not int and kind is not float:
+        errors.append(field_error(at, "must be a number"))
+    elif not 1 <= value <= ASKING_PRICE_MAX:
+        errors.append(field_error(at, f"must be between 1 and {ASKING_PRICE_MAX}, got {value}"))
+    else:
         return float(value)
     return None
 
 
-def _valid_listing(item, year_max: int) -> dict | None:
+@functools.cache
+def _fast_fields(year_max: int):
+    """Return the fast path's check of the listing fields, written out from the contract.
+
+    Like the methods `dataclasses` writes, the function is generated once (per year bound) as
+    one straight comparison per field: as fast as typed by hand, yet naming no field itself.
+    It takes `item.get` and returns the canonical fields, or None at the first doubt.
+    """
+    env: dict = {}
+    tests, outs = [], []
+    for i, f in enumerate(listing.API):
+        v = f"v{i}"
+        if f.kind == listing.CHOICE:  # a list or object is unhashable: check the type first
+            env[f"allowed{i}"] = frozenset(f.choices)
+            test = f"type({v}) is str and {v} in allowed{i}"
+        elif f.numeric:
+            test = f"type({v}) is int and {f.low} <= {v} <= {f.high_bound(year_max)}"
+        else:
+            test = f"type({v}) is str and 0 < len({v}) <= {TEXT_MAX}"
+        tests.append(test if f.required else f"({v} is None or ({test}))")
+        outs.append(f"{f.name!r}: {v}")
+    source = "\n".join(
+        [
+            "def fields(get):",
+            *(f"    v{i} = get({f.key!r})" for i, f in enumerate(listing.API)),
+            f"    if {' and '.join(tests)}:",
+            f"        return {{{', '.join(outs)}}}",
+            "    return None",
+        ]
+    )
+    exec(compile(source, "<listing fast path>", "exec"), env)
+    return env["fields"]
+
+
+def _valid_listing(item, fields) -> dict | None:
     """Return the canonical listing when every field is right at first sight, else None."""
     if type(item) is not dict or not _ALLOWED.issuperset(item):
         return None
     get = item.get
-    make, model, fuel, gear = get("make"), get("model"), get("fuel"), get("gear")
-    offer, mileage, hp, year = get("offer_type"), get("mileage"), get("hp"), get("year")
+    out = fields(get)
+    if out is None:
+        return None
     asking, key = get("listing_price"), get("listing_key")
-    if (
-        type(make) is str
-        and 0 < len(make) <= TEXT_MAX
-        and type(model) is str
-        and 0 < len(model) <= TEXT_MAX
-        and type(fuel) is str  # a list or object is unhashable: `in` on a set would raise
-        and fuel in _FUELS
-        and type(gear) is str
-        and gear in _GEARS
-        and type(offer) is str
-        and offer in _OFFERS
-        and type(mileage) is int
-        and 0 <= mileage <= MILEAGE_MAX
-        and type(hp) is int
-        and HP_MIN <= hp <= HP_MAX
-        and type(year) is int
-        and YEAR_MIN <= year <= year_max
-        and (
+    if not (
+        (
             asking is None
             or (type(asking) is int and 1 <= asking <= ASKING_PRICE_MAX)
             or (type(asking) is float and 1 <= asking <= ASKING_PRICE_MAX)  # NaN fails both bounds
@@ -113,25 +109,15 @@ def _valid_listing(item, year_max: int) -> dict | None:
         and (key is None or (type(key) is str and 0 < len(key) <= LISTING_KEY_MAX))
         and "listed_at" not in item  # a date is checked on the full path below
     ):
-        out = {
-            "make": make,
-            "model": model,
-            "fuel": fuel,
-            "gear": gear,
-            "offerType": offer,
-            "mileage": mileage,
-            "hp": hp,
-            "year": year,
-            "listing_price": None if asking is None else float(asking),
-        }
-        if key is not None:  # the A/B arm's key; absent keys cost nothing
-            out["listing_key"] = key
-        return out
-    return None
+        return None
+    out["listing_price"] = None if asking is None else float(asking)
+    if key is not None:  # the A/B arm's key; absent keys cost nothing
+        out["listing_key"] = key
+    return out
 
 
 def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
-    valid = _valid_listing(item, year_max)
+    valid = _valid_listing(item, _fast_fields(year_max))
     if valid is not None:
         return valid
     if type(item) is not dict:
@@ -143,26 +129,25 @@ def _listing(item, where: str, errors: list, year_max: int) -> dict | None:
             field_error(f"{where}.{key}", "unknown field") for key in item if key not in _ALLOWED
         )
     out = {}
-    for name in API_FIELDS:
-        value = item.get(name, _MISSING)
-        at = f"{where}.{name}"
+    for f in listing.API:
+        value = item.get(f.key, _MISSING)
+        at = f"{where}.{f.key}"
         if value is _MISSING or value is None:
+            if f.required:
+                message = "is required" if value is _MISSING else "must not be null"
+                errors.append(field_error(at, message))
+            value = None
+        elif type(value) is NonFinite:  # a NaN or Infinity literal
             errors.append(
-                field_error(at, "is required" if value is _MISSING else "must not be null")
+                field_error(at, "must be a finite number" if f.numeric else "must be a string")
             )
-        elif name in INTEGER_BOUNDS:
-            low, high = INTEGER_BOUNDS[name]
-            if _number(value, at, errors, integer=True, low=low, high=high or year_max):
-                value = int(value)
-        elif type(value) is not str:
-            errors.append(field_error(at, "must be a string"))
-        elif name in _ENUMS:
-            if value not in _ENUMS[name]:
-                allowed = ", ".join(sorted(_ENUMS[name]))
-                errors.append(field_error(at, f"must be one of: {allowed}"))
-        elif not 0 < len(value) <= TEXT_MAX:
-            errors.append(field_error(at, f"must hold 1 to {TEXT_MAX} characters"))
-        out[listing.canonical_field(name)] = value
+        else:
+            problem = f.problem(value, year_max)
+            if problem is not None:
+                errors.append(field_error(at, problem))
+            elif f.numeric:
+                value = int(value)  # 2018.0 is the integer 2018
+        out[f.name] = value
     out["listing_price"] = price(item, "listing_price", f"{where}.", errors)
     key = item.get("listing_key")
     if key is not None:

@@ -156,7 +156,7 @@ def test_the_champion_loads_as_a_pyfunc_and_prices_exactly_as_the_api(api, listi
         assert one == _api_estimates(api, [listing])
 
 
-def test_a_listing_the_api_rejects_is_invalid_with_the_field_named(api, listings, champion):
+def test_a_listing_the_api_rejects_is_invalid_with_the_apis_message(api, listings, champion):
     import mlflow
 
     model = mlflow.pyfunc.load_model(f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}")
@@ -167,7 +167,8 @@ def test_a_listing_the_api_rejects_is_invalid_with_the_field_named(api, listings
     out = _rows(model.predict(pd.DataFrame([listings[1], bad], columns=list(API_FIELDS))))
     assert out[0] == _api_estimates(api, [listings[1]])[0]
     assert out[1]["status"] == "invalid" and out[1]["price"] is None
-    assert out[1]["reason"].startswith("mileage:")
+    message = response.get_json()["errors"][0]["message"]
+    assert out[1]["reason"] == f"mileage: {message}"  # the API's words, field named
 
 
 def _free_port() -> int:

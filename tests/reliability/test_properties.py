@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from carprice.data.rules import validate
 from carprice.data.schema import FUELS, GEARS, OFFER_TYPES
 from carprice.runtime.features import FeatureSpec
+from carprice.runtime.listing import HP_MAX, HP_MIN, MILEAGE_MAX, PRICE_MAX, PRICE_MIN, YEAR_MIN
 from tests.conftest import listing
 from tests.unit.test_validate_properties import messy_frames
 
@@ -39,10 +40,10 @@ KNOWN_CODES = {
 def test_clean_rows_obey_every_rule_and_quarantine_reasons_are_known_codes(rules, df):
     result = validate(df, rules)
     clean = result.clean
-    assert clean["mileage"].between(0, rules.mileage_max).all()
-    assert clean["price"].between(rules.price_min, rules.price_max).all()
-    assert clean["hp"].dropna().between(rules.hp_min, rules.hp_max).all()
-    assert clean["year"].between(rules.year_min, rules.year_max).all()
+    assert clean["mileage"].between(0, MILEAGE_MAX).all()
+    assert clean["price"].between(PRICE_MIN, PRICE_MAX).all()
+    assert clean["hp"].dropna().between(HP_MIN, HP_MAX).all()
+    assert clean["year"].between(YEAR_MIN, rules.year_max).all()
     assert clean["fuel"].isin(FUELS).all() and clean["gear"].dropna().isin(GEARS).all()
     assert clean["offerType"].isin(OFFER_TYPES).all()
     assert not clean.duplicated().any()

@@ -1,8 +1,9 @@
 """Ingest: read listing exports, normalise them to the canonical schema, write immutable snapshots.
 
 A snapshot is `data/snapshots/<id>.parquet` plus `<id>.json` (its manifest). The id is the sha256
-of the ingest format version and the sorted sha256s of the source files, so the same input always
-gives the same id and ingesting twice writes nothing new.
+of the ingest format version, the sorted sha256s of the source files and the optional listing
+columns they hold (see `snapshot_id`), so the same input always gives the same id and ingesting
+twice writes nothing new.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from carprice.data.sources import (
     read_file,
 )
 from carprice.runtime.home import file_sha256
+from carprice.runtime.listing import REQUIRED_COLUMNS
 
 __all__ = [
     "ListingFileError",
@@ -104,7 +106,16 @@ def report_skipped(
 def snapshot_id(sources: list[dict], feedback_sha256: str = "", source: str = "real") -> str:
     """Return the content address of a set of source files (and of the feedback rows).
 
-    A simulated source is part of the address (real keeps the address it always had).
+    The address is what the snapshot holds: the ingest format, the sources' sha256s, the
+    feedback rows, a simulated source (real keeps the address it always had) and the optional
+    listing columns the sources hold. That last part is what lets the listing contract grow:
+    when an optional column is added to it, files that hold the column get a new address, so
+    they are ingested again with the column instead of the old snapshot (written when the
+    column was ignored) being found and the column silently dropped; files that lack it keep
+    their address, and their snapshot, since it would not change (an absent optional column
+    reads as missing everywhere). Only the optional columns count, so no existing address
+    moves. A new required column changes what every row must hold: it comes with a new
+    INGEST_VERSION.
     """
     digest = hashlib.sha256(INGEST_VERSION.encode())
     for sha in sorted(s["sha256"] for s in sources):
@@ -112,7 +123,20 @@ def snapshot_id(sources: list[dict], feedback_sha256: str = "", source: str = "r
     digest.update(feedback_sha256.encode())
     if source != "real":
         digest.update(source.encode())
+    held = optional_columns_held(sources)
+    if held:
+        digest.update(("columns:" + ",".join(held)).encode())
     return digest.hexdigest()
+
+
+def optional_columns_held(sources: list[dict]) -> list[str]:
+    """Return the optional listing columns that at least one source file holds, sorted."""
+    return sorted(
+        name
+        for name in CANONICAL_COLUMNS
+        if name not in REQUIRED_COLUMNS
+        and any(name not in s.get("missing_columns", ()) for s in sources)
+    )
 
 
 def data_source(sources: list[dict]) -> str:

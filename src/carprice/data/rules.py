@@ -11,14 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from carprice.data.outliers import OutlierRules, price_outliers
-from carprice.data.schema import (
-    CANONICAL_COLUMNS,
-    FUELS,
-    GEARS,
-    NUMERIC_COLUMNS,
-    OFFER_TYPES,
-    clean_schema,
-)
+from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, listing_schema
 from carprice.runtime import listing
 
 DUPLICATE = "duplicate"
@@ -29,20 +22,14 @@ PRICE_OUTLIER = "price_outlier"
 class ValidationRules:
     """Data rules, read from the `validation` section of params.yaml."""
 
-    required_fields: tuple[str, ...] = CANONICAL_COLUMNS
-    placeholders: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Fields, bounds, allowed values and placeholders are the listing contract's (one source
+    # with the API), not params.yaml's; params may change which fields a row must have.
+    required_fields: tuple[str, ...] = listing.REQUIRED_COLUMNS
     non_car_makes: tuple[str, ...] = ()
-    # Bounds come from the listing contract (one source with the API), not from params.yaml.
-    mileage_max: int = listing.MILEAGE_MAX
-    hp_min: int = listing.HP_MIN
-    hp_max: int = listing.HP_MAX
-    year_min: int = listing.YEAR_MIN
     year_max: int = field(default_factory=listing.year_max)
-    price_min: int = listing.PRICE_MIN
-    price_max: int = listing.PRICE_MAX
     outlier: OutlierRules = field(default_factory=OutlierRules)
 
-    CONFIGURABLE = ("required_fields", "placeholders", "non_car_makes", "outlier")
+    CONFIGURABLE = ("required_fields", "non_car_makes", "outlier")
 
     @classmethod
     def from_params(cls, section: dict[str, Any], today: dt.date | None = None) -> ValidationRules:
@@ -51,20 +38,18 @@ class ValidationRules:
         unknown = set(section) - set(cls.CONFIGURABLE)
         if unknown:
             raise ValueError(
-                f"unknown validation parameters: {sorted(unknown)} (listing bounds live in "
-                "carprice.runtime.listing, shared with the API)"
+                f"unknown validation parameters: {sorted(unknown)} (listing fields, bounds and "
+                "placeholders live in carprice.runtime.listing, shared with the API)"
             )
         year_max = listing.year_max(today)
-        placeholders = {k: tuple(v) for k, v in section.pop("placeholders", {}).items()}
         outlier = OutlierRules(**section.pop("outlier", {}))
-        required = tuple(section.pop("required_fields", CANONICAL_COLUMNS))
+        required = tuple(section.pop("required_fields", listing.REQUIRED_COLUMNS))
         bad = set(required) - set(CANONICAL_COLUMNS)
         if bad:
             raise ValueError(f"required_fields names unknown columns: {sorted(bad)}")
         makes = tuple(section.pop("non_car_makes", ()))
         return cls(
             required_fields=required,
-            placeholders=placeholders,
             non_car_makes=makes,
             year_max=year_max,
             outlier=outlier,
@@ -86,53 +71,12 @@ class ValidationResult:
         return len(self.clean) + len(self.quarantine)
 
 
-def _check(name: str, fn) -> pa.Check:
-    return pa.Check(fn, name=name)
-
-
 def rules_schema(rules: ValidationRules) -> pa.DataFrameSchema:
-    """Build the pandera schema whose named checks are the per-cell reason codes."""
-
-    def not_in(values):
-        return lambda s: ~s.isin(values)
-
-    def integral(s):
-        return s == np.floor(s)
-
-    def column(name: str, checks: list[pa.Check]) -> pa.Column:
-        placeholders = rules.placeholders.get(name)
-        if placeholders:
-            checks = [_check(f"placeholder_{name}", not_in(list(placeholders))), *checks]
-        if name in NUMERIC_COLUMNS:
-            checks = [_check(f"not_integer_{name}", integral), *checks]
-        return pa.Column(None, checks, nullable=name not in rules.required_fields)
-
-    def known(name, allowed):
-        values = [*allowed, *rules.placeholders.get(name, ())]
-        return _check(f"unknown_{name}", lambda s: s.isin(values))
-
-    def between(lo, hi):
-        return lambda s: (s >= lo) & (s <= hi)
-
-    return pa.DataFrameSchema(
-        {
-            "mileage": column(
-                "mileage", [_check("impossible_mileage", between(0, rules.mileage_max))]
-            ),
-            "make": column("make", [_check("non_car_make", not_in(list(rules.non_car_makes)))]),
-            "model": column("model", []),
-            "fuel": column("fuel", [known("fuel", FUELS)]),
-            "gear": column("gear", [known("gear", GEARS)]),
-            "offerType": column("offerType", [known("offerType", OFFER_TYPES)]),
-            "price": column(
-                "price", [_check("impossible_price", between(rules.price_min, rules.price_max))]
-            ),
-            "hp": column("hp", [_check("impossible_hp", between(rules.hp_min, rules.hp_max))]),
-            "year": column(
-                "year", [_check("impossible_year", between(rules.year_min, rules.year_max))]
-            ),
-        },
-        name="listing_rules",
+    """Return gate 1's listing schema for these rules; its named checks are the reason codes."""
+    return listing_schema(
+        year_max=rules.year_max,
+        required=rules.required_fields,
+        non_car_makes=rules.non_car_makes,
     )
 
 
@@ -224,8 +168,11 @@ def split_rows(source, frame, flags, problems, rules) -> ValidationResult:
         clean[name] = clean[name].astype("Int64" if name in optional else "int64")
     clean = clean.reset_index(drop=True)
     # The contract of clean data; a failure here is a bug in the rules, not in the data.
-    clean_schema(min_year=rules.year_min, max_year=rules.year_max, optional=optional).validate(
-        clean
-    )
+    listing_schema(
+        year_max=rules.year_max,
+        required=rules.required_fields,
+        non_car_makes=rules.non_car_makes,
+        clean=True,
+    ).validate(clean)
     counts = {code: int(mask.sum()) for code, mask in sorted(flags.items())}
     return ValidationResult(clean, quarantine.reset_index(drop=True), counts, problems)

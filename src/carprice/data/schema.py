@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandera.pandas as pa
 
+from carprice.runtime import listing
 from carprice.runtime.listing import FUELS, GEARS, OFFER_TYPES
 
 __all__ = ["FUELS", "GEARS", "OFFER_TYPES"]  # re-exported: the schema is where callers look
 
-# Canonical columns, in the order of the AutoScout24 export.
-CANONICAL_COLUMNS: tuple[str, ...] = (
-    "mileage",
-    "make",
-    "model",
-    "fuel",
-    "gear",
-    "offerType",
-    "price",
-    "hp",
-    "year",
-)
-NUMERIC_COLUMNS: tuple[str, ...] = ("mileage", "price", "hp", "year")
-CATEGORICAL_COLUMNS: tuple[str, ...] = ("make", "model", "fuel", "gear", "offerType")
-TARGET = "price"
+# Canonical columns, in the order of the AutoScout24 export (the listing contract's `column`).
+CANONICAL_COLUMNS = listing.CANONICAL_COLUMNS
+NUMERIC_COLUMNS = listing.NUMERIC_COLUMNS
+CATEGORICAL_COLUMNS = listing.CATEGORICAL_COLUMNS
+TARGET = listing.TARGET
 
 # Column-name spellings seen in exports and in the HTTP API, keyed by their "squashed" form.
 _ALIASES = {"offertype": "offerType", "km": "mileage", "kilometers": "mileage", "power": "hp"}
@@ -48,32 +40,51 @@ def expected_columns() -> str:
     return ", ".join(CANONICAL_COLUMNS)
 
 
-def clean_schema(
-    *, min_year: int, max_year: int, optional: tuple[str, ...] = ()
-) -> pa.DataFrameSchema:
-    """Return the contract every clean row satisfies (types, ranges, allowed values).
+def _check(name: str, fn) -> pa.Check:
+    return pa.Check(fn, name=name)
 
-    Columns named in `optional` may be missing; optional numbers use the nullable Int64 type.
+
+def listing_schema(
+    *,
+    year_max: int,
+    required: tuple[str, ...] = listing.REQUIRED_COLUMNS,
+    non_car_makes: tuple[str, ...] = (),
+    clean: bool = False,
+) -> pa.DataFrameSchema:
+    """Return gate 1's schema of listings, one column per field of the listing contract.
+
+    Its named checks are the per-cell reason codes: `placeholder_<field>` (the contract's
+    placeholder spellings), `not_integer_<field>`, `impossible_<field>` (outside the bounds),
+    `unknown_<field>` (outside the allowed values) and `non_car_make`; a missing required value
+    fails `not_nullable`. With `clean`, it is also the contract of clean rows: integer columns
+    typed (nullable Int64 when optional, int64 when required), text as str, columns in order and
+    no others. A column the contract calls optional may be absent.
     """
 
-    def col(name: str, checks) -> pa.Column:
-        nullable = name in optional
-        dtype = ("Int64" if nullable else "int64") if name in NUMERIC_COLUMNS else str
-        return pa.Column(dtype, checks, nullable=nullable)
+    def column(f: listing.Field) -> pa.Column:
+        checks = []
+        if f.placeholders:
+            placeholders = list(f.placeholders)
+            checks.append(_check(f"placeholder_{f.name}", lambda s: ~s.isin(placeholders)))
+        if f.numeric:
+            checks.append(_check(f"not_integer_{f.name}", lambda s: s == np.floor(s)))
+            low, high = f.low, f.high_bound(year_max)
+            checks.append(_check(f"impossible_{f.name}", lambda s: (s >= low) & (s <= high)))
+        elif f.kind == listing.CHOICE:
+            known = [*f.choices, *f.placeholders]
+            checks.append(_check(f"unknown_{f.name}", lambda s: s.isin(known)))
+        elif clean:
+            checks.append(pa.Check.str_length(min_value=1))
+        if f.name == "make" and non_car_makes:
+            makes = list(non_car_makes)
+            checks.append(_check("non_car_make", lambda s: ~s.isin(makes)))
+        nullable = f.name not in required
+        dtype = None if not clean else ("Int64" if nullable else "int64") if f.numeric else str
+        return pa.Column(dtype, checks, nullable=nullable, required=f.required)
 
     return pa.DataFrameSchema(
-        {
-            "mileage": col("mileage", pa.Check.ge(0)),
-            "make": col("make", pa.Check.str_length(min_value=1)),
-            "model": col("model", pa.Check.str_length(min_value=1)),
-            "fuel": col("fuel", pa.Check.isin(FUELS)),
-            "gear": col("gear", pa.Check.isin(GEARS)),
-            "offerType": col("offerType", pa.Check.isin(OFFER_TYPES)),
-            "price": col("price", pa.Check.gt(0)),
-            "hp": col("hp", pa.Check.gt(0)),
-            "year": col("year", pa.Check.in_range(min_year, max_year)),
-        },
-        strict=True,
-        ordered=True,
-        name="clean_listings",
+        {f.name: column(f) for f in listing.COLUMNS},
+        strict=clean,
+        ordered=clean,
+        name="clean_listings" if clean else "listing_rules",
     )

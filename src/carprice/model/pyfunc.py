@@ -1,9 +1,9 @@
 """The registered model as an MLflow pyfunc: a bundle priced by the service's own predictor.
 
 `mlflow.pyfunc.load_model("models:/carprice@champion")` and `mlflow models serve` take a
-DataFrame of API listings (snake_case: make, model, fuel, gear, offer_type, mileage, hp, year) and
-return one row per listing with status, price, price_low, price_high and reason: the numbers
-`POST /v1/estimates` answers, from the same `carprice.runtime` predictor. A listing the API would
+DataFrame of API listings (the listing contract's API fields, snake_case) and return one row per
+listing with status, price, price_low, price_high and reason: the numbers `POST /v1/estimates`
+answers, from the same `carprice.runtime` predictor. A listing the API would
 refuse (a field outside the listing contract) gets status `invalid` and the field in its reason.
 
 The model is logged "from code" (nothing pickled): an entry script naming `BundleModel`, the
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import math
 import os
 import shutil
 import tempfile
@@ -33,7 +32,6 @@ ARTIFACT_PATH = "model"  # name of the logged model
 BUNDLE_KEY = "bundle"  # the bundle's folder inside the logged model: artifacts/bundle
 OUTPUT_COLUMNS = ("status", "price", "price_low", "price_high", "reason")
 INVALID = "invalid"
-_TEXT = ("make", "model", "fuel", "gear", "offer_type")
 _REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas")
 _ENTRY = (
     '"""MLflow entry point of the carprice model (models from code: nothing is pickled)."""\n'
@@ -43,8 +41,10 @@ _ENTRY = (
 )
 SIGNATURE = ModelSignature(
     inputs=Schema(
-        [ColSpec("string", name) for name in _TEXT]
-        + [ColSpec("long", name) for name in ("mileage", "hp", "year")]
+        [
+            ColSpec("long" if f.numeric else "string", f.key, required=f.required)
+            for f in contract.API
+        ]
     ),
     outputs=Schema(
         [ColSpec("string", "status")]
@@ -65,23 +65,19 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 
 def listing_problem(row: dict, year_max: int) -> str | None:
-    """Return why a listing breaks the listing contract (naming the field), or None."""
-    for name in contract.API_FIELDS:
-        value = row.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return f"{name}: is required"
-        if name in contract.INTEGER_BOUNDS:
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not float(value).is_integer():
-                return f"{name}: must be an integer, got {value!r}"
-            low, high = contract.INTEGER_BOUNDS[name]
-            high = high or year_max
-            if not low <= value <= high:
-                return f"{name}: must be between {low} and {high}, got {int(value)}"
-        elif not isinstance(value, str) or not 0 < len(value) <= contract.TEXT_MAX:
-            return f"{name}: must be a text of 1 to {contract.TEXT_MAX} characters"
-        elif name in contract.CHOICES and value not in contract.CHOICES[name]:
-            return f"{name}: must be one of: {', '.join(sorted(contract.CHOICES[name]))}"
+    """Return why a listing breaks the listing contract, as `field: message`, or None.
+
+    The messages are the API's (`carprice.runtime.listing.Field.problem`).
+    """
+    for f in contract.API:
+        value = _native(row.get(f.key))
+        if contract.is_missing(value):
+            if f.required:
+                return f"{f.key}: is required"
+            continue
+        problem = f.problem(value, year_max)
+        if problem is not None:
+            return f"{f.key}: {problem}"
     return None
 
 
@@ -92,8 +88,7 @@ def estimate_frame(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     problems = [listing_problem(row, year_max) for row in rows]
     valid = [i for i, problem in enumerate(problems) if problem is None]
     listings = [
-        {contract.canonical_field(name): _native(rows[i][name]) for name in contract.API_FIELDS}
-        for i in valid
+        {f.name: _value(rows[i].get(f.key), f.numeric) for f in contract.API} for i in valid
     ]
     out: list[dict] = [
         {"status": INVALID, "price": None, "price_low": None, "price_high": None, "reason": p}
@@ -106,7 +101,16 @@ def estimate_frame(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _native(value):
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    """Return a numpy scalar as the Python value it holds."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+
+
+def _value(value, numeric: bool):
+    """Return a valid cell as the predictor takes it: None when absent, integers as int."""
+    value = _native(value)
+    if contract.is_missing(value):
+        return None
+    return int(value) if numeric else value
 
 
 def input_example(predictor: Predictor) -> pd.DataFrame:

@@ -20,8 +20,8 @@ import pandas as pd
 
 from carprice.model.evaluate import score
 from carprice.model.train import TEST, split_of
+from carprice.runtime import listing as contract
 from carprice.runtime.listing import (
-    API_FIELDS,
     HP_MAX,
     HP_MIN,
     MILEAGE_MAX,
@@ -39,16 +39,7 @@ API_FUELS = ("Hydrogen", "Ethanol", "Others", "CNG", "LPG", "Electric/Diesel")
 
 def api_listing(row, listing_price=None) -> dict:
     """Return a canonical row (offerType, numpy scalars) as the JSON listing a client sends."""
-    out = {
-        "make": str(row["make"]),
-        "model": str(row["model"]),
-        "fuel": str(row["fuel"]),
-        "gear": str(row["gear"]),
-        "offer_type": str(row["offerType"]),
-        "mileage": int(row["mileage"]),
-        "hp": int(row["hp"]),
-        "year": int(row["year"]),
-    }
+    out = contract.api_listing(row)
     if listing_price is not None:
         out["listing_price"] = int(listing_price)
     return out
@@ -56,13 +47,10 @@ def api_listing(row, listing_price=None) -> dict:
 
 def canonical_frame(listings: list[dict]) -> pd.DataFrame:
     """Return API listings as a canonical frame (the columns the encoder reads)."""
-    rows = [
-        {**{k: x[k] for k in API_FIELDS if k != "offer_type"}, "offerType": x["offer_type"]}
-        for x in listings
-    ]
-    frame = pd.DataFrame(rows)
-    for column in ("mileage", "hp", "year"):
-        frame[column] = frame[column].astype("int64")
+    frame = pd.DataFrame([contract.canonical_listing(x) for x in listings])
+    for f in contract.API:
+        if f.numeric:
+            frame[f.name] = frame[f.name].astype("int64" if f.required else "Int64")
     return frame
 
 

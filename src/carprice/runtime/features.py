@@ -18,14 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from carprice.runtime.listing import frame_model_keys, model_key
+from carprice.runtime import listing
+from carprice.runtime.listing import INPUTS, frame_model_keys, model_key
 
 SPEC_VERSION = 1
-# Raw inputs the encoder reads (canonical names).
-INPUTS = ("make", "model", "fuel", "gear", "offerType", "mileage", "hp", "year")
-CATEGORICAL = ("make", "make_model", "fuel", "gear", "offerType")
-NUMERIC = ("mileage", "hp", "year", "km_per_year", "hp_rel")
+# The listing contract's features, plus two derived ones: the `make|model` key (a category, next
+# to the make) and two ratios.
+MAKE_MODEL = "make_model"
+CATEGORICAL = tuple(
+    c
+    for name in listing.CATEGORICAL
+    for c in ((name, MAKE_MODEL) if name == listing.MODEL_KEY_FIELDS[0] else (name,))
+)
+NUMERIC = (*listing.NUMERIC, "km_per_year", "hp_rel")
 FEATURES = CATEGORICAL + NUMERIC
+__all__ = ["CATEGORICAL", "FEATURES", "INPUTS", "NUMERIC", "FeatureSpec"]
 _NAN = float("nan")
 
 
@@ -46,7 +53,7 @@ class FeatureSpec:
             name: {v: float(i) for i, v in enumerate(vals)} for name, vals in self.vocab.items()
         }
         object.__setattr__(self, "_index", index)
-        object.__setattr__(self, "_lookups", tuple(index[name] for name in CATEGORICAL))
+        object.__setattr__(self, "_lookups", tuple((name, index[name]) for name in CATEGORICAL))
 
     @property
     def categorical_features(self) -> list[int]:
@@ -57,15 +64,15 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, frame, ref_year: int | None = None) -> FeatureSpec:
-        """Learn vocabularies and lookups from a clean training frame."""
+        """Learn vocabularies and lookups from a clean training frame (an optional listing
+        column may be absent: it is then missing in every row)."""
         keys = frame_model_keys(frame)
         vocab = {
-            "make": sorted(frame["make"].dropna().unique().tolist()),
-            "make_model": sorted(keys.unique().tolist()),
-            "fuel": sorted(frame["fuel"].dropna().unique().tolist()),
-            "gear": sorted(frame["gear"].dropna().unique().tolist()),
-            "offerType": sorted(frame["offerType"].dropna().unique().tolist()),
+            name: sorted(frame[name].dropna().unique().tolist()) if name in frame else []
+            for name in CATEGORICAL
+            if name != MAKE_MODEL
         }
+        vocab[MAKE_MODEL] = sorted(keys.unique().tolist())
         medians = frame["hp"].astype(float).groupby(keys).median().dropna()
         ref = int(ref_year if ref_year is not None else int(frame["year"].max()) + 1)
         return cls(ref_year=ref, vocab=vocab, hp_median={k: float(v) for k, v in medians.items()})
@@ -100,34 +107,30 @@ class FeatureSpec:
     def load(cls, path: Path) -> FeatureSpec:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
-    # --- encoding ----------------------------------------------------------------------------
-    # One definition: `encode_values` turns one listing's raw values into its model row with
+    # --- encoding ---------------------------------------------------------------------------
+    # One definition: `encode_row` turns one listing's raw values into its model row with
     # Python floats (the IEEE-754 double arithmetic numpy uses too). Requests, batches and
     # training frames all go through it, so training and serving cannot encode differently.
 
-    def encode_values(self, make, model, fuel, gear, offer_type, mileage, hp, year) -> list[float]:
-        """Return the model row of one listing's raw values (None or NaN where missing)."""
-        key = model_key(make, model)
-        make_i, key_i, fuel_i, gear_i, offer_i = self._lookups
-        mileage, hp, year = _float(mileage), _float(hp), _float(year)
+    def encode_row(self, row: Mapping) -> list[float]:
+        """Return the model row of one listing (canonical keys; None or NaN where missing)."""
+        get = row.get
+        key = model_key(get("make"), get("model"))
+        out = [
+            lookup.get(key if name == MAKE_MODEL else get(name), _NAN)
+            for name, lookup in self._lookups
+        ]
+        out.extend(_float(get(name)) for name in listing.NUMERIC)
+        mileage, hp, year = _float(get("mileage")), _float(get("hp")), _float(get("year"))
         age = self.ref_year - year
         age = age if age > 0.5 or age != age else 0.5  # np.maximum(age, 0.5), NaN kept
-        return [
-            make_i.get(make, _NAN),
-            key_i.get(key, _NAN),
-            fuel_i.get(fuel, _NAN),
-            gear_i.get(gear, _NAN),
-            offer_i.get(offer_type, _NAN),
-            mileage,
-            hp,
-            year,
-            mileage / age,
-            _divide(hp, self.hp_median.get(key, _NAN)),
-        ]
+        out.append(mileage / age)
+        out.append(_divide(hp, self.hp_median.get(key, _NAN)))
+        return out
 
-    def encode_row(self, row: Mapping) -> list[float]:
-        """Encode one listing given as a mapping with the canonical keys."""
-        return self.encode_values(*(row.get(name) for name in INPUTS))
+    def encode_values(self, *values) -> list[float]:
+        """Return the model row of one listing's raw values, given in the order of INPUTS."""
+        return self.encode_row(dict(zip(INPUTS, values, strict=True)))
 
     def encode_rows(self, rows: Iterable[Mapping]) -> np.ndarray:
         """Encode listings given as mappings (canonical keys; missing values as None)."""
@@ -136,17 +139,26 @@ class FeatureSpec:
 
     def encode_frame(self, frame) -> np.ndarray:
         """Encode a pandas DataFrame with the canonical input columns into the model matrix."""
-        columns = [_plain(frame[name]) for name in INPUTS]
+        columns = [
+            _plain(frame[name]) if name in frame else _absent(name, frame) for name in INPUTS
+        ]
         encoded = [self.encode_values(*values) for values in zip(*columns, strict=True)]
         return np.array(encoded, dtype=np.float64).reshape(len(encoded), len(self.features))
 
 
 def _plain(series) -> list:
     """Return a column as Python values: text as str (missing: None), numbers as float (NaN)."""
-    if series.name in ("mileage", "hp", "year"):
+    if series.name in listing.NUMERIC_COLUMNS:
         return series.to_numpy(dtype=np.float64, na_value=np.nan).tolist()
     values = series.astype(object)
     return values.where(values.notna(), None).tolist()
+
+
+def _absent(name: str, frame) -> list:
+    """Return an optional column the frame lacks as missing values; a required one is an error."""
+    if listing.BY_NAME[name].required:
+        raise KeyError(f"the frame has no column {name!r}")
+    return [None] * len(frame)
 
 
 def _float(value) -> float:

@@ -218,7 +218,8 @@ def generate_listings(
             "listed_at": listed.astype("datetime64[s]"),
         }
     )
-    frame = frame[["listing_id", *CANONICAL_COLUMNS, "listed_at"]]
+    # The columns the market makes, in the contract's order (an optional one may be left out).
+    frame = frame[["listing_id", *(c for c in CANONICAL_COLUMNS if c in frame), "listed_at"]]
     for column in ("make", "model", "fuel", "gear", "offerType"):
         frame[column] = frame[column].astype("str")
     frame["fair_price"] = np.round(fair).astype(np.int64)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from carprice.runtime import listing as contract
 from carprice.simulator.sellers import SellerParams, seller_events
 
 Post = Callable[[str, dict], tuple[int, dict]]
-API_FIELDS = {"offerType": "offer_type"}
 
 
 @dataclass
@@ -70,15 +70,8 @@ def flask_post(client) -> Post:
 
 def api_listing(row: dict, listing_key: str | None = None) -> dict:
     """Turn a clean canonical listing row into an API listing with its asking price."""
-    listing = {
-        API_FIELDS.get(k, k): row[k]
-        for k in ("make", "model", "fuel", "gear", "offerType", "mileage", "hp", "year")
-    }
-    listing["listing_price"] = row["price"]
-    out = {
-        k: (int(v) if k in ("mileage", "hp", "year", "listing_price") else v)
-        for k, v in listing.items()
-    }
+    out = contract.api_listing(row)
+    out["listing_price"] = int(row["price"])
     if listing_key is not None:
         out["listing_key"] = listing_key
     return out
