@@ -34,10 +34,10 @@ from carprice.model.train import (
     recipe,
     split_of,
 )
-from carprice.runtime.features import FEATURES, FeatureSpec
+from carprice.runtime.features import CATEGORICAL, FEATURES, MAKE_MODEL, FeatureSpec
 from carprice.runtime.listing import frame_model_keys
 
-CATEGORY_COLUMNS = ("make", "fuel", "gear", "offerType")
+CATEGORY_COLUMNS = tuple(c for c in CATEGORICAL if c != MAKE_MODEL)  # read from the listing
 
 
 def with_split(clean, test_share: float, calibration_share: float):
@@ -57,13 +57,10 @@ def fit_spec(rows) -> FeatureSpec:
 
     keyed = rows.assign(**{KEY: rows.map_partitions(frame_model_keys, meta=(KEY, "str"))})
     uniques = {c: rows[c].dropna().unique() for c in CATEGORY_COLUMNS}
-    uniques["make_model"] = keyed[KEY].unique()
+    uniques[MAKE_MODEL] = keyed[KEY].unique()
     medians = keyed.assign(hp=keyed["hp"].astype("float64")).groupby(KEY)["hp"].median()
     values, medians, year_max = dask.compute(uniques, medians, rows["year"].max())
-    vocab = {
-        name: sorted(pd.Series(values[name]).tolist())
-        for name in ("make", "make_model", "fuel", "gear", "offerType")
-    }
+    vocab = {name: sorted(pd.Series(values[name]).tolist()) for name in CATEGORICAL}
     return FeatureSpec(
         ref_year=int(year_max) + 1,
         vocab=vocab,

@@ -13,22 +13,19 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from carprice.data.schema import NUMERIC_COLUMNS
 from carprice.monitor.psi import category_counts, numeric_edges, psi_of_counts
 from carprice.monitor.verdict import MonitorThresholds, level
+from carprice.runtime import listing
 from carprice.runtime.logqueries import monitor as queries
 from carprice.runtime.store import Store
 
-NUMERIC = ("mileage", "hp", "year")
-CATEGORICAL = ("make", "fuel", "gear", "offerType")
+NUMERIC, CATEGORICAL = listing.NUMERIC, listing.CATEGORICAL  # the contract's drift fields
 PRICE_FEATURE = "estimate vs training prices"
 
 
 def empty_reference() -> pd.DataFrame:
     """The reference when there is no training data to compare with: every PSI is NaN."""
-    return pd.DataFrame(
-        columns=["make", "model", "fuel", "gear", "offerType", "price", *NUMERIC_COLUMNS]
-    )
+    return pd.DataFrame(columns=list(listing.CANONICAL_COLUMNS))
 
 
 def reference_series(reference: pd.DataFrame, name: str) -> pd.Series:

@@ -14,11 +14,10 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from carprice.runtime.listing import API_TO_CANONICAL
+from carprice.runtime.listing import CANONICAL_TO_API
 from carprice.runtime.store import Store
 
 ANONYMOUS = "(anonymous)"  # the client of feedback posted without an API key
-CANONICAL_TO_API = {canonical: api for api, canonical in API_TO_CANONICAL.items()}
 
 
 def field(store: Store, name: str, numeric: bool = False) -> sa.ColumnElement:
