@@ -18,8 +18,10 @@ SCRIPT = textwrap.dedent(
     names = [
         m.name
         for m in pkgutil.walk_packages(carprice.__path__, "carprice.")
-        # __main__ runs the CLI; the locustfile is a locust script (gevent patches ssl on import)
+        # __main__ runs the CLI; the locustfile is a locust script (gevent patches ssl on import);
+        # the migrations are Alembic's scripts, run by `carprice store upgrade`, not imported
         if m.name.rsplit(".", 1)[-1] not in ("__main__", "locustfile")
+        and not m.name.startswith("carprice.runtime.migrations.")
     ]
     for name in names:
         importlib.import_module(name)
