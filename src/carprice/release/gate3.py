@@ -3,9 +3,10 @@
 `run_gate3` starts the service image as a container (or, only on explicit request, the same
 gunicorn entrypoint as a local process), then checks over HTTP: readiness and the served version,
 the non-root user and the image HEALTHCHECK, the scorer and image the service says it runs
-(`GET /v1/model`), the image the engine says the container runs from, parity on every golden case (one listing per request,
-then in batches: the service's two scoring paths), the consumers' contracts, the documented
-problem+json errors, OpenAPI conformance of every answer and a latency budget.
+(`GET /v1/model`), the image the engine says the container runs from, parity on every golden
+case (one listing per request, then in batches: the service's two scoring paths), the
+consumers' contracts, the documented problem+json errors, OpenAPI conformance of every answer
+and a latency budget.
 
 Parity is exact: the service runs the same encoder, the same boosters and the same float64
 arithmetic as the offline path, and both round to cents the same way; `parity_rel_tol` in
