@@ -24,7 +24,7 @@ from carprice.release.golden import build_golden, write_golden
 from carprice.runtime import pointer
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
-from tests.conftest import TODAY
+from tests.conftest import TODAY, skip_unless_required
 
 BIN = Path(sys.executable).parent
 SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
@@ -151,9 +151,7 @@ def engine() -> container.Engine:
             "no container engine: Docker does not answer and podman could not be installed "
             "(scripts/container-setup.sh needs root and apt)"
         )
-        if os.environ.get("CARPRICE_REQUIRE_CONTAINER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_unless_required("CARPRICE_REQUIRE_CONTAINER", reason)
     return found
 
 
