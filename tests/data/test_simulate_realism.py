@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -12,21 +11,17 @@ import pytest
 
 from carprice.simulator.market import generate_listings
 
-LISTINGS = Path(__file__).resolve().parents[3] / "shared/data/autoscout24-listings.csv"
 WHEN = dt.date(2021, 6, 1)  # the real listings were collected around 2021
 CATEGORIES = ["make", "model", "fuel", "gear", "offerType"]
 FEATURES = ["mileage", "make", "model", "fuel", "gear", "offerType", "hp", "year"]
 MAPE_BOUND = 0.20  # measured 0.156 on 40k simulated rows; the margin absorbs seeds and versions
 
-pytestmark = [
-    pytest.mark.realdata,
-    pytest.mark.skipif(not LISTINGS.exists(), reason=f"real listings not found at {LISTINGS}"),
-]
+pytestmark = pytest.mark.realdata
 
 
 @pytest.fixture(scope="module")
-def real() -> pd.DataFrame:
-    return pd.read_csv(LISTINGS)
+def real(real_listings_path) -> pd.DataFrame:
+    return pd.read_csv(real_listings_path)
 
 
 @pytest.fixture(scope="module")

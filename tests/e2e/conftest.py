@@ -24,7 +24,7 @@ from carprice.release.golden import build_golden, write_golden
 from carprice.runtime import pointer
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
-from tests.conftest import TODAY
+from tests.conftest import TODAY, skip_unless_required
 
 BIN = Path(sys.executable).parent
 SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
@@ -44,6 +44,8 @@ LOOSE_GATE2 = {
 # = +-0.031, so production's margin of 0.02 could not be resolved by any challenger. The margin
 # here is that half-width plus 0.02.
 EXPERIMENT_MARGIN = 0.05
+# MLflow's codes for "no registered model" and "no such alias": production has no champion yet.
+NO_CHAMPION = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 @dataclass
@@ -117,11 +119,16 @@ class World:
 
         registry.configure(Paths(root=self.root, home=self.home))
         from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
 
         try:
             champion = MlflowClient().get_model_version_by_alias(registry.MODEL_NAME, "champion")
             version = str(champion.version)
-        except Exception:  # no champion yet
+        except MlflowException as exc:
+            # Only "no champion yet" (no registered model, or no alias on it) means None; a
+            # broken store must fail the comparison, not read as an empty production.
+            if exc.error_code not in NO_CHAMPION or "not found" not in str(exc):
+                raise
             version = None
         return version, pointer.read_pointer(self.home)
 
@@ -144,9 +151,7 @@ def engine() -> container.Engine:
             "no container engine: Docker does not answer and podman could not be installed "
             "(scripts/container-setup.sh needs root and apt)"
         )
-        if os.environ.get("CARPRICE_REQUIRE_CONTAINER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_unless_required("CARPRICE_REQUIRE_CONTAINER", reason)
     return found
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from carprice.release import container, promote
+from carprice.release.production import state as production_state
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from carprice.runtime.home import file_sha256
 from tests.e2e.conftest import write_params
 from tests.e2e.experiment import run_experiment
-from tests.e2e.traffic import SLOW_S, Traffic
+from tests.e2e.traffic import SLOW_S, Traffic, taken_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
@@ -213,21 +213,32 @@ def test_serve_runs_the_image_gate_3_tested_with_the_compiled_scorer(world, prod
     assert model["model_version"] == manifest["model_version"]
 
 
-def _assert_switched_cleanly(traffic: Traffic, old: str, new: str, switched_at: float) -> None:
-    """Every request answered 2xx within SLOW_S; the old version answered until the switch
-    (answers to requests queued at the old server may finish after the new one's first), and
-    every request sent after the switch was answered by the new version."""
+def _new_container_ready(world) -> float:
+    """When the container now serving production took the port's new connections, from its own
+    log (serving/handover.py), not from when the release command returned."""
+    record = production_state(world.home)
+    return taken_at(world.engine.logs(record["container"]))
+
+
+def _assert_switched_cleanly(traffic: Traffic, old: str, new: str, ready: float) -> None:
+    """Every request answered 2xx within SLOW_S; per client connection the versions never go
+    from new back to old; the old container still answered after the new one took the port
+    (`ready`), so it was running then, and yet every request sent after `ready` was the new
+    version's."""
     s = traffic.stats
     print(
         f"\nswitch {old} -> {new} under {traffic.connections} connections: {s.requests} "
         f"requests, {len(s.errors)} errors, {len(s.non_2xx)} non-2xx, {len(s.slow)} slower than "
-        f"{SLOW_S} s (max {s.max_seconds * 1000:.0f} ms)"
+        f"{SLOW_S} s (max {s.max_seconds * 1000:.0f} ms), {s.answered_after(old, ready)} old "
+        "answers after the new container took over"
     )
     assert s.requests > 100, s
     assert s.errors == [] and s.non_2xx == [], s
     assert s.slow == [], f"requests slower than {SLOW_S} s: {s.slow}"
     assert s.versions[0] == old and set(s.versions) == {old, new}, s.versions
-    assert s.versions_sent_after(switched_at) == {new}
+    assert s.back_to_old(old, new) == []
+    assert s.answered_after(old, ready) > 0
+    assert s.versions_sent_after(ready) == {new}
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +273,7 @@ def second_release(world, second, production) -> str:
             before = _get(production, "/readyz")["model_version"]
             with Traffic(production) as traffic:
                 proc = world.carprice(*step, "--by-experiment")
-                switched_at = time.monotonic()
-            world.switches["promote"] = (traffic, before, switched_at)
+            world.switches["promote"] = (traffic, before, _new_container_ready(world))
             world.switches["experiment"] = (weeks, proc)
         else:
             proc = world.carprice(*step)
@@ -276,11 +286,11 @@ def second_release(world, second, production) -> str:
 def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_request(
     world, second_release, production
 ):
-    traffic, before, switched_at = world.switches["promote"]
+    traffic, before, ready = world.switches["promote"]
     manifest = json.loads(
         (promote.releases_dir(world.home) / second_release / "manifest.json").read_text()
     )
-    _assert_switched_cleanly(traffic, before, manifest["model_version"], switched_at)
+    _assert_switched_cleanly(traffic, before, manifest["model_version"], ready)
     assert _get(production, "/readyz")["runtime"]["image_id"] == manifest["image"]["id"]
 
 
@@ -313,10 +323,9 @@ def test_rollback_reruns_gate_3_and_switches_production_back_under_load(
     assert old != new and world.production()[0] == second_release
     with Traffic(production) as traffic:
         proc = world.carprice("rollback", "--params", str(world.root / "params.yaml"))
-        switched_at = time.monotonic()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == first
-    _assert_switched_cleanly(traffic, new, old, switched_at)
+    _assert_switched_cleanly(traffic, new, old, _new_container_ready(world))
     assert _get(production, "/readyz")["runtime"]["image_id"] == first_manifest["image"]["id"]
     assert world.production() == (first, (releases / first / "bundle").resolve())
     entry = promote.history(world.home)[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import threading
@@ -13,6 +14,11 @@ from serving.examples import EXAMPLE_LISTING
 SLOW_S = 2.0
 
 
+# What a server logs once all its workers are ready and the port's new connections are its own
+# (serving/handover.py), as one JSON line with its `time`.
+TAKEN = "new connections now come to this server"
+
+
 @dataclass
 class TrafficStats:
     requests: int = 0
@@ -21,11 +27,36 @@ class TrafficStats:
     slow: list[float] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)  # in order of change
     max_seconds: float = 0.0
-    answers: list[tuple[float, str]] = field(default_factory=list)  # (sent at, model version)
+    # (client connection, sent at, answered at, model version), wall-clock seconds (time.time(),
+    # comparable with a server log's times); each client sends its next request after the answer
+    answers: list[tuple[int, float, float, str]] = field(default_factory=list)
 
     def versions_sent_after(self, moment: float) -> set[str]:
-        """The model versions that answered requests sent after `moment` (time.monotonic)."""
-        return {version for sent, version in self.answers if sent > moment}
+        """The model versions that answered requests sent after `moment` (time.time())."""
+        return {version for _, sent, _, version in self.answers if sent > moment}
+
+    def answered_after(self, version: str, moment: float) -> int:
+        """How many answers of `version` arrived after `moment`: that server still ran then."""
+        return sum(v == version and answered > moment for _, _, answered, v in self.answers)
+
+    def back_to_old(self, old: str, new: str) -> list[int]:
+        """The client connections whose answers went from `new` back to `old`."""
+        flipped, seen_new = [], set()
+        for client, _, _, version in sorted(self.answers, key=lambda a: (a[0], a[1])):
+            if version == new:
+                seen_new.add(client)
+            elif version == old and client in seen_new and client not in flipped:
+                flipped.append(client)
+        return flipped
+
+
+def taken_at(log: str) -> float:
+    """When the server of `log` took the port's new connections (time.time() seconds)."""
+    for line in log.splitlines():
+        if TAKEN in line:
+            entry = json.loads(line[line.index("{") :])
+            return dt.datetime.fromisoformat(entry["time"]).timestamp()
+    raise AssertionError(f"the server never logged {TAKEN!r}:\n{log[-3000:]}")
 
 
 class Traffic:
@@ -42,15 +73,16 @@ class Traffic:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def _one(self) -> None:
+    def _one(self, client: int) -> None:
         body = json.dumps({"listings": [EXAMPLE_LISTING]})
-        sent = time.monotonic()
+        sent = time.time()
         started = time.perf_counter()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             conn.request("POST", "/v1/estimates", body, {"Content-Type": "application/json"})
             answer = conn.getresponse()
             payload = answer.read()
+            answered = time.time()
             conn.close()
         except OSError as err:
             with self._lock:
@@ -68,19 +100,21 @@ class Traffic:
                 s.non_2xx.append(answer.status)
                 return
             version = json.loads(payload)["model_version"]
-            s.answers.append((sent, version))
+            s.answers.append((client, sent, answered, version))
             if not s.versions or s.versions[-1] != version:
                 s.versions.append(version)
 
-    def _client(self) -> None:
+    def _client(self, client: int) -> None:
         deadline = time.monotonic() + self.max_seconds
         for _ in range(self.max_requests // self.connections):
             if self._stop.is_set() or time.monotonic() > deadline:
                 return
-            self._one()
+            self._one(client)
 
     def __enter__(self) -> Traffic:
-        self._threads = [threading.Thread(target=self._client) for _ in range(self.connections)]
+        self._threads = [
+            threading.Thread(target=self._client, args=(c,)) for c in range(self.connections)
+        ]
         for thread in self._threads:
             thread.start()
         time.sleep(1.0)  # traffic is flowing before the switch starts

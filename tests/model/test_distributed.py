@@ -2,7 +2,8 @@
 
 The aggregates and the partitioned gate 2 run on Dask's local threaded scheduler here (no
 cluster); lightgbm.dask itself needs a cluster and is in the slow tests below and in
-test_distributed_memory.py (gate 2 with params.yaml's own bounds under memory caps).
+test_distributed_memory.py (gate 2 with params.yaml's own bounds; the driver's memory as a share of
+the single process's).
 """
 
 from __future__ import annotations

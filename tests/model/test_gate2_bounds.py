@@ -1,4 +1,5 @@
-"""Gate 2's error bounds are the documented rule applied to each source's noise floor."""
+"""Gate 2's error bounds and baseline margin are the documented rules applied to each source's
+noise floor (docs/gates.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 from carprice.config import PROJECT_ROOT
 from carprice.data.ingest import read_listings
 from carprice.data.rules import validate
+from carprice.model.evaluate import baseline
 from carprice.model.gate import SOURCES, ModelThresholds
+from carprice.model.metrics import error_metrics
 from carprice.model.noise import BoundsRule, noise_floor
+from carprice.model.train import TEST, TRAIN, TrainParams, split_of
 from carprice.simulator.simulate import simulate
 
 ROUNDING = 0.0005 + 1e-9  # the bounds are written to a thousandth
@@ -28,11 +32,31 @@ def simulator_defaults() -> dict[str, str]:
     return dict(re.findall(r"^SIM_(\w+) \?= (\S+)$", text, flags=re.MULTILINE))
 
 
+MARGIN_STEP = 0.05  # the baseline margin is written to the nearest 0.05
+
+
+def margin_by_rule(clean, floor_mape: float, params: dict) -> tuple[float, float]:
+    """Half the share of the naive baseline's error that the features can remove at most (down
+    to the noise floor), rounded to the nearest 0.05; returns (that margin, the baseline's MAPE
+    on gate 2's held-out rows)."""
+    tp = TrainParams.from_params(params["train"])
+    split = split_of(clean, tp.test_share, tp.calibration_share)
+    train_rows, test_rows = clean[split == TRAIN], clean[split == TEST]
+    naive = error_metrics(test_rows["price"].to_numpy(), baseline(train_rows, test_rows))["mape"]
+    half = 0.5 * (1 - floor_mape / naive)
+    return round(round(half / MARGIN_STEP) * MARGIN_STEP, 2), naive
+
+
 def assert_rule_holds(params: dict, source: str, clean) -> None:
     rule = BoundsRule.from_params(params["gate2"])
     floor = noise_floor(clean, min_listings=rule.min_group_listings)
     bounds = params["gate2"]["bounds"][source]
-    print(f"\n{source}: floor {floor}, bounds {bounds}")
+    margin, naive = margin_by_rule(clean, floor.mape, params)
+    print(f"\n{source}: floor {floor}, bounds {bounds}, naive MAPE {naive:.4f} -> margin {margin}")
+    assert params["gate2"]["baseline_margin"] == margin, (
+        f"gate2.baseline_margin is {params['gate2']['baseline_margin']}; the rule gives {margin} "
+        f"on the {source} listings (floor {floor.mape:.4f}, naive baseline {naive:.4f})"
+    )
     assert floor.rows >= 1000, "too few identical specs to measure a floor"
     for key, measured in (("max_mape", floor.mape), ("max_median_ape", floor.median_ape)):
         expected = derived_bound(measured, rule.floor_factor)
@@ -43,12 +67,16 @@ def assert_rule_holds(params: dict, source: str, clean) -> None:
 
 
 @pytest.mark.realdata
-def test_the_real_bounds_follow_the_rule_on_the_real_listings(params, rules, real_listings_path):
+def test_the_real_bounds_and_margin_follow_the_rules_on_the_real_listings(
+    params, rules, real_listings_path
+):
     clean = validate(read_listings(real_listings_path)[0], rules).clean
     assert_rule_holds(params, "real", clean)
 
 
-def test_the_simulated_bounds_follow_the_rule_on_the_default_market(params, rules, tmp_path):
+def test_the_simulated_bounds_and_margin_follow_the_rules_on_the_default_market(
+    params, rules, tmp_path
+):
     sim = simulator_defaults()
     simulate(
         weeks=int(sim["WEEKS"]),

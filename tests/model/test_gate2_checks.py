@@ -1,8 +1,10 @@
-"""Gate 2's checks bite: a model that learned nothing and an interval that is too narrow fail."""
+"""Gate 2's checks bite: a model that learned nothing, one that knows only make, model and year,
+and an interval that is too narrow fail."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -64,6 +66,28 @@ def shuffled(small_model, market_frame, params, tmp_path_factory) -> Evaluation:
     return held_out(predictor_of(model, market_frame, path), market_frame, split)
 
 
+# What the naive baseline knows too; the other features are what the margin asks to be used.
+BASELINE_KEYS = ("make", "model", "year")
+
+
+@pytest.fixture(scope="module")
+def make_model_year(small_model, market_frame, params, tmp_path_factory) -> Evaluation:
+    """A model trained, the normal way, on make, model and year alone: every other feature
+    holds one value (the most common of the training rows) on every row, fitted and judged."""
+    _, split = small_model
+    fit = (split != TEST).to_numpy() if hasattr(split, "to_numpy") else split != TEST
+    frame = market_frame.copy()
+    for column in ("mileage", "hp", "fuel", "gear", "offerType"):
+        frame[column] = market_frame.loc[fit, column].mode()[0]
+    assert set(frame.columns) - {c for c in frame if frame[c].nunique() == 1} == {
+        *BASELINE_KEYS,
+        "price",
+    }
+    model = train(frame, split, small_params(params))
+    path = tmp_path_factory.mktemp("bundles") / "make-model-year"
+    return held_out(predictor_of(model, frame, path), frame, split)
+
+
 def test_a_normal_model_beats_the_naive_baseline_by_the_margin(normal, thresholds):
     gate = check_model_gate(normal, thresholds)
     assert "vs_baseline" not in failed(gate)
@@ -75,6 +99,20 @@ def test_a_model_trained_on_shuffled_prices_fails_the_baseline_check(shuffled, t
     assert not gate.passed
     assert "vs_baseline" in failed(gate)
     assert any("does not beat the naive baseline" in r for r in gate.reasons)
+
+
+def test_a_make_model_year_model_fails_the_shipped_margin_and_passes_a_margin_of_0(
+    make_model_year, thresholds
+):
+    print(
+        f"\nmake, model and year alone: MAPE {make_model_year.metrics['mape']:.4f}, naive "
+        f"baseline {make_model_year.baseline['mape']:.4f}"
+    )
+    gate = check_model_gate(make_model_year, thresholds)
+    assert "vs_baseline" in failed(gate)
+    assert any("does not beat the naive baseline" in r for r in gate.reasons)
+    at_zero = check_model_gate(make_model_year, dataclasses.replace(thresholds, baseline_margin=0))
+    assert "vs_baseline" not in failed(at_zero)
 
 
 def test_the_report_gives_interval_coverage_per_segment(normal, thresholds):

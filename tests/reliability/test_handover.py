@@ -16,7 +16,7 @@ import time
 import pytest
 
 from carprice.config import PROJECT_ROOT
-from tests.e2e.traffic import SLOW_S, Traffic
+from tests.e2e.traffic import SLOW_S, Traffic, taken_at
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_faults_under_load import request
 from tests.serving.test_gunicorn import _free_port
@@ -79,19 +79,26 @@ def test_a_new_server_takes_the_port_over_and_the_old_one_stops_without_a_failed
                 lambda: all(_version(port) == "handover-2" for _ in range(10)), 60, step=0.1
             )
             time.sleep(1.0)
+            old_ran = old.poll() is None
+            stopped_at = time.time()
             old.send_signal(signal.SIGTERM)
             old.wait(60)
-            switched_at = time.monotonic()
         s = traffic.stats
+        ready = taken_at((tmp_path / "new.log").read_text())  # the new server's own word
         print(
             f"\nhandover: {s.requests} requests, {len(s.errors)} errors, {len(s.non_2xx)} non-2xx, "
             f"{len(s.slow)} over {SLOW_S} s (max {s.max_seconds * 1000:.0f} ms), "
-            f"versions {s.versions}"
+            f"versions {s.versions}, old answers after the new took over: "
+            f"{s.answered_after('handover-1', ready)}"
         )
         assert took_over
         assert s.requests > 200 and s.errors == [] and s.non_2xx == [] and s.slow == []
         assert s.versions[0] == "handover-1" and set(s.versions) == {"handover-1", "handover-2"}
-        assert s.versions_sent_after(switched_at) == {"handover-2"}
+        assert s.back_to_old("handover-1", "handover-2") == []  # per connection: never new->old
+        # The old server still ran when the new one took over (the test stopped it later), yet
+        # every request sent after that moment was the new server's.
+        assert old_ran and stopped_at > ready
+        assert s.versions_sent_after(ready) == {"handover-2"}
     finally:
         for proc in (old, new):
             if proc is not None and proc.poll() is None:

@@ -21,6 +21,7 @@ import pytest
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
 from tests import readback
+from tests.conftest import skip_unless_required
 from tests.reliability.conftest import call, wait_for
 from tests.reliability.test_faults_under_load import request
 from tests.serving.conftest import golf, url_key
@@ -33,9 +34,7 @@ def _pg_bin() -> str:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not found or shutil.which("runuser") is None:
         reason = "no PostgreSQL server binaries (pg_ctl) to start a throw-away instance"
-        if os.environ.get("CARPRICE_REQUIRE_PG") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_unless_required("CARPRICE_REQUIRE_PG", reason)
     return os.path.dirname(found[-1])
 
 

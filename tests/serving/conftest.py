@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from carprice.config import PROJECT_ROOT
 from carprice.runtime.bundle import write_bundle
 from serving.examples import EXAMPLE_LISTING
-from tests.conftest import REAL_LISTINGS
+from tests.conftest import skip_unless_required
 
-CLEAN = PROJECT_ROOT / "data" / "validated" / "clean.parquet"
 POINT_ROUNDS, QUANTILE_ROUNDS = 200, 80
 MIN_ROWS = 10  # clean rows a car model needs to be supported, as in params.yaml gate1
 
@@ -22,20 +20,6 @@ MIN_ROWS = 10  # clean rows a car model needs to be supported, as in params.yaml
 def golf(**overrides) -> dict:
     """Return one valid API listing (snake_case), with fields overridden."""
     return {**EXAMPLE_LISTING, **overrides}
-
-
-def _clean_frame(params):
-    import pandas as pd
-
-    if CLEAN.exists():
-        return pd.read_parquet(CLEAN)
-    if not REAL_LISTINGS.exists():
-        pytest.skip(f"no training data: neither {CLEAN} nor {REAL_LISTINGS} exists")
-    from carprice.data.ingest import read_listings
-    from carprice.data.rules import ValidationRules, validate
-
-    frame, _ = read_listings(REAL_LISTINGS)
-    return validate(frame, ValidationRules.from_params(params["validation"])).clean
 
 
 @dataclasses.dataclass
@@ -62,10 +46,12 @@ class BundleFactory:
 
 
 @pytest.fixture(scope="session")
-def make_bundle(tmp_path_factory, params) -> BundleFactory:
+def make_bundle(tmp_path_factory, params, market_frame) -> BundleFactory:
+    """Bundles of one model trained on a known source: the simulated market of `market_frame`
+    (a fixed seed), never on whatever data/ holds in this checkout."""
     from carprice.model.train import TrainParams, split_of, train
 
-    frame = _clean_frame(params)
+    frame = market_frame
     tp = TrainParams.from_params(params["train"])
     tp = dataclasses.replace(tp, num_boost_round=POINT_ROUNDS, quantile_boost_round=QUANTILE_ROUNDS)
     model = train(frame, split_of(frame, tp.test_share, tp.calibration_share), tp)
@@ -162,9 +148,7 @@ def pg_url() -> str:
         ensure_database(PG_URL)
     except Exception as err:  # the driver's connection errors differ by cause
         reason = f"PostgreSQL unreachable at {PG_URL}: {str(err).splitlines()[0]}"
-        if os.environ.get("CARPRICE_REQUIRE_PG") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_unless_required("CARPRICE_REQUIRE_PG", reason)
     return PG_URL
 
 

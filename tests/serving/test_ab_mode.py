@@ -17,18 +17,18 @@ from serving import records
 from serving.app import create_app
 from tests import readback
 from tests.reliability.conftest import call, start_gunicorn  # noqa: F401  (a fixture)
-from tests.serving.conftest import _clean_frame, golf
+from tests.serving.conftest import golf
 
 KEYS = [f"ad-{i}" for i in range(40)]
 SHARE = 0.5
 
 
 @pytest.fixture(scope="session")
-def other_bundle(tmp_path_factory, params):
+def other_bundle(tmp_path_factory, params, market_frame):
     """A challenger whose prices differ from the champion's (fewer boosting rounds)."""
     from carprice.model.train import TrainParams, split_of, train
 
-    frame = _clean_frame(params)
+    frame = market_frame
     tp = TrainParams.from_params(params["train"])
     tp = dataclasses.replace(tp, num_boost_round=40, quantile_boost_round=20)
     model = train(frame, split_of(frame, tp.test_share, tp.calibration_share), tp)

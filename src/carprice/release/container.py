@@ -89,19 +89,29 @@ class Engine:
             args += ["-e", f"{key}={value}"]
         return self.run(*args, image).strip()
 
+    def container_image(self, container: str) -> str:
+        """Return the full id of the image the engine runs `container` from (`inspect` ->
+        `.Image`): what the container is, whatever it says about itself."""
+        return self.run("inspect", "--format", "{{.Image}}", container).strip()
+
     def exec(self, container: str, *command: str) -> str:
         return self.run("exec", container, *command)
 
-    def healthcheck(self, container: str) -> bool | None:
-        """Run the image's HEALTHCHECK once (podman); None where the engine cannot say."""
-        if self.name != "podman":
-            return None
+    def healthcheck(self, container: str) -> bool:
+        """Run the image's HEALTHCHECK once. Podman runs it itself (`healthcheck run`); Docker
+        has no such command, so its test runs inside the container by `exec`, as the Docker
+        daemon runs it (CMD: the arguments; CMD-SHELL: `/bin/sh -c`). No HEALTHCHECK fails."""
+        if self.name == "podman":
+            argv = ["podman", "healthcheck", "run", container]
+        else:
+            found = self.run("inspect", "--format", "{{json .Config.Healthcheck}}", container)
+            test = (json.loads(found.strip() or "null") or {}).get("Test") or ["NONE"]
+            if test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2:
+                return False
+            command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
+            argv = [self.name, "exec", container, *command]
         proc = subprocess.run(
-            ["podman", "healthcheck", "run", container],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **self.env},
-            check=False,
+            argv, capture_output=True, text=True, env={**os.environ, **self.env}, check=False
         )
         return proc.returncode == 0
 
@@ -119,6 +129,12 @@ class Engine:
         """Stop a container gracefully (SIGTERM, then 20 s) and remove it."""
         self.run("stop", "-t", "20", container, check=False, timeout=60)
         self.run("rm", "-f", container, check=False, timeout=60)
+
+
+def same_image(a: str | None, b: str | None) -> bool:
+    """Whether two full image ids name the same image (Docker writes `sha256:<hex>`, podman
+    the bare hex)."""
+    return bool(a) and bool(b) and a.removeprefix("sha256:") == b.removeprefix("sha256:")
 
 
 def _podman_env() -> dict[str, str]:

@@ -3,9 +3,10 @@
 `run_gate3` starts the service image as a container (or, only on explicit request, the same
 gunicorn entrypoint as a local process), then checks over HTTP: readiness and the served version,
 the non-root user and the image HEALTHCHECK, the scorer and image the service says it runs
-(`GET /v1/model`), parity on every golden case (one listing per request,
-then in batches: the service's two scoring paths), the consumers' contracts, the documented
-problem+json errors, OpenAPI conformance of every answer and a latency budget.
+(`GET /v1/model`), the image the engine says the container runs from, parity on every golden
+case (one listing per request, then in batches: the service's two scoring paths), the
+consumers' contracts, the documented problem+json errors, OpenAPI conformance of every answer
+and a latency budget.
 
 Parity is exact: the service runs the same encoder, the same boosters and the same float64
 arithmetic as the offline path, and both round to cents the same way; `parity_rel_tol` in
@@ -157,6 +158,14 @@ def _checks(
     report["runtime"] = {"expected": expected, "reported": reported}
     check("runtime", passed, detail)
     if target.engine is not None:
+        ran = target.engine.container_image(target.container_id)
+        report["runtime"]["engine_image"] = ran
+        check(
+            "image identity",
+            container.same_image(ran, expected["image_id"]),
+            f"the engine runs the container from image {ran or 'none'}, "
+            f"the release's image is {expected['image_id']}",
+        )
         uid = target.engine.exec(target.container_id, "id", "-u").strip()
         user = target.info.get("user", "")
         check(
@@ -165,11 +174,10 @@ def _checks(
             f"image USER {user!r}, process uid {uid}",
         )
         healthy = target.engine.healthcheck(target.container_id)
-        verdict = {True: "healthy", None: "not run by this engine", False: "unhealthy"}[healthy]
         check(
             "HEALTHCHECK",
-            bool(target.info.get("healthcheck")) and healthy is not False,
-            f"{target.info.get('healthcheck')} -> {verdict}",
+            bool(target.info.get("healthcheck")) and healthy,
+            f"{target.info.get('healthcheck')} -> {'healthy' if healthy else 'unhealthy'}",
         )
     cases = read_golden(package / "golden.jsonl")
     heldout = sum(c["kind"] == "heldout" for c in cases)

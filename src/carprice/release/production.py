@@ -6,9 +6,9 @@
 `carprice serve` starts the champion image. A promotion or rollback replaces the running
 container without failing a request: the new container joins the listening port (SO_REUSEPORT on
 the host network) while the old one keeps the traffic, answers on a private admin port until it
-is ready and proves it serves the expected image, and once all its workers are ready the kernel
-hands it every new connection (serving/handover.py); the old container then finishes what it
-accepted and stops on SIGTERM.
+is ready and serves the expected image (the engine runs it from that image, and it reports
+that id), and once all its workers are ready the kernel hands it every new connection
+(serving/handover.py); the old container then finishes what it accepted and stops on SIGTERM.
 
 The container keeps its state in the host's CARPRICE_HOME, mounted at the same path and written
 as the invoking user: the SQLite prediction log (or CARPRICE_DB_URL, passed through) is the one
@@ -159,6 +159,12 @@ def _start(engine: container.Engine, image_id: str, port: int, home: Path, worke
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
     cid = engine.run(*args, image_id).strip()
+    ran = engine.container_image(cid)
+    if not container.same_image(ran, image_id):  # what it says on /readyz is only its word
+        engine.remove(cid)
+        raise ProductionError(
+            f"container {cid[:12]} runs image {ran!r}, not the release's {image_id}"
+        )
     try:
         model = _wait_ready(engine, cid, admin_port, image_id)
     except ProductionError:
