@@ -44,12 +44,22 @@ class BoundsRule:
         return cls(**gate2["bounds_rule"])
 
 
+def car_key(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.DataFrame:
+    """Each listing's car as values: its `SPEC` columns and mileage bucket (`mileage // bucket_km`).
+
+    Numbers are nullable integers whatever their dtype in `frame` (int64, Int64 or float64 after a
+    missing value), so that the same car has the same values, and the same hash, in any frame.
+    """
+    key = frame[list(SPEC)].assign(km_bucket=frame["mileage"] // bucket_km)
+    return key.astype({name: "Int64" for name in ("year", "hp", "km_bucket")})
+
+
 def same_car(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.Series:
-    """Number each listing's car: its `SPEC` columns and mileage bucket (`mileage // bucket_km`).
+    """Number each listing's car (`car_key`) within `frame`.
 
     A missing value is a value: listings that lack the same key still share a car.
     """
-    keys = frame[list(SPEC)].assign(km_bucket=frame["mileage"].to_numpy() // bucket_km)
+    keys = car_key(frame, bucket_km)
     car = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
     return car.rename("car")
 
