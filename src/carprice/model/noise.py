@@ -1,11 +1,12 @@
 """The same car, and the noise floor: how far listings of one car sit from their siblings' price.
 
 Listings that share make, model, fuel, gear, year and hp, with mileages in the same 10,000 km
-bucket, are the same car as far as our features can tell (`same_car`: the one definition, used by
-the cross-validation folds of `carprice tune` and `carprice study` too). The error of each such
-listing against the median price of its siblings (the other listings of its group,
-leave-one-out) is what no model of these features can remove; gate 2's error bounds are derived
-from it (`BoundsRule`).
+bucket, are the same car as far as our features can tell (`car_key`: the one definition, used by
+train.py's split and the cross-validation folds of `carprice tune` and `carprice study` too).
+The error of each such listing against the median price of its siblings (the other listings of
+its group, leave-one-out) is how far asking prices of one car spread; gate 2's error bounds are
+derived from it (`BoundsRule`). It is not a lower bound on a model's error: the siblings' median
+carries their own noise (docs/gates.md).
 """
 
 from __future__ import annotations
