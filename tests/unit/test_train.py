@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from carprice.data import schema
+from carprice.model.noise import MILEAGE_BUCKET_KM, same_car
 from carprice.model.train import CALIBRATION, TEST, TRAIN, split_of, train, withdrawn_models
 from tests.conftest import small_params
 
@@ -24,7 +26,27 @@ def test_a_new_listing_field_moves_no_row_between_train_and_test(market_frame, m
     wider = market_frame.assign(colour=colour)
     monkeypatch.setattr(schema, "CANONICAL_COLUMNS", (*schema.CANONICAL_COLUMNS, "colour"))
     assert (split_of(wider, 0.2, 0.15) == split).all()
-    assert (split_of(wider.assign(price=wider["price"] + 1), 0.2, 0.15) != split).mean() > 0.3
+    assert (split_of(wider.assign(hp=wider["hp"] + 1), 0.2, 0.15) != split).mean() > 0.3
+
+
+def test_all_listings_of_one_car_fall_on_one_side(market_frame):
+    split = split_of(market_frame, 0.2, 0.15)
+    cars = same_car(market_frame).to_numpy()
+    relisted = pd.Series(cars).duplicated(keep=False).to_numpy()
+    assert relisted.sum() >= 1000, "too few cars listed twice to test the split"
+    sides = pd.Series(split).groupby(cars).nunique()
+    assert (sides == 1).all(), f"{(sides > 1).sum()} cars sit on two sides of the split"
+    unseen = np.isin(cars, cars[split == TRAIN], invert=True)
+    assert unseen[split != TRAIN].all()  # calibration and test rows are cars no booster saw
+
+
+def test_a_relisting_of_a_car_keeps_its_side(market_frame):
+    split = split_of(market_frame, 0.2, 0.15)
+    bucket = market_frame["mileage"] // MILEAGE_BUCKET_KM * MILEAGE_BUCKET_KM
+    relisting = market_frame.assign(
+        price=market_frame["price"] * 0.9, mileage=bucket + MILEAGE_BUCKET_KM - 1, offerType="Used"
+    )
+    assert (split_of(relisting, 0.2, 0.15) == split).all()
 
 
 def test_the_split_shares_are_close_to_the_parameters(market_frame):

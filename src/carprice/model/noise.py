@@ -1,11 +1,12 @@
 """The same car, and the noise floor: how far listings of one car sit from their siblings' price.
 
 Listings that share make, model, fuel, gear, year and hp, with mileages in the same 10,000 km
-bucket, are the same car as far as our features can tell (`same_car`: the one definition, used by
-the cross-validation folds of `carprice tune` and `carprice study` too). The error of each such
-listing against the median price of its siblings (the other listings of its group,
-leave-one-out) is what no model of these features can remove; gate 2's error bounds are derived
-from it (`BoundsRule`).
+bucket, are the same car as far as our features can tell (`car_key`: the one definition, used by
+train.py's split and the cross-validation folds of `carprice tune` and `carprice study` too).
+The error of each such listing against the median price of its siblings (the other listings of
+its group, leave-one-out) is how far asking prices of one car spread; gate 2's error bounds are
+derived from it (`BoundsRule`). It is not a lower bound on a model's error: the siblings' median
+carries their own noise (docs/gates.md).
 """
 
 from __future__ import annotations
@@ -44,12 +45,22 @@ class BoundsRule:
         return cls(**gate2["bounds_rule"])
 
 
+def car_key(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.DataFrame:
+    """Each listing's car as values: its `SPEC` columns and mileage bucket (`mileage // bucket_km`).
+
+    Numbers are nullable integers whatever their dtype in `frame` (int64, Int64 or float64 after a
+    missing value), so that the same car has the same values, and the same hash, in any frame.
+    """
+    key = frame[list(SPEC)].assign(km_bucket=frame["mileage"] // bucket_km)
+    return key.astype({name: "Int64" for name in ("year", "hp", "km_bucket")})
+
+
 def same_car(frame: pd.DataFrame, bucket_km: int = MILEAGE_BUCKET_KM) -> pd.Series:
-    """Number each listing's car: its `SPEC` columns and mileage bucket (`mileage // bucket_km`).
+    """Number each listing's car (`car_key`) within `frame`.
 
     A missing value is a value: listings that lack the same key still share a car.
     """
-    keys = frame[list(SPEC)].assign(km_bucket=frame["mileage"].to_numpy() // bucket_km)
+    keys = car_key(frame, bucket_km)
     car = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
     return car.rename("car")
 

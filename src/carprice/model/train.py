@@ -1,10 +1,12 @@
 """Training: LightGBM on log price, a point model plus a calibrated 80% interval.
 
-Rows are split by a hash of their content, so a row never changes side between runs:
-`test` (held out for gate 2), `calibration` and `train`. All three boosters learn on train rows
-only. Calibration rows, unseen by them, set the conformal interval offsets (conformalised
-quantile regression: honest coverage rather than hoped-for coverage) and measure each car
-model's error, so that a model priced far off can be withdrawn without touching test rows.
+Rows are split by car: a hash of each row's `carprice.model.noise.car_key` (the one definition
+of the same car) sends every listing of one car, relisted or not, to the same side, and a row
+never changes side between runs: `test` (held out for gate 2), `calibration` and `train`. All
+three boosters learn on train rows only. Calibration rows, cars unseen by them, set the conformal
+interval offsets (conformalised quantile regression: honest coverage rather than hoped-for
+coverage) and measure each car model's error, so that a model priced far off can be withdrawn
+without touching test rows; gate 2 judges cars that no booster saw.
 
 The sequence is written once (`recipe`) and run by a fitter: `LocalFitter` here (`lgb.train` on
 one machine) or carprice.model.dask_train's (`lightgbm.dask` on partitions). Both encode rows
@@ -24,6 +26,7 @@ import pandas as pd
 
 from carprice.config import from_section
 from carprice.data.cluster import DistributedParams
+from carprice.model.noise import car_key
 from carprice.runtime.bundle import BOOSTERS
 from carprice.runtime.features import FEATURES, INPUTS, FeatureSpec
 from carprice.runtime.listing import model_key
@@ -33,9 +36,6 @@ TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
 SPLIT, LABEL, PRICE, KEY, BUCKET = "_split", "_label", "_price", "_key", "_bucket"
 MAKE, MODEL = "_make", "_model"
 Rounds = Callable[[int, "int | None", str], None]  # (rounds done, rounds in all, booster name)
-# The fields the split hashes, fixed for good: a field added to the listings later must not move
-# a row between train and test (these are the listing fields of the first release).
-SPLIT_KEYS = ("mileage", "make", "model", "fuel", "gear", "offerType", "price", "hp", "year")
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,13 @@ class TrainedModel:
 
 
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:
-    """Assign each row to test / calibration / train by a hash of its `SPLIT_KEYS` fields.
+    """Assign each row to test / calibration / train by a hash of its car (`car_key`).
 
-    pandas' row hash (SipHash with a fixed key) is stable across runs and machines.
+    All listings of one car fall on one side. The key's fields are fixed, so a field added to
+    the listings later moves no row. pandas' row hash (SipHash with a fixed key) is stable across
+    runs, machines and partitions.
     """
-    hashed = pd.util.hash_pandas_object(frame[list(SPLIT_KEYS)], index=False)
+    hashed = pd.util.hash_pandas_object(car_key(frame), index=False)
     u = hashed.to_numpy(dtype=np.uint64) / np.float64(2**64)
     return np.where(
         u < test_share, TEST, np.where(u < test_share + calibration_share, CALIBRATION, TRAIN)
