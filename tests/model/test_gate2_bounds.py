@@ -53,9 +53,9 @@ def assert_rule_holds(params: dict, source: str, clean) -> None:
     bounds = params["gate2"]["bounds"][source]
     margin, naive = margin_by_rule(clean, floor.mape, params)
     print(f"\n{source}: floor {floor}, bounds {bounds}, naive MAPE {naive:.4f} -> margin {margin}")
-    assert params["gate2"]["baseline_margin"] == margin, (
-        f"gate2.baseline_margin is {params['gate2']['baseline_margin']}; the rule gives {margin} "
-        f"on the {source} listings (floor {floor.mape:.4f}, naive baseline {naive:.4f})"
+    assert bounds["baseline_margin"] == margin, (
+        f"gate2.bounds.{source}.baseline_margin is {bounds['baseline_margin']}; the rule gives "
+        f"{margin} on the {source} listings (floor {floor.mape:.4f}, naive baseline {naive:.4f})"
     )
     assert floor.rows >= 1000, "too few identical specs to measure a floor"
     for key, measured in (("max_mape", floor.mape), ("max_median_ape", floor.median_ape)):

@@ -9,11 +9,11 @@ from carprice.data.gate import GateResult
 from carprice.model.metrics import coverage_upper_bound
 
 SOURCES = ("real", "simulated")  # what a snapshot's manifest says its listings are
-BOUND_KEYS = ("max_mape", "max_median_ape")  # the error bounds that differ by source
+BOUND_KEYS = ("max_mape", "max_median_ape", "baseline_margin")  # what differs by source
 
 
 def _source_bounds(bounds: Any) -> dict[str, dict[str, float]]:
-    """Check `gate2.bounds`: one `max_mape` and `max_median_ape` for each data source."""
+    """Check `gate2.bounds`: one of each `BOUND_KEYS` for each data source."""
     if not isinstance(bounds, dict) or set(bounds) != set(SOURCES):
         found = sorted(bounds) if isinstance(bounds, dict) else type(bounds).__name__
         raise ValueError(f"gate2.bounds: expected the sources {list(SOURCES)}; found {found}")
@@ -30,8 +30,9 @@ def _source_bounds(bounds: Any) -> dict[str, dict[str, float]]:
 class ModelThresholds:
     """Gate 2 thresholds, from the `gate2` section of params.yaml, for one data source.
 
-    `max_mape` and `max_median_ape` are the bounds of `source` (`gate2.bounds.<source>`);
-    everything else is shared by the sources.
+    `max_mape`, `max_median_ape` and `baseline_margin` are those of `source`
+    (`gate2.bounds.<source>`, each derived by its rule on that source's listings); everything else
+    is shared by the sources.
     """
 
     max_mape: float
