@@ -2,11 +2,10 @@
 
 Rows are split by car: a hash of each row's `carprice.model.noise.car_key` (the one definition
 of the same car) sends every listing of one car, relisted or not, to the same side, and a row
-never changes side between runs: `test` (held out for gate 2), `calibration` and `train`. All
-three boosters learn on train rows only. Calibration rows, cars unseen by them, set the conformal
-interval offsets (conformalised quantile regression: honest coverage rather than hoped-for
-coverage) and measure each car model's error, so that a model priced far off can be withdrawn
-without touching test rows; gate 2 judges cars that no booster saw.
+never changes side between runs: `test` (held out for gate 2), `calibration` and `train`. The
+boosters learn on train rows only. Calibration rows, cars unseen by them, set the conformal offsets
+(conformalised quantile regression) and measure each car model's error, so that a model priced
+far off is withdrawn without touching test rows; gate 2 judges cars that no booster saw.
 
 The sequence is written once (`recipe`) and run by a fitter: `LocalFitter` here (`lgb.train` on
 one machine) or carprice.model.dask_train's (`lightgbm.dask` on partitions). Both encode rows
@@ -84,10 +83,8 @@ class TrainedModel:
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:
     """Assign each row to test / calibration / train by a hash of its car (`car_key`).
 
-    All listings of one car fall on one side. The key's fields are fixed, so a field added to
-    the listings later moves no row. pandas' row hash (SipHash with a fixed key) is stable across
-    runs, machines and partitions.
-    """
+    All listings of one car fall on one side; the key's fields are fixed, so a field added to
+    the listings later moves no row. pandas' row hash is stable across runs and partitions."""
     hashed = pd.util.hash_pandas_object(car_key(frame), index=False)
     u = hashed.to_numpy(dtype=np.uint64) / np.float64(2**64)
     return np.where(
