@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -127,6 +128,8 @@ def run_monitoring(
         "reference": note,
         "freshness": freshness(paths.home),
         "experiment": experiment,
+        "thresholds": dataclasses.asdict(thresholds),
+        "client_check": dataclasses.asdict(check),
     }
     say(f"freshness: {meta['freshness']['note']}")
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
