@@ -71,7 +71,10 @@ def usage_section(usage: dict) -> str:
         + rt.notes(
             [
                 ("estimates", "estimate rows in the log (a batch request logs one per car)"),
-                ("unsupported share", "share of estimates refused: a car model without data"),
+                (
+                    "unsupported share",
+                    "share of estimates not priced (mostly a car model without data)",
+                ),
             ]
         )
         + hr.table(by_version, ["model version", "estimates", "share"])
