@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 LISTINGS ?=
 RAW := data/raw
@@ -34,7 +35,7 @@ FOLDS ?=
 
 .PHONY: help setup retrain seed-raw ingest validate train tune quality-study evaluate package image e2e promote \
 	rollback reproduce serve serve-stop serve-local releases container-setup monitor retrain-if-needed demo-loop \
-	loadtest mlflow-ui simulate test test-fast reliability audit lint format bench bench-monitor bench-distributed bench-serving \
+	loadtest mlflow-ui notebooks simulate test test-fast reliability audit lint format bench bench-monitor bench-distributed bench-serving \
 	clean
 
 help: ## list the targets (names in bold on a terminal, unless NO_COLOR is set)
@@ -149,6 +150,17 @@ mlflow-ui: $(STAMP) ## browse runs and the registry on http://127.0.0.1:5000
 	  root=$$(realpath -m "$${CARPRICE_ARTIFACT_ROOT:-$$home/mlartifacts}"); \
 	  $(BIN)/mlflow ui --backend-store-uri "sqlite:///$$home/mlflow.db" \
 	    --default-artifact-root "$$root" --host 127.0.0.1
+
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+NB_PORT ?= 8888
+notebooks: $(DEV_STAMP) ## JupyterLab on 127.0.0.1:NB_PORT from the project root (installs requirements-dev.txt once)
+	@echo "JupyterLab: http://127.0.0.1:$(NB_PORT)/lab (its login link with the token follows;" \
+	  "open notebooks/ in the file browser; Ctrl-C stops it)"
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(NB_PORT) --no-browser \
+	  --ServerApp.root_dir="$(CURDIR)" $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
 
 simulate: $(STAMP) ## write simulated weeks to data/simulated/ (SIM_WEEKS, SIM_START, SIM_SEED)
 	$(BIN)/carprice simulate --weeks $(SIM_WEEKS) --start $(SIM_START) --seed $(SIM_SEED) \

@@ -21,22 +21,49 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from carprice.config import PROJECT_ROOT, Paths, load_params
+
 pd.set_option("display.width", 120)
-# Real listings when CARPRICE_LISTINGS names a file, the market simulator otherwise.
-LISTINGS = os.environ.get("CARPRICE_LISTINGS")
-ROWS = int(os.environ.get("CARPRICE_NB_ROWS", "30000"))"""
+
+
+def from_root(value: str) -> Path:
+    \"\"\"A path from the environment; a relative one is taken from the project root.\"\"\"
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+# State and data are found from the project root, whatever the kernel's working directory.
+os.environ["CARPRICE_HOME"] = str(from_root(os.environ.get("CARPRICE_HOME", "var")))
+paths = Paths.from_env(PROJECT_ROOT)
+params = load_params(PROJECT_ROOT / "params.yaml")
+ROWS = int(os.environ.get("CARPRICE_NB_ROWS", "30000"))
+print(f"project root {PROJECT_ROOT}, CARPRICE_HOME {paths.home}")"""
+
+SOURCE = """\
+from carprice.monitor.stage import champion_snapshot
+
+# CARPRICE_LISTINGS when set, else the listings the champion was trained on, else the simulator.
+if os.environ.get("CARPRICE_LISTINGS"):
+    LISTINGS = from_root(os.environ["CARPRICE_LISTINGS"])
+    SOURCE = f"the listings in {LISTINGS} (CARPRICE_LISTINGS)"
+else:
+    version, LISTINGS, note = champion_snapshot(paths)
+    SOURCE = (
+        f"the champion's ({version}) {note}"
+        if LISTINGS
+        else f"{ROWS:,} listings from the market simulator ({note})"
+    )
+print("data:", SOURCE)"""
 
 LOAD = """\
 import datetime as dt
 
-from carprice.data.rules import ValidationRules, validate
-from carprice.config import PROJECT_ROOT, load_params
 from carprice.data.ingest import read_listings
+from carprice.data.rules import ValidationRules, validate
 from carprice.simulator.market import generate_listings
 
-params = load_params(PROJECT_ROOT / "params.yaml")
 if LISTINGS:
-    raw, _ = read_listings(Path(LISTINGS))
+    raw, _ = read_listings(LISTINGS)
 else:
     raw = generate_listings(ROWS, seed=1, when=dt.date(2026, 6, 1))
     raw = raw.drop(columns=["listing_id", "listed_at"])
@@ -45,10 +72,12 @@ clean = result.clean
 print(f"{len(raw):,} rows: {len(clean):,} clean, {len(result.quarantine):,} quarantined")"""
 
 EXPLORE = [
-    "# Exploring the listings\n\nData quality, distributions and depreciation. Runs on the market "
-    "simulator by default; set `CARPRICE_LISTINGS=../../shared/data/autoscout24-listings.csv` for "
-    "the real listings.",
+    "# Exploring the listings\n\nData quality, distributions and depreciation. Runs on the "
+    "listings the champion was trained on when there is one, else on the market simulator; "
+    "`CARPRICE_LISTINGS` names other listings (see notebooks/README.md). The first cells print "
+    "which.",
     SETUP,
+    SOURCE,
     LOAD,
     "## Data quality: why rows were quarantined",
     "pd.Series(result.reason_counts).sort_values(ascending=False).plot.barh(figsize=(6, 4))\n"
@@ -74,8 +103,10 @@ EXPLORE = [
 DIAGNOSTICS = [
     "# Model diagnostics\n\nErrors by segment, interval coverage, feature importance and the "
     "champion vs challenger comparison. Trains a quick model on the same data as the "
-    "exploration notebook (a few hundred rounds; the pipeline uses params.yaml as is).",
+    "exploration notebook (the champion's listings, else the simulator; a few hundred rounds, "
+    "where the pipeline uses params.yaml as is).",
     SETUP,
+    SOURCE,
     LOAD,
     "import dataclasses\n\n"
     "from carprice.runtime.bundle import write_bundle, load_bundle\n"
@@ -116,9 +147,7 @@ DIAGNOSTICS = [
     ".sort_values().plot.barh(figsize=(6, 4)); plt.show()",
     "## Champion vs challenger\n\nThe registry's champion, when there is one, scored on the same "
     "held-out rows.",
-    "from carprice.model import registry\n"
-    "from carprice.config import Paths\n"
-    "paths = Paths.from_env()\n"
+    "from carprice.model import registry\n\n"
     "champ = None\n"
     "if (paths.home / 'mlflow.db').exists():\n"
     "    registry.configure(paths)\n"
@@ -134,25 +163,25 @@ DIAGNOSTICS = [
 MONITORING = [
     "# Monitoring: drift and realised error from the store\n\nReads the prediction log and "
     "feedback under `CARPRICE_HOME`. With an empty store it first replays two simulated weeks "
-    "(the second with a price shock) through the app into a temporary store, so the views have "
-    "something to show.",
+    "(the second with a price shock) over HTTP through a local `carprice serve --local` into a "
+    "temporary store, so the views have something to show. The cells print which store they "
+    "read.",
     SETUP,
     "import tempfile\n\n"
-    "from carprice.config import PROJECT_ROOT, Paths, load_params\n"
     "from carprice.monitor.drift import empty_reference\n"
     "from carprice.monitor.stage import champion_reference\n"
     "from carprice.monitor.verdict import MonitorThresholds\n"
     "from carprice.monitor.views import monitor_store, realised\n"
     "from carprice.runtime.logqueries.monitor import window\n"
     "from carprice.runtime.store import Store, default_url\n\n"
-    "params = load_params(PROJECT_ROOT / 'params.yaml')\n"
-    "paths = Paths.from_env()\n"
     "store = Store(default_url(paths.home)); store.create()\n"
-    "print(f\"{window(store, None)['estimates']:,} logged estimates\")",
+    "print(f\"{window(store, None)['estimates']:,} logged estimates in {paths.home}\")",
     "reference = None\n"
     "if not window(store, None)['estimates']:\n"
     "    from carprice.simulator.demo import replay_demo_store\n"
-    "    store, reference = replay_demo_store(Path(tempfile.mkdtemp()), rows=min(ROWS, 8000))\n"
+    "    replayed = Path(tempfile.mkdtemp())\n"
+    "    store, reference = replay_demo_store(replayed, rows=min(ROWS, 8000))\n"
+    "    print(f'the log is empty: reading two simulated weeks replayed into {replayed}')\n"
     "window(store, None)",
     "thresholds = MonitorThresholds.from_params(params['monitor'])\n"
     "if reference is None:\n"

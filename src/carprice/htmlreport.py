@@ -46,11 +46,39 @@ def barh(
     title: str,
     xlabel: str = "rows",
     colors: Sequence[str] | None = None,
+    lines: Sequence[tuple[float, str, str]] = (),
 ) -> str:
-    """Return a horizontal bar chart (first label on top) as an <img> tag."""
+    """Return a horizontal bar chart (first label on top) as an <img> tag.
+
+    Args:
+        lines: (x, label, color) of vertical reference lines, e.g. thresholds, with a legend.
+    """
     fig, ax = new_figure(6, max(1.5, 0.28 * len(labels) + 0.8))
     color = list(colors)[::-1] if colors is not None else "#3f6fb5"
     ax.barh(list(labels)[::-1], list(values)[::-1], color=color)
+    for x, label, line_color in lines:
+        ax.axvline(x, color=line_color, linestyle="--", label=label)
+    if lines:
+        ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return figure(fig)
+
+
+def paired_barh(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+    title: str,
+    xlabel: str,
+) -> str:
+    """Return horizontal bars of two or more series side by side per label (first on top)."""
+    fig, ax = new_figure(6, max(1.8, 0.4 * len(labels) + 0.9))
+    height = 0.8 / len(series)
+    positions = range(len(labels))[::-1]
+    for i, (name, values) in enumerate(series):
+        ax.barh([p + 0.4 - height * (i + 0.5) for p in positions], values, height, label=name)
+    ax.set_yticks(list(positions), list(labels))
+    ax.legend(loc="lower right", fontsize="small")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     return figure(fig)

@@ -238,6 +238,13 @@ def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresho
     )
     drift = expected_drift(reference, p)
     assert_same(actual.drift.set_index("feature")["psi"].to_dict(), drift)
+    # the report's per-bin view is the distribution each PSI was computed from
+    for name, part in actual.bins.groupby("feature"):
+        assert part["training"].sum() == pytest.approx(1) == part["recent"].sum()
+        assert psi(part["training"].to_numpy(), part["recent"].to_numpy()) == pytest.approx(
+            drift[name], rel=1e-9
+        )
+    assert set(actual.bins["feature"]) == set(drift)
     j = latest_sales(p, f)
     assert j["prediction_id"].is_unique and len(j) > 50  # the error tables are not vacuous
     assert_same(actual.realised.to_dict("records"), error_rows(j, "model_version"))

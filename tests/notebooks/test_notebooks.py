@@ -1,5 +1,6 @@
-"""Every notebook runs top to bottom (on the simulator), shows its plots, and is committed
-without outputs."""
+"""Every notebook runs top to bottom (on the simulator), from the project root and from
+notebooks/, finds its state from the project root, shows its plots, and is committed without
+outputs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from carprice.config import PROJECT_ROOT
+from carprice.runtime.store import DB_FILE
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.slow
@@ -71,16 +73,21 @@ def test_the_notebook_is_stripped_of_outputs(path: Path):
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
+@pytest.mark.parametrize("where", ["root", "notebooks"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_the_notebook_executes(path: Path, tmp_path, monkeypatch):
-    monkeypatch.setenv("CARPRICE_HOME", str(tmp_path / "home"))  # an empty store and registry
-    monkeypatch.setenv("CARPRICE_NB_ROWS", "8000")
+def test_the_notebook_executes(path: Path, where: str, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    # Relative to the project root: a notebook resolving it from notebooks/ would miss it.
+    monkeypatch.setenv("CARPRICE_HOME", os.path.relpath(home, PROJECT_ROOT))
+    monkeypatch.setenv("CARPRICE_NB_ROWS", "3000")
     # The kernel's own default (inline): a module that switched the backend would blank the plots.
     monkeypatch.delenv("MPLBACKEND", raising=False)
     monkeypatch.delenv("CARPRICE_LISTINGS", raising=False)
+    cwd = PROJECT_ROOT if where == "root" else PROJECT_ROOT / "notebooks"
+    strays = set((PROJECT_ROOT / "notebooks").iterdir())
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
     client.execute(env=dict(os.environ))
     errors = [
@@ -88,3 +95,12 @@ def test_the_notebook_executes(path: Path, tmp_path, monkeypatch):
     ]
     assert not errors
     assert plotting_cells_without_an_image(nb) == []
+    printed = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert f"CARPRICE_HOME {home.resolve()}" in printed
+    if path.stem != "3.0-monitoring":  # no champion in an empty home: the simulator, said so
+        assert "data: 3,000 listings from the market simulator (no deployed champion)" in printed
+    else:  # the store it reads is the one under CARPRICE_HOME
+        assert (home / DB_FILE).is_file()
+    assert set((PROJECT_ROOT / "notebooks").iterdir()) == strays

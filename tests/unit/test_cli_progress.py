@@ -124,3 +124,27 @@ def test_make_help_prints_no_escape_codes_into_a_pipe():
     )
     assert proc.returncode == 0, proc.stderr
     assert "retrain" in proc.stdout and "\x1b" not in proc.stdout
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_mlflow_draws_no_download_bar_off_a_terminal(terminal, tmp_path, monkeypatch, capsys):
+    import mlflow.artifacts
+
+    from carprice.cli import main, progress
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "")
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")  # restored after the test
+    monkeypatch.setattr(progress, "interactive", lambda: terminal)
+    with pytest.raises(SystemExit):
+        main.main(["--version"])  # the entry point's set-up, then argparse exits
+    source = tmp_path / "artifacts"
+    source.mkdir()
+    for i in range(3):
+        (source / f"part-{i}.txt").write_text("x" * 100)
+    capsys.readouterr()
+    mlflow.artifacts.download_artifacts(artifact_uri=str(source), dst_path=str(tmp_path / "out"))
+    err = capsys.readouterr().err
+    if terminal:
+        assert "\r" in err  # MLflow's own bar, left to the terminal
+    else:
+        _plain(err)

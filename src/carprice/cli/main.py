@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from carprice.cli import clients, data, model, monitor, release, serve, simulator
 from carprice.cli.args import HelpFormatter
+from carprice.cli.progress import quiet_library_bars
 
 DISTRICTS = (data, model, release, monitor, simulator, serve, clients)
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_library_bars()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

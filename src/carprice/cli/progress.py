@@ -4,10 +4,13 @@ Progress goes to stderr, results to stdout. On a terminal (stderr is a tty) a lo
 tqdm bar; anywhere else (make, CI, a log file) it prints plain lines, without carriage returns
 or escape codes. The districts never import this module: their stage functions take optional
 callbacks, `say(message)` and `steps(done, total, note)`, and the subcommands pass these.
+Libraries that draw bars of their own (MLflow's artifact downloads) are told to draw none off a
+terminal (`quiet_library_bars`, called by the command's entry point).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -22,6 +25,13 @@ _open_bars: list[tqdm] = []  # bars on screen: messages are written above them
 def interactive() -> bool:
     """Return whether progress may draw bars: stderr is a terminal."""
     return sys.stderr.isatty()
+
+
+def quiet_library_bars() -> None:
+    """Off a terminal, turn off the bars libraries draw themselves (they write carriage returns
+    into make's output and logs); a setting already in the environment is kept."""
+    if not interactive():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def say(message: str) -> None:

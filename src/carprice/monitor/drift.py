@@ -13,7 +13,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from carprice.monitor.psi import category_counts, numeric_edges, psi_of_counts
+from carprice.monitor.psi import category_counts, numeric_edges, numeric_labels, psi_of_counts
 from carprice.monitor.verdict import MonitorThresholds, level
 from carprice.runtime import listing
 from carprice.runtime.logqueries import monitor as queries
@@ -37,8 +37,9 @@ def reference_series(reference: pd.DataFrame, name: str) -> pd.Series:
 
 def numeric_counts(
     store: Store, reference: pd.DataFrame, since: dt.date | None
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(reference counts, current counts) per numeric feature and for the estimate."""
+) -> dict[str, tuple[pd.Series, pd.Series]]:
+    """(reference counts, current counts) per numeric feature and for the estimate, indexed
+    by the bins' names."""
     names = {name: name for name in NUMERIC}
     if "price" in reference:
         names[PRICE_FEATURE] = queries.PRICE
@@ -46,15 +47,19 @@ def numeric_counts(
     for name in names:
         ref = reference["price" if name == PRICE_FEATURE else name].dropna().astype(float)
         if ref.empty:  # nothing to compare with: PSI is NaN
-            out[name] = (np.zeros(0), np.zeros(0))
+            out[name] = (pd.Series(dtype=float), pd.Series(dtype=float))
             continue
         edges[name] = numeric_edges(ref)
-        out[name] = (np.histogram(ref, edges[name])[0], None)
+        out[name] = np.histogram(ref, edges[name])[0]
     counted = queries.bin_counts(
         store, {names[name]: [float(e) for e in edges[name]] for name in edges}, since
     )
     for name in edges:
-        out[name] = (out[name][0], np.array(counted[names[name]], dtype=float))
+        labels = numeric_labels(edges[name])
+        out[name] = (
+            pd.Series(out[name], index=labels, dtype=float),
+            pd.Series(counted[names[name]], index=labels, dtype=float),
+        )
     return out
 
 
@@ -69,24 +74,28 @@ def category_current(table: pd.DataFrame, name: str) -> pd.Series:
 
 def drift(
     store: Store, reference: pd.DataFrame, t: MonitorThresholds, since: dt.date | None
-) -> pd.DataFrame:
-    """PSI per input feature (and of the estimate) against the champion's training data."""
-    numeric = numeric_counts(store, reference, since)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PSI per input feature (and of the estimate) against the champion's training data, and
+    each feature's distribution per bin: the training and the recent share of rows."""
+    counts = numeric_counts(store, reference, since)
     names = [*CATEGORICAL, "model"]
     categories = pd.DataFrame(queries.combinations(store, names, since), columns=[*names, "n"])
-    rows = []
-    for name in (*NUMERIC, *CATEGORICAL, "make_model"):
-        if name in NUMERIC:
-            value = psi_of_counts(*numeric[name])
-        else:
-            ref = reference_series(reference, name).dropna()
-            value = (
-                psi_of_counts(*category_counts(ref, category_current(categories, name)))
-                if len(ref)
-                else float("nan")
-            )
+    for name in (*CATEGORICAL, "make_model"):
+        ref = reference_series(reference, name).dropna()
+        current = category_current(categories, name)
+        counts[name] = category_counts(ref, current) if len(ref) else (ref[:0], current[:0])
+    rows, bins = [], []
+    for name in (*NUMERIC, *CATEGORICAL, "make_model", PRICE_FEATURE):
+        if name not in counts:
+            continue  # no training prices: the estimate is not compared
+        ref, cur = counts[name]
+        value = psi_of_counts(ref, cur)
         rows.append({"feature": name, "psi": value, "level": level(value, t)})
-    if PRICE_FEATURE in numeric:
-        value = psi_of_counts(*numeric[PRICE_FEATURE])
-        rows.append({"feature": PRICE_FEATURE, "psi": value, "level": level(value, t)})
-    return pd.DataFrame(rows)
+        if ref.sum() and cur.sum():
+            share = pd.DataFrame(
+                {"training": ref / ref.sum(), "recent": (cur / cur.sum()).to_numpy()}
+            )
+            bins.append(share.rename_axis("bin").reset_index().assign(feature=name))
+    columns = ["feature", "bin", "training", "recent"]
+    table = pd.concat(bins, ignore_index=True)[columns] if bins else pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows), table

@@ -1,14 +1,28 @@
-"""The A/B experiment as text rows (the monitoring report and `carprice release experiment`)."""
+"""The A/B experiment as text rows (the monitoring report and `carprice release experiment`).
+
+Shares, deviations and errors are in percent, their differences in percentage points (pp),
+days in days; an interval is [low, high] at the experiment's confidence.
+"""
 
 from __future__ import annotations
 
 
-def _ci(ci: list[float] | None, digits: int = 3) -> str:
-    return "-" if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+def _pct(value, points: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:+.1f} pp" if points else f"{100 * value:.1f}%"
 
 
-def _num(value, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _pct_ci(ci: list[float] | None, points: bool = False) -> str:
+    return "-" if ci is None else f"[{_pct(ci[0], points)}, {_pct(ci[1], points)}]"
+
+
+def _days(value) -> str:
+    return "-" if value is None else f"{value:.1f} d"
+
+
+def _days_ci(ci: list[float] | None) -> str:
+    return "-" if ci is None else f"[{_days(ci[0])}, {_days(ci[1])}]"
 
 
 TABLE_HEADER = (
@@ -23,6 +37,17 @@ TABLE_HEADER = (
     "listing_deviation",
     "realised_mape",
 )
+# one line per column of TABLE_HEADER, for a reader without the module's docstring
+COLUMN_NOTES = (
+    ("arm", "champion or challenger: each keyed listing is assigned one at random, for good"),
+    ("estimates, with_outcome", "keyed estimates of the arm, and those whose fate is known"),
+    ("sold_within_days", "share sold within the settings' days of listing [interval], n"),
+    ("median_days_to_sell", "median days from listing to sale [interval]"),
+    ("adjusted_share", "share of sellers who changed their asking price [interval]"),
+    ("towards_estimate", "share of those changes that moved towards the estimate"),
+    ("listing_deviation", "median asking price / estimate - 1: + means asked above the estimate"),
+    ("realised_mape", "mean |estimate - sold price| / sold price [interval], n"),
+)
 
 
 def table_rows(result: dict) -> list[tuple[str, ...]]:
@@ -36,25 +61,23 @@ def table_rows(result: dict) -> list[tuple[str, ...]]:
                 a["model_version"],
                 str(a["estimates"]),
                 str(a["with_outcome"]),
-                f"{_num(a['conversion']['share'])} {_ci(a['conversion']['ci'])} "
+                f"{_pct(a['conversion']['share'])} {_pct_ci(a['conversion']['ci'])} "
                 f"n={a['conversion']['n']}",
-                f"{_num(a['days_to_sell']['median'], 1)} {_ci(a['days_to_sell']['ci'], 1)}",
-                f"{_num(a['adjusted']['share'])} {_ci(a['adjusted']['ci'])}",
-                _num(a["adjusted"]["towards_estimate_share"]),
-                f"{_num(a['listing_deviation']['median'])}",
-                f"{_num(a['realised_mape']['value'])} {_ci(a['realised_mape']['ci'])} "
+                f"{_days(a['days_to_sell']['median'])} {_days_ci(a['days_to_sell']['ci'])}",
+                f"{_pct(a['adjusted']['share'])} {_pct_ci(a['adjusted']['ci'])}",
+                _pct(a["adjusted"]["towards_estimate_share"]),
+                _pct(a["listing_deviation"]["median"]),
+                f"{_pct(a['realised_mape']['value'])} {_pct_ci(a['realised_mape']['ci'])} "
                 f"n={a['realised_mape']['n']}",
             )
         )
     for name, entry in (result["comparison"] or {}).items():
-        rows.append(
-            (
-                f"challenger - champion: {name}",
-                _num(entry["difference"], 4),
-                _ci(entry["ci"], 4),
-                entry["verdict"],
-            )
-        )
+        if name == "days_to_sell":
+            difference, interval = _days(entry["difference"]), _days_ci(entry["ci"])
+        else:
+            difference = _pct(entry["difference"], points=True)
+            interval = _pct_ci(entry["ci"], points=True)
+        rows.append((f"challenger - champion: {name}", difference, interval, entry["verdict"]))
     verdict = result["promotion"]
     rows.append(("promotion", "allowed" if verdict["allowed"] else "refused", *verdict["reasons"]))
     return rows

@@ -17,10 +17,11 @@ def numeric_edges(reference: pd.Series, bins: int = 10) -> np.ndarray:
     return edges
 
 
-def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and current counts per level: the top levels by name, the rest pooled, and
-    levels never seen in training kept apart (a newly launched car model must not hide among
-    the many rare known ones). `current` holds the current counts, indexed by level."""
+def category_counts(reference: pd.Series, current: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Reference and current counts per level (both indexed by the same levels): the top
+    levels by name, the rest pooled, and levels never seen in training kept apart (a newly
+    launched car model must not hide among the many rare known ones). `current` holds the
+    current counts, indexed by level."""
     top = reference.value_counts().index[:20]
     ref = reference.where(reference.isin(top), "(other)").value_counts()
     known = set(reference.unique())
@@ -29,13 +30,25 @@ def category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarra
         for name in current.index
     ]
     cur = current.groupby(levels).sum()
-    ref, cur = ref.align(cur, fill_value=0)
-    return ref.to_numpy(), cur.to_numpy()
+    return ref.align(cur, fill_value=0)
 
 
-def psi_of_counts(ref: np.ndarray, cur: np.ndarray) -> float:
+def numeric_labels(edges: np.ndarray) -> list[str]:
+    """A readable name per numeric bin: `< a`, `a to b`, `>= z` (the outer bins are open)."""
+    if len(edges) <= 2:  # one open bin, or none (a constant reference)
+        return ["all"] * (len(edges) - 1)
+
+    def num(x: float) -> str:  # years as 2015, mileages as 120,000
+        return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"
+
+    inner = [f"{num(a)} to {num(b)}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
+    return [f"< {num(edges[1])}", *inner, f">= {num(edges[-2])}"]
+
+
+def psi_of_counts(ref, cur) -> float:
     """Population stability index of two count vectors over the same bins (0 = the same
     distribution; > 0.25 = a big shift); NaN when either side is empty."""
+    ref, cur = np.asarray(ref, dtype=float), np.asarray(cur, dtype=float)
     if ref.sum() == 0 or cur.sum() == 0:
         return float("nan")
     p = np.maximum(ref / ref.sum(), 1e-4)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from carprice import htmlreport as hr
 from carprice.model.report import _clean
-from carprice.monitor.experiment_text import table_rows
+from carprice.monitor import report_text as rt
+from carprice.monitor.experiment_text import COLUMN_NOTES, table_rows
 from carprice.monitor.verdict import MonitorResult
 
 
@@ -24,6 +27,7 @@ def to_json(result: MonitorResult, meta: dict) -> dict:
             "listing_price": result.listing,
             "shadow": result.shadow,
             "clients": None if result.clients is None else result.clients.to_dict("records"),
+            "drift_bins": None if result.bins is None else result.bins.to_dict("records"),
         }
     )
 
@@ -49,82 +53,146 @@ def scope(report: dict) -> list[tuple[str, str]]:
     ]
 
 
+def usage_section(usage: dict) -> str:
+    estimates = usage["estimates"]
+    by_version = [
+        (version, n, rt.pct(n / estimates) if estimates else "-")
+        for version, n in usage["by_version"].items()
+    ]
+    return (
+        hr.table(
+            [
+                ("estimates", estimates),
+                ("requests", usage["requests"]),
+                ("unsupported share", rt.pct(usage["unsupported_share"])),
+            ],
+            ["", "value"],
+        )
+        + rt.notes(
+            [
+                ("estimates", "estimate rows in the log (a batch request logs one per car)"),
+                (
+                    "unsupported share",
+                    "share of estimates not priced (mostly a car model without data)",
+                ),
+            ]
+        )
+        + hr.table(by_version, ["model version", "estimates", "share"])
+        + (
+            hr.barh(
+                list(usage["per_day"]),
+                list(usage["per_day"].values()),
+                "estimates per day",
+                "estimates",
+            )
+            if usage["per_day"]
+            else ""
+        )
+    )
+
+
+def drift_section(result: MonitorResult, t: dict) -> str:
+    d = result.drift
+    lines = [
+        (t["psi_warn"], f"warn {t['psi_warn']}", "#d08c00"),
+        (t["psi_alert"], f"alert {t['psi_alert']}", "#b3261e"),
+    ]
+    body = (
+        hr.barh(
+            d["feature"].tolist(),
+            d["psi"].fillna(0).tolist(),
+            "PSI per feature",
+            "PSI",
+            lines=lines,
+        )
+        + hr.table(
+            [
+                (r.feature, "-" if pd.isna(r.psi) else f"{r.psi:.3f}", r.level)
+                for r in d.itertuples()
+            ],
+            ["feature", "PSI", "level"],
+        )
+        + rt.drift_notes(t["psi_warn"], t["psi_alert"])
+    )
+    moved = d[d["level"] != "ok"]
+    if result.bins is not None and not moved.empty:
+        body += "<h3>Drifting features: training and recent distributions</h3>"
+        for row in moved.itertuples():
+            body += rt.distributions(result.bins, row.feature, row.psi)
+    return body
+
+
 def render(report: dict, result: MonitorResult) -> str:
     verdict = (
         "Retrain recommended: " + " ".join(report["reasons"])
         if report["retrain_recommended"]
         else "No retrain needed."
     )
-    usage = report["usage"]
+    t = report["thresholds"]
     about = scope(report)
     sections = [
         ("What this report covers", hr.table(about, ["", "value"])),
-        (
-            "Usage",
-            hr.table(
-                [
-                    ("estimates", usage["estimates"]),
-                    ("requests", usage["requests"]),
-                    ("unsupported share", f"{usage['unsupported_share']:.1%}"),
-                ],
-                ["", "value"],
-            )
-            + hr.table(usage["by_version"].items(), ["model version", "estimates"])
-            + (
-                hr.barh(
-                    list(usage["per_day"]),
-                    list(usage["per_day"].values()),
-                    "estimates per day",
-                    "estimates",
-                )
-                if usage["per_day"]
-                else ""
-            ),
-        ),
+        ("Usage", usage_section(report["usage"])),
     ]
     if not result.drift.empty:
-        d = result.drift
         sections.append(
             (
                 "Input and output drift against the champion's training data (PSI)",
-                hr.barh(d["feature"].tolist(), d["psi"].fillna(0).tolist(), "PSI", "PSI")
-                + hr.table(d.itertuples(index=False), list(d.columns)),
+                drift_section(result, t),
             )
         )
-    r = result.realised
+    r, minimum = result.realised, t["min_feedback"]
     sections.append(
         (
             "Realised error on sold prices, per model version",
-            hr.table(r.itertuples(index=False), list(r.columns))
+            rt.error_table(r, ["model_version"], minimum) + rt.error_notes(minimum)
             if not r.empty
             else "<p>No sold-price feedback yet.</p>",
         )
     )
     if not result.segments.empty:
-        s = result.segments
         sections.append(
-            ("Realised error per segment", hr.table(s.itertuples(index=False), list(s.columns)))
+            (
+                "Realised error per segment",
+                rt.error_table(result.segments, ["segment", "value"], minimum)
+                + rt.error_notes(minimum),
+            )
         )
     listing = report["listing_price"]
+    priced = sum(listing["ratings"].values())
     sections.append(
         (
             "Listing prices against the suggestion",
             hr.table(
                 [
                     ("listings with a price", listing["with_listing_price"]),
-                    ("median deviation from the estimate", listing["median_deviation"]),
+                    (
+                        "median deviation from the estimate",
+                        rt.pct(listing["median_deviation"], signed=True),
+                    ),
                 ],
                 ["", "value"],
             )
-            + hr.table(listing["ratings"].items(), ["price rating", "estimates"]),
+            + rt.notes(
+                [
+                    (
+                        "median deviation",
+                        "median asking price / estimate - 1: + means sellers ask more than "
+                        "the estimate",
+                    )
+                ]
+            )
+            + hr.table(
+                [(k, n, rt.pct(n / priced)) for k, n in listing["ratings"].items()],
+                ["price rating", "estimates", "share"],
+            ),
         )
     )
     if result.clients is not None and not result.clients.empty:
-        c = result.clients
         sections.append(
             (
                 "Feedback per client (a flagged client's feedback is held out of training)",
-                hr.table(c.itertuples(index=False), list(c.columns)),
+                rt.client_table(result.clients, report["client_check"]["min_rows"]),
             )
         )
     fresh = report.get("freshness")
@@ -136,12 +204,13 @@ def render(report: dict, result: MonitorResult) -> str:
             )
         )
     experiment = report.get("experiment")
-    if experiment and experiment.get("arms"):
+    if experiment and experiment.get("challenger"):  # a challenger arm ran: an experiment
         rows, arms = table_rows(experiment), len(experiment["arms"])
         sections.append(
             (
                 "A/B experiment: how sellers reacted to each arm's estimates",
                 hr.table(rows[1 : arms + 1], rows[0])
+                + rt.notes(COLUMN_NOTES)
                 + hr.table(rows[arms + 1 :], ["", "difference", "interval", "verdict"]),
             )
         )
@@ -153,8 +222,8 @@ def render(report: dict, result: MonitorResult) -> str:
                 hr.table(
                     [
                         ("sold cars", sh["sold"]),
-                        ("champion MAPE", sh["champion_mape"]),
-                        ("challenger MAPE", sh["challenger_mape"]),
+                        ("champion MAPE", rt.pct(sh["champion_mape"])),
+                        ("challenger MAPE", rt.pct(sh["challenger_mape"])),
                     ],
                     ["", "value"],
                 ),

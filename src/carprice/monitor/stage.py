@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -33,20 +34,34 @@ def deployed_version(home: Path, name: str = pointer.CURRENT) -> str | None:
     return meta.get("model_version")
 
 
-def champion_reference(paths: Paths) -> tuple[str | None, pd.DataFrame | None, str]:
-    """Return the champion's version, its training snapshot and a note on where it came from."""
+def champion_snapshot(paths: Paths) -> tuple[str | None, Path | None, str]:
+    """Return the champion's version, the snapshot it was trained on (None when there is no
+    champion or the file is gone) and a note naming the snapshot and its source."""
     bundle = pointer.read_pointer(paths.home, pointer.CURRENT)
     if bundle is None:
-        return None, None, "no deployed champion: drift is not computed"
+        return None, None, "no deployed champion"
     meta = json.loads((Path(bundle) / "metadata.json").read_text(encoding="utf-8"))
     snapshot_id = meta.get("lineage", {}).get("snapshot_id", "")
     snapshot = paths.snapshots / f"{snapshot_id}.parquet"
     if not snapshot.exists():
         return meta["model_version"], None, f"training snapshot {snapshot_id[:12]} not found"
+    record = snapshot.with_suffix(".json")
+    source = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    note = f"training snapshot {snapshot_id[:12]} ({source.get('source', 'real')} listings)"
+    return meta["model_version"], snapshot, note
+
+
+def champion_reference(paths: Paths) -> tuple[str | None, pd.DataFrame | None, str]:
+    """Return the champion's version, its training snapshot and a note on where it came from."""
+    version, snapshot, note = champion_snapshot(paths)
+    if version is None:
+        return None, None, note + ": drift is not computed"
+    if snapshot is None:
+        return version, None, note
     frame = pd.read_parquet(snapshot)
     for column in NUMERIC_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return meta["model_version"], frame, f"training snapshot {snapshot_id[:12]}"
+    return version, frame, note
 
 
 def freshness(home: Path) -> dict:
@@ -113,6 +128,8 @@ def run_monitoring(
         "reference": note,
         "freshness": freshness(paths.home),
         "experiment": experiment,
+        "thresholds": dataclasses.asdict(thresholds),
+        "client_check": dataclasses.asdict(check),
     }
     say(f"freshness: {meta['freshness']['note']}")
     stamp = now.strftime("%Y%m%dT%H%M%SZ")

@@ -44,6 +44,8 @@ class MonitorResult:
     reasons: list[str]
     # Feedback volume per client and its flag (monitor/client_review.py); set by the stage.
     clients: pd.DataFrame | None = None
+    # Each drift feature's share of rows per bin, in training and recently (monitor/drift.py).
+    bins: pd.DataFrame | None = None
 
 
 def level(value: float, t: MonitorThresholds) -> str:

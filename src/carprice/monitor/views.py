@@ -37,7 +37,9 @@ def monitor_store(
 ) -> MonitorResult:
     """Compute every monitoring view and the retrain verdict from the store."""
     used = queries.usage(store, since)
-    drifted = drift(store, reference, t, since) if used["estimates"] else pd.DataFrame()
+    drifted, bins = (
+        drift(store, reference, t, since) if used["estimates"] else (pd.DataFrame(), None)
+    )
     by_version = realised(store, "model_version", since)
     reasons = verdict(used, drifted, by_version, champion, t)
     return MonitorResult(
@@ -49,4 +51,5 @@ def monitor_store(
         queries.shadow(store, since),
         bool(reasons),
         reasons,
+        bins=bins,
     )
