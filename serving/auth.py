@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, g, request
-from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime import clients
-from carprice.runtime.store import Store
+from carprice.runtime.store import Store, StoreError
 from serving.problems import Problem
 from serving.quotas import Quotas
 
@@ -98,7 +97,7 @@ class Keys:
         """Return the client a key belongs to, or None (unknown, wrong secret or revoked).
 
         While the store does not answer, a key checked before keeps its last answer; a key
-        never checked raises the store's SQLAlchemyError.
+        never checked raises the store's StoreError.
         """
         now = time.monotonic()
         hit = self._cache.get(key)
@@ -109,7 +108,7 @@ class Keys:
             return None  # not even a key: nothing to look up, nothing worth caching
         try:
             row = self.store.client_by_key_id(parsed[0])
-        except SQLAlchemyError:
+        except StoreError:
             if hit is None:
                 raise
             self._cache[key] = (now + self.ttl, hit[1])  # the store is away: the last answer
@@ -178,7 +177,7 @@ def register(app: Flask, store: Store) -> AuthConfig:
             return None  # anonymous: estimates (as configured) and the model's version
         try:
             client = keys.client(key)
-        except SQLAlchemyError as err:
+        except StoreError as err:
             log.error("cannot verify an API key, store unavailable: %s", err)
             if scope == "estimate" and config.anonymous_estimates:
                 return None  # answered as anonymous: an unchecked key grants nothing more

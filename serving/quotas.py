@@ -23,10 +23,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from carprice.runtime.clients import window
-from carprice.runtime.store import Store
+from carprice.runtime.store import Store, StoreError
 
 log = logging.getLogger("carprice.serving")
 RETRY_SECONDS = 5.0  # after a failed sync, the store is left alone this long
@@ -76,7 +74,7 @@ class Quotas:
             current.synced = now
         try:
             total = self.store.count_usage(client, scope, start, amount)
-        except SQLAlchemyError as err:
+        except StoreError as err:
             log.warning("quota counters not written, counting locally: %s", err)
             with self._lock:
                 current.pending += amount
@@ -93,5 +91,5 @@ class Quotas:
         self._pruned = now
         try:
             self.store.prune_usage(int(time.time()) - KEEP_SECONDS)
-        except SQLAlchemyError as err:
+        except StoreError as err:
             log.warning("old quota counters not pruned: %s", err)

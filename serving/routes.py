@@ -10,13 +10,12 @@ import time
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy.exc import SQLAlchemyError
 
 from carprice.runtime.experiment import CHAMPION
 from carprice.runtime.prediction_id import new_ids
 from carprice.runtime.ratings import price_rating
 from carprice.runtime.spool import SpoolFull
-from carprice.runtime.store import feedback_key
+from carprice.runtime.store import StoreError, feedback_key
 from serving import ab, bodies, docs_page, openapi, records, validation
 from serving.problems import Problem, field_error
 from serving.runtime import Runtime
@@ -118,7 +117,7 @@ def feedback():
         return _spool_feedback(rt, pid, fields, key)
     try:
         feedback_id = rt.store.add_feedback(pid, **fields, key=key)
-    except SQLAlchemyError as err:
+    except StoreError as err:
         rt.metrics.store_failures.labels("add_feedback").inc()
         if rt.spool.has_prediction(pid):  # spooled since the check above
             return _spool_feedback(rt, pid, fields, key)

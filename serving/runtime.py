@@ -20,15 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from carprice.runtime import pointer
 from carprice.runtime.bundle import BundleError, load_bundle
 from carprice.runtime.experiment import parse_share
 from carprice.runtime.home import home_dir
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.spool import DEFAULT_MAX_ROWS, SPOOL_FILE, Spool, drain
-from carprice.runtime.store import Store, default_url
+from carprice.runtime.store import Store, StoreError, default_url
 from serving.metrics import Metrics
 from serving.releases import release_of
 
@@ -117,7 +115,7 @@ class Runtime:
         try:
             self.store.log_estimates(rows)
             return True
-        except SQLAlchemyError as err:
+        except StoreError as err:
             self.metrics.store_failures.labels("log_estimates").inc()
             log.error("store unavailable, spooling %d log rows: %s", len(rows), err)
         self.spool.put_predictions(rows)
@@ -150,7 +148,7 @@ class Runtime:
                     stats = self.spool.stats()
                 self.metrics.spool_rows.set(stats["predictions"] + stats["feedback"])
                 self.metrics.spool_oldest_age.set(stats["oldest_age_s"])
-            except SQLAlchemyError:
+            except StoreError:
                 continue  # the store is still away: the next round tries again
             except Exception:  # the drainer must never die quietly
                 log.exception("spool drain failed; retrying")

@@ -68,16 +68,14 @@ def on_store(command, prog: str = "carprice clients"):
     under CARPRICE_HOME); a store that does not answer is exit 1 with its reason."""
 
     def run(args: argparse.Namespace) -> int:
-        import sqlalchemy as sa
-
         from carprice.config import Paths
-        from carprice.runtime.store import Store, default_url
+        from carprice.runtime.store import Store, StoreError, default_url
 
         try:
             url = default_url(Paths.from_env().home)
             store = Store(url, os.environ.get("CARPRICE_DB_PREFIX", ""))
             store.create()
-        except sa.exc.SQLAlchemyError as err:
+        except StoreError as err:
             reason = str(err).splitlines()[0]
             print(f"{prog}: error: the store did not answer: {reason}", file=sys.stderr)
             return 1

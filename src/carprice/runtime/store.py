@@ -14,7 +14,7 @@ from carprice.runtime.store_clients import Clients
 from carprice.runtime.store_feedback import Feedback, dedupe_key, feedback_key
 from carprice.runtime.store_holds import Holds
 from carprice.runtime.store_log import PredictionLog
-from carprice.runtime.store_schema import DB_FILE, SchemaOutdated, default_url
+from carprice.runtime.store_schema import DB_FILE, SchemaOutdated, StoreError, default_url
 from carprice.runtime.store_tables import DROP, HOLD
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "DROP",
     "HOLD",
     "SchemaOutdated",
+    "StoreError",
     "Store",
     "dedupe_key",
     "default_url",

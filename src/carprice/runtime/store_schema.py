@@ -37,6 +37,11 @@ HEAD = "0001"
 UPGRADE = "carprice store upgrade"
 
 
+# The error class of every store failure (connection lost, timeout, constraint): callers outside
+# runtime catch this name and never import SQLAlchemy.
+StoreError = sa.exc.SQLAlchemyError
+
+
 class SchemaOutdated(ValueError):
     """The store's schema is not the one this code was written for (the commands print it as
     their one-line error)."""
