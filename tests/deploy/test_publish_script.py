@@ -1,8 +1,9 @@
 """scripts/publish-image.sh against registries, with stand-in `podman` and `docker` commands.
 
-The container tier (tests/e2e/test_publish_image.py) pushes a real image to local stand-ins;
-these tests cover what needs a registry: the destinations each engine is given, the champion tag,
-the deploy references pinned to the pushed digest, and which engine is used.
+The container tier (tests/e2e/test_publish_image.py) pushes a real image with podman to a real
+registry on 127.0.0.1 and pulls it back by the pinned digest; these tests cover what it cannot run
+here: Docker's tag and push (no Docker engine answers on these machines), which engine is used,
+usage errors, and refusals that must come before any engine command.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from carprice.config import PROJECT_ROOT
 
@@ -113,29 +113,6 @@ def publish(world, *args, **env) -> tuple[subprocess.CompletedProcess, list[str]
     )
     log = root / "calls.log"
     return proc, log.read_text().splitlines() if log.exists() else []
-
-
-def test_podman_pushes_the_image_id_to_the_registry_and_pins_the_deploy_refs(world):
-    proc, calls = publish(
-        world, "--champion", "ghcr.io/org/carprice", CARPRICE_CONTAINER_ENGINE="podman"
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == DIGEST + "\n"
-    pushes = [c.split() for c in calls if c.startswith("podman push")]
-    assert [p[-2:] for p in pushes] == [
-        [f"sha256:{IMAGE}", f"docker://ghcr.io/org/carprice:{VERSION}"],
-        [f"sha256:{IMAGE}", "docker://ghcr.io/org/carprice:champion"],
-    ]
-    assert all(p[2:4] == ["--format", "v2s2"] for p in pushes)  # never converted
-    assert not [c for c in calls if " build" in c]
-    home = world[0] / "home"
-    overlay = yaml.safe_load((home / "deploy" / "k8s" / "kustomization.yaml").read_text())
-    assert overlay["images"] == [
-        {"name": "carprice", "newName": "ghcr.io/org/carprice", "digest": DIGEST}
-    ]
-    assert overlay["commonAnnotations"]["carprice.io/release"] == "5"
-    env_file = (home / "deploy" / "compose.env").read_text()
-    assert f"CARPRICE_IMAGE=ghcr.io/org/carprice@{DIGEST}\n" in env_file
 
 
 def test_docker_tags_and_pushes_the_image_id_built_with_it(world):
