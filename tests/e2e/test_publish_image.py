@@ -117,7 +117,12 @@ class Registry:
         return sorted(json.loads(body)["tags"] or [])
 
     def manifest_digest(self, repository: str, tag: str) -> str:
-        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        accept = ", ".join(
+            (
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+        )
         status, headers, body = self.get(f"/v2/{repository}/manifests/{tag}", accept)
         assert status == 200, body
         return headers["Docker-Content-Digest"]
