@@ -253,3 +253,34 @@ def test_gunicorn_refuses_to_start_with_a_tampered_bundle(make_bundle, tmp_path)
     log = server.log.read_text()
     assert code != 0
     assert "bundle refused, not starting" in log and "metadata.json does not match" in log
+
+
+def test_the_probe_port_answers_the_probes_only_and_slow_clients_starve_neither(
+    make_bundle, tmp_path
+):
+    from tests.e2e.slow_clients import attack
+
+    home = tmp_path / "home"
+    pointer.swap_pointer(home, make_bundle("gun-probe"))
+    probe = _free_port()
+    server = Server(home, tmp_path / "probe.log", env={"CARPRICE_PROBE_BIND": f"127.0.0.1:{probe}"})
+    try:
+        server.wait_ready()
+        assert (
+            _call(probe, "GET", "/readyz")[0] == 200 and _call(probe, "GET", "/healthz")[0] == 200
+        )
+        for method, path, body in (
+            ("POST", "/v1/estimates", {"listings": [golf()]}),
+            ("GET", "/metrics", None),
+            ("GET", "/docs", None),
+        ):
+            status, problem = _call(probe, method, path, body)
+            assert status == 404 and "probe port" in problem["detail"], (path, problem)
+        assert server.call("POST", "/v1/estimates", {"listings": [golf()]})[0] == 200
+        figures = attack(server.port, probe, connections=64, interval=1.0, seconds=8.0)
+    finally:
+        server.stop()
+    assert figures["slow"]["opened"] == 64, figures
+    assert figures["estimates"]["calls"] >= 20 and figures["estimates"]["failed"] == 0, figures
+    for name in ("readyz", "readyz_probe_port"):
+        assert figures[name]["calls"] >= 10 and figures[name]["failed"] == 0, (name, figures)
