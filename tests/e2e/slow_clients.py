@@ -6,8 +6,8 @@
 line and then one header byte every `interval` seconds and never finishing its headers (a
 connection the server closes is opened again). Meanwhile a normal client posts one-listing
 estimates one after the other on fresh connections, and `/readyz` is polled every half second on
-PORT and, when given, on PROBE_PORT. Everything stops by itself at the deadline; the figures come back as a
-dict (and are printed as JSON from the command line).
+PORT and, when given, on PROBE_PORT. Everything stops by itself at the deadline; the figures come
+back as a dict (and are printed as JSON from the command line).
 """
 
 from __future__ import annotations
