@@ -9,8 +9,7 @@ metrics. Reported:
   two servers measured alternately (median of --repeats runs), and the CPU time their workers
   spent per request (a busy machine moves req/s a lot, CPU per request much less)
 - sequential round trip: mean latency of wrk with one connection, and of a Python client
-  sending single-listing requests one at a time (a new connection each, as gunicorn's sync
-  workers close them)
+  sending single-listing requests one at a time (a new connection each)
 - in-process: Predictor.estimate (as the service builds it) for one listing, repeated and
   varied (µs), and for 1,000 listings (ms)
 - HTTP batch: one 1,000-listing request, round trip (ms)
