@@ -23,7 +23,7 @@ all workers of one generation serve one model.
 import os
 
 bind = [b.strip() for b in os.environ.get("CARPRICE_BIND", "0.0.0.0:8000").split(",") if b.strip()]
-probe_bind = os.environ.get("CARPRICE_PROBE_BIND", "").strip()  # added on starting, after --bind
+probe_bind = os.environ.get("CARPRICE_PROBE_BIND", "").strip()  # bound on starting: _listen
 # CARPRICE_REUSE_PORT=1: the production handover (serving/handover.py) - a new container binds the
 # same port beside the old one and takes every new connection once its workers are ready. The
 # master binds (one socket per server); gunicorn's own reuse_port would bind one per worker.
@@ -128,8 +128,6 @@ def _resolve_and_verify(server, starting):
 
 
 def on_starting(server):
-    if probe_bind and probe_bind not in server.cfg.bind:
-        server.cfg.set("bind", [*server.cfg.bind, probe_bind])
     _environment(server)
     _mark_shutdown(server)
     if not _resolve_and_verify(server, starting=True):
@@ -143,10 +141,28 @@ def on_starting(server):
     if handover:
         import tempfile
 
-        from serving.handover import shared_listeners
-
         os.environ["CARPRICE_HANDOVER_DIR"] = tempfile.mkdtemp(prefix="carprice-handover-")
-        server.LISTENERS = shared_listeners(server.cfg, server.log)
+    _listen(server)
+
+
+def _listen(server):
+    """Bind the listeners in the master: the probe listener beside CARPRICE_BIND or --bind, and
+    every one with SO_REUSEPORT for the handover. The configured `bind` is left as it was, so a
+    reload (which reads it again and rebinds if it changed) keeps these listeners."""
+    if not (probe_bind or handover):
+        return  # the arbiter binds
+    from gunicorn import sock
+
+    from serving.handover import shared_listeners
+
+    configured = server.cfg.bind
+    if probe_bind and probe_bind not in configured:
+        server.cfg.set("bind", [*configured, probe_bind])
+    try:
+        make = shared_listeners if handover else sock.create_sockets
+        server.LISTENERS = make(server.cfg, server.log)
+    finally:
+        server.cfg.set("bind", configured)
 
 
 def _shutdown_flag() -> str:

@@ -278,8 +278,13 @@ def test_the_probe_port_answers_the_probes_only_and_slow_clients_starve_neither(
             assert status == 404 and "probe port" in problem["detail"], (path, problem)
         assert server.call("POST", "/v1/estimates", {"listings": [golf()]})[0] == 200
         figures = attack(server.port, probe, connections=64, interval=1.0, seconds=8.0)
+        os.kill(server.proc.pid, signal.SIGHUP)  # a reload reads the settings again
+        time.sleep(3)
+        server.wait_ready()
+        assert _call(probe, "GET", "/readyz")[0] == 200
     finally:
         server.stop()
+    assert server.log.read_text().count("Listening at") == 1  # the reload kept the listeners
     assert figures["slow"]["opened"] == 64, figures
     assert figures["estimates"]["calls"] >= 20 and figures["estimates"]["failed"] == 0, figures
     for name in ("readyz", "readyz_probe_port"):
