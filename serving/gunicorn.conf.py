@@ -7,8 +7,8 @@ CARPRICE_REUSE_PORT=1 (share the port with the next release's server: serving/ha
 CARPRICE_IMAGE_ID (the id of the running image, reported by GET /v1/model),
 CARPRICE_PROBE_BIND (an address of its own for /healthz and /readyz, say 0.0.0.0:8001: it answers
 nothing else and estimate traffic cannot take its connections), CARPRICE_WORKERS (default: one per
-core), CARPRICE_WORKER_CLASS (default gevent: see "Slow clients" below; CARPRICE_THREADS for
-gthread),
+core), CARPRICE_WORKER_CLASS (default serving.workers.GeventWorker, gevent's: see "Slow clients"
+below; CARPRICE_THREADS for gthread),
 CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
 deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL, CARPRICE_DRAIN_SECONDS (default 0: after
 SIGTERM a worker answers /readyz with 503 and keeps serving this long, so a load balancer stops
@@ -29,13 +29,14 @@ probe_bind = os.environ.get("CARPRICE_PROBE_BIND", "").strip()  # bound on start
 # master binds (one socket per server); gunicorn's own reuse_port would bind one per worker.
 handover = os.environ.get("CARPRICE_REUSE_PORT") == "1"
 workers = int(os.environ.get("CARPRICE_WORKERS") or os.cpu_count() or 1)
-# Slow clients: a gevent worker holds each connection in a greenlet of a pool of its own per
-# listener (worker_connections), so a connection that sends its request a byte at a time holds
-# no worker, and the probe listener keeps its pool whatever the estimate port gets. An async
-# worker also bounds the wait for a request's line and headers by `keepalive` (5 s, idle
-# keep-alive connections alike): a client slower than that is disconnected. A sync worker blocks
-# on the socket with no read timeout (`timeout` only restarts a worker stuck for 30 s).
-worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "gevent")
+# Slow clients: a gevent worker (serving/workers.py) holds each connection in a greenlet of a
+# pool of its own per listener (worker_connections), so a connection that sends its request a
+# byte at a time holds no worker, and the probe listener keeps its pool whatever the estimate
+# port gets. An async worker also bounds the wait for a request's line and headers by
+# `keepalive` (5 s, idle keep-alive connections alike): a client slower than that is
+# disconnected. A sync worker blocks on the socket with no read timeout (`timeout` only restarts
+# a worker stuck for 30 s).
+worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "serving.workers.GeventWorker")
 worker_connections = 1000
 threads = int(os.environ.get("CARPRICE_THREADS") or 1)  # gthread only
 timeout = 30
