@@ -9,8 +9,7 @@ metrics. Reported:
   two servers measured alternately (median of --repeats runs), and the CPU time their workers
   spent per request (a busy machine moves req/s a lot, CPU per request much less)
 - sequential round trip: mean latency of wrk with one connection, and of a Python client
-  sending single-listing requests one at a time (a new connection each, as gunicorn's sync
-  workers close them)
+  sending single-listing requests one at a time (a new connection each)
 - in-process: Predictor.estimate (as the service builds it) for one listing, repeated and
   varied (µs), and for 1,000 listings (ms)
 - HTTP batch: one 1,000-listing request, round trip (ms)
@@ -18,6 +17,8 @@ metrics. Reported:
   skips it) beside the product on SQLite
 - the service image (what production runs) as a third contender, measured in the same
   alternating wrk rounds: built with the benchmark bundle, or `--image ID`; `--no-image` skips it
+- the same image with gunicorn's sync workers (`image-sync`, CARPRICE_WORKER_CLASS=sync): the
+  cost of the slow-client defence, the gevent workers production runs
 - the product with an API key (`X-API-Key`, a client with a quota too large to reach) beside
   the same server's anonymous calls: the cost of the key check and quota count
 
@@ -301,14 +302,18 @@ def drop_pg_tables(url: str) -> None:
 class ImageServer:
     """The service image (what production runs) as a container on the host network."""
 
-    def __init__(self, image: str, port: int, workers: int, log: Path):
+    def __init__(self, image: str, port: int, workers: int, log: Path, env: dict | None = None):
         from carprice.release import container
 
         self.engine = container.detect()
         if self.engine is None:
             sys.exit("no container engine for the image contender (`make container-setup`)")
         self.log = log
-        env = {"CARPRICE_BIND": f"127.0.0.1:{port}", "CARPRICE_WORKERS": str(workers)}
+        env = {
+            "CARPRICE_BIND": f"127.0.0.1:{port}",
+            "CARPRICE_WORKERS": str(workers),
+            **(env or {}),
+        }
         args = ["run", "-d", "--network", "host"]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
@@ -386,6 +391,7 @@ class Contenders:
     scripts: dict[str, Path] = dataclasses.field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = dataclasses.field(default_factory=dict)
     image: ImageServer | None = None
+    image_sync: ImageServer | None = None
 
     @classmethod
     def planned(cls, pg: bool, image: bool) -> Contenders:
@@ -394,6 +400,7 @@ class Contenders:
             ports["product-pg"] = 8304
         if image:
             ports["image"] = 8303
+            ports["image-sync"] = 8305
         return cls(ports)
 
     def start(self, bundle: Path, work: Path, workers: int, pg_url: str | None, image: str | None):
@@ -415,12 +422,17 @@ class Contenders:
         if image:
             self.image = ImageServer(image, self.ports["image"], workers, work / "i.log")
             self.masters["image"] = self.image.pid
+            sync = {"CARPRICE_WORKER_CLASS": "sync"}
+            port = self.ports["image-sync"]
+            self.image_sync = ImageServer(image, port, workers, work / "is.log", sync)
+            self.masters["image-sync"] = self.image_sync.pid
 
     def stop(self) -> None:
         for proc in self.procs.values():
             stop(proc)
-        if self.image is not None:
-            self.image.stop()
+        for image in (self.image, self.image_sync):
+            if image is not None:
+                image.stop()
 
 
 def throughput(servers: Contenders, seconds: int, repeats: int, figures: dict) -> None:
@@ -500,6 +512,16 @@ def report(results: dict) -> None:
             )
             each = ", ".join(f"{r['req_per_s']:,.0f}" for r in image["wrk"])
             print(f"{'  each run, image':34}{each}")
+            sync = results.get("image-sync")
+            if sync and "req_per_s" in sync:
+                ratio = image["req_per_s"] / sync["req_per_s"]
+                print(
+                    f"{'image with sync workers req/s':34}{sync['req_per_s']:>28,.0f}"
+                    f"   image (gevent) = {ratio:.2f} of it (target >= 0.90); "
+                    f"non-2xx {sync['non_2xx']}"
+                )
+                each = ", ".join(f"{r['req_per_s']:,.0f}" for r in sync["wrk"])
+                print(f"{'  each run, image-sync':34}{each}")
         pg = results.get("product-pg")
         if pg and "req_per_s" in pg:
             ratio = pg["req_per_s"] / product["req_per_s"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 
 from flask import Flask, g, request
 
 from serving import auth, problems, routes
+from serving.problems import Problem
 from serving.runtime import Runtime
 
 DEFAULTS = {
@@ -25,7 +27,10 @@ DEFAULTS = {
     "FEEDBACK_PER_DAY": None,  # a client's quota unless its own is set [1000]
     "QUOTA_SYNC_SECONDS": None,  # estimate counts reach the store at least this often [0.2]
     "QUOTA_SYNC_REQUESTS": None,  # ... or after this many requests [20]
+    # The probe listener (serving/gunicorn.conf.py): its port answers the probes and nothing else
+    "PROBE_BIND": None,  # default: $CARPRICE_PROBE_BIND (none: the probes share the main port)
 }
+PROBES = ("/healthz", "/readyz")
 
 
 def create_app(config: Mapping | None = None) -> Flask:
@@ -39,6 +44,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     runtime = Runtime.start(app.config)
     app.extensions["carprice"] = runtime
     _instrument(app, runtime)
+    _probe_listener(app)
     auth.register(app, runtime.store)  # after the timer starts: refusals are timed too
     return app
 
@@ -64,3 +70,16 @@ def _instrument(app: Flask, runtime: Runtime) -> None:
         if runtime.champion is not None:
             response.headers["X-Model-Version"] = runtime.champion.version
         return response
+
+
+def _probe_listener(app: Flask) -> None:
+    """Answer only the probes on the probe listener's port: 404 for anything else there."""
+    bind = app.config["PROBE_BIND"] or os.environ.get("CARPRICE_PROBE_BIND", "")
+    port = bind.strip().rsplit(":", 1)[-1] if bind.strip() else None
+    if not port:
+        return
+
+    @app.before_request
+    def _probes_only():
+        if request.environ.get("SERVER_PORT") == port and request.path not in PROBES:
+            raise Problem(404, "Not Found", "the probe port answers /healthz and /readyz only")

@@ -5,8 +5,10 @@
 Environment: CARPRICE_BIND (default 0.0.0.0:8000; several addresses comma-separated),
 CARPRICE_REUSE_PORT=1 (share the port with the next release's server: serving/handover.py),
 CARPRICE_IMAGE_ID (the id of the running image, reported by GET /v1/model),
-CARPRICE_WORKERS (default: one per core),
-CARPRICE_WORKER_CLASS and CARPRICE_THREADS (default sync, 1; gthread keeps connections alive),
+CARPRICE_PROBE_BIND (an address of its own for /healthz and /readyz, say 0.0.0.0:8001: it answers
+nothing else and estimate traffic cannot take its connections), CARPRICE_WORKERS (default: one per
+core), CARPRICE_WORKER_CLASS (default serving.workers.GeventWorker, gevent's: see "Slow clients"
+below; CARPRICE_THREADS for gthread),
 CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
 deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL, CARPRICE_DRAIN_SECONDS (default 0: after
 SIGTERM a worker answers /readyz with 503 and keeps serving this long, so a load balancer stops
@@ -21,13 +23,22 @@ all workers of one generation serve one model.
 import os
 
 bind = [b.strip() for b in os.environ.get("CARPRICE_BIND", "0.0.0.0:8000").split(",") if b.strip()]
+probe_bind = os.environ.get("CARPRICE_PROBE_BIND", "").strip()  # bound on starting: _listen
 # CARPRICE_REUSE_PORT=1: the production handover (serving/handover.py) - a new container binds the
 # same port beside the old one and takes every new connection once its workers are ready. The
 # master binds (one socket per server); gunicorn's own reuse_port would bind one per worker.
 handover = os.environ.get("CARPRICE_REUSE_PORT") == "1"
 workers = int(os.environ.get("CARPRICE_WORKERS") or os.cpu_count() or 1)
-worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "sync")
-threads = int(os.environ.get("CARPRICE_THREADS") or 1)
+# Slow clients: a gevent worker (serving/workers.py) holds each connection in a greenlet of a
+# pool of its own per listener (worker_connections), so a connection that sends its request a
+# byte at a time holds no worker, and the probe listener keeps its pool whatever the estimate
+# port gets. An async worker also bounds the wait for a request's line and headers by
+# `keepalive` (5 s, idle keep-alive connections alike): a client slower than that is
+# disconnected. A sync worker blocks on the socket with no read timeout (`timeout` only restarts
+# a worker stuck for 30 s).
+worker_class = os.environ.get("CARPRICE_WORKER_CLASS", "serving.workers.GeventWorker")
+worker_connections = 1000
+threads = int(os.environ.get("CARPRICE_THREADS") or 1)  # gthread only
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
@@ -136,10 +147,28 @@ def on_starting(server):
     if handover:
         import tempfile
 
-        from serving.handover import shared_listeners
-
         os.environ["CARPRICE_HANDOVER_DIR"] = tempfile.mkdtemp(prefix="carprice-handover-")
-        server.LISTENERS = shared_listeners(server.cfg, server.log)
+    _listen(server)
+
+
+def _listen(server):
+    """Bind the listeners in the master: the probe listener beside CARPRICE_BIND or --bind, and
+    every one with SO_REUSEPORT for the handover. The configured `bind` is left as it was, so a
+    reload (which reads it again and rebinds if it changed) keeps these listeners."""
+    if not (probe_bind or handover):
+        return  # the arbiter binds
+    from gunicorn import sock
+
+    from serving.handover import shared_listeners
+
+    configured = server.cfg.bind
+    if probe_bind and probe_bind not in configured:
+        server.cfg.set("bind", [*configured, probe_bind])
+    try:
+        make = shared_listeners if handover else sock.create_sockets
+        server.LISTENERS = make(server.cfg, server.log)
+    finally:
+        server.cfg.set("bind", configured)
 
 
 def _shutdown_flag() -> str:

@@ -70,7 +70,7 @@ def worker_ready(worker, folder: str) -> None:
     taken = os.path.join(folder, "taken")
     ready = len(glob.glob(os.path.join(folder, "ready-*")))
     if ready >= worker.cfg.workers and not os.path.exists(taken):
-        for listener in worker.sockets:
-            steer(listener.sock, NEWEST)
+        for listener in worker.sockets:  # gunicorn's listeners; plain sockets in a gevent worker
+            steer(getattr(listener, "sock", listener), NEWEST)
         open(taken, "w").close()
         worker.log.info("all %d workers ready: new connections now come to this server", ready)

@@ -226,7 +226,8 @@ def openapi_document():
 def docs():
     """Serve Swagger UI over the OpenAPI document; its curl example names this host."""
     title = openapi.document()["info"]["title"]
-    return Response(docs_page.page(title, request.host_url), mimetype="text/html")
+    page = docs_page.page(title, request.host_url)
+    return Response(page, mimetype="text/html", headers=docs_page.PAGE_HEADERS)
 
 
 @bp.get("/docs/static/<path:name>")

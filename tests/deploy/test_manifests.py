@@ -57,6 +57,20 @@ def test_the_deployment_probes_readiness_and_liveness_separately():
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
+def test_the_probes_use_their_own_listener_which_nothing_else_reaches():
+    kinds = by_kind()
+    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    config = kinds["ConfigMap"]["data"]
+    assert int(config["CARPRICE_PROBE_BIND"].rsplit(":", 1)[1]) == ports["probes"]
+    assert int(config["CARPRICE_BIND"].rsplit(":", 1)[1]) == ports["http"] != ports["probes"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["port"] == "probes", probe
+    assert {p["targetPort"] for p in kinds["Service"]["spec"]["ports"]} == {"http"}
+    for rule in kinds["NetworkPolicy"]["spec"]["ingress"]:
+        assert "probes" not in {p["port"] for p in rule["ports"]}
+
+
 def test_termination_grace_outlasts_gunicorns_graceful_timeout():
     graceful = int(re.search(r"^graceful_timeout = (\d+)", GUNICORN, re.M).group(1))
     spec = by_kind()["Deployment"]["spec"]["template"]["spec"]

@@ -109,3 +109,24 @@ def test_a_headless_browser_renders_the_estimates_operation_with_its_examples(
     served = [line for line in metrics.splitlines() if line.startswith(REQUESTS)]
     for route in ("/openapi.json", "/docs/static/<path:name>"):  # fetched from the service
         assert any(f'route="{route}"' in s and 'status="200"' in s for s in served), route
+
+
+def test_the_page_sends_a_content_security_policy_that_allows_its_one_inline_script(client):
+    import base64
+    import hashlib
+
+    response = client.get("/docs")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    policy = dict(
+        (d.split(" ", 1) + [""])[:2]
+        for d in response.headers["Content-Security-Policy"].split("; ")
+    )
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["connect-src"] == "'self'" and policy["base-uri"] == "'none'"
+    inline = re.findall(r"<script>(.*?)</script>", response.get_data(as_text=True), re.S)
+    assert len(inline) == 1  # every other script is a file of this origin
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert policy["script-src"].split() == ["'self'", f"'sha256-{digest}'"]
+    assert "unsafe" not in policy["script-src"] and "http" not in policy["script-src"]
+    asset = client.get("/docs/static/swagger-ui-bundle.js")
+    assert asset.headers["X-Content-Type-Options"] == "nosniff"

@@ -270,3 +270,39 @@ def test_gunicorn_refuses_to_start_on_an_older_store_schema(make_bundle, tmp_pat
     assert code != 0
     assert "not starting: The store's schema is older than this code's; run " in log
     assert "`carprice store upgrade` first." in log
+
+
+def test_the_probe_port_answers_the_probes_only_and_slow_clients_starve_neither(
+    make_bundle, tmp_path
+):
+    from tests.e2e.slow_clients import attack
+
+    home = tmp_path / "home"
+    pointer.swap_pointer(home, make_bundle("gun-probe"))
+    probe = _free_port()
+    server = Server(home, tmp_path / "probe.log", env={"CARPRICE_PROBE_BIND": f"127.0.0.1:{probe}"})
+    try:
+        server.wait_ready()
+        assert (
+            _call(probe, "GET", "/readyz")[0] == 200 and _call(probe, "GET", "/healthz")[0] == 200
+        )
+        for method, path, body in (
+            ("POST", "/v1/estimates", {"listings": [golf()]}),
+            ("GET", "/metrics", None),
+            ("GET", "/docs", None),
+        ):
+            status, problem = _call(probe, method, path, body)
+            assert status == 404 and "probe port" in problem["detail"], (path, problem)
+        assert server.call("POST", "/v1/estimates", {"listings": [golf()]})[0] == 200
+        figures = attack(server.port, probe, connections=64, interval=1.0, seconds=8.0)
+        os.kill(server.proc.pid, signal.SIGHUP)  # a reload reads the settings again
+        time.sleep(3)
+        server.wait_ready()
+        assert _call(probe, "GET", "/readyz")[0] == 200
+    finally:
+        server.stop()
+    assert server.log.read_text().count("Listening at") == 1  # the reload kept the listeners
+    assert figures["slow"]["opened"] == 64, figures
+    assert figures["estimates"]["calls"] >= 20 and figures["estimates"]["failed"] == 0, figures
+    for name in ("readyz", "readyz_probe_port"):
+        assert figures[name]["calls"] >= 10 and figures[name]["failed"] == 0, (name, figures)
