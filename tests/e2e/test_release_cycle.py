@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from carprice.config import load_params
 from carprice.release import container, promote
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from carprice.runtime.home import file_sha256
@@ -257,7 +258,11 @@ def second_release(world, second, production) -> str:
         if step[0] == "promote":
             champion = world.production()[1]
             weeks = run_experiment(
-                world.home, world.root / "ab", champion, Path(package) / "bundle"
+                world.home,
+                world.root / "ab",
+                champion,
+                Path(package) / "bundle",
+                load_params(params),
             )
             before = _get(production, "/readyz")["model_version"]
             with Traffic(production) as traffic:

@@ -100,11 +100,11 @@ def _gate_passed(reports: dict[str, Path], name: str) -> bool:
 
 
 def champion_of_record(home: Path) -> str | None:
-    """The model version of the release the deploy pointer names, or None."""
-    release = current_release(home)
-    if release is None:
+    """The model version of the bundle the deploy pointer names (the champion's), or None."""
+    bundle = pointer.read_pointer(home)
+    if bundle is None or not (bundle / "metadata.json").exists():
         return None
-    return read_json(releases_dir(home) / release / MANIFEST)["model_version"]
+    return read_json(bundle / "metadata.json").get("model_version")
 
 
 def require_experiment(experiment: dict, model_version: str, champion: str | None) -> None:
