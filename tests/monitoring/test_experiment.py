@@ -325,3 +325,27 @@ def test_days_to_sell_count_from_the_listing_date_when_it_precedes_the_estimate(
     # 2026-01-15 less 2025-12-26 is 20 days; the other two count from the estimate (01-05)
     days = sorted(r["days"] for r in outcomes(store, record, as_of=AS_OF)["listings"])
     assert days == [10, 10, 20]
+
+
+def test_experiment_start_records_the_plan_and_stop_ends_the_window(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "package.json").write_text(json.dumps({"model_version": CHALLENGER}))
+    monkeypatch.setenv("CARPRICE_HOME", str(home))
+    monkeypatch.delenv("CARPRICE_DB_URL", raising=False)
+    monkeypatch.delenv("CARPRICE_DB_PREFIX", raising=False)
+    monkeypatch.setattr(promote_module, "champion_of_record", lambda home: CHAMPION)
+    argv = ["experiment", "start", "--package", str(package), "--share", "0.3"]
+    assert main(argv) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert "salt" not in shown and shown["share"] == 0.3 and shown["stopped_at"] is None
+    planned = shown["plan"]["metrics"]["conversion"]
+    assert planned["margin"] == 0.02 and planned["reason"]
+    assert planned["planned_n"][1] < planned["planned_n"][0]  # 30% of the listings
+    assert main(argv) == 2  # one experiment at a time
+    assert "is running; stop it first" in capsys.readouterr().err
+    assert main(["experiment", "stop"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped_at"] is not None
+    assert main(["experiment", "show"]) == 0
+    assert f"experiment  {shown['experiment_id']}" in capsys.readouterr().out
