@@ -1,6 +1,8 @@
 """The A/B experiment end to end: simulated sellers, the real app in A/B mode, the monitor.
 
-The experiment is recorded first (production's params: margins and planned n), then served.
+The experiment is recorded first, then served. Its conversion margin is production's; its
+realised-MAPE margin is what the power rule resolves at its own n, about 1,000 sold listings
+per arm (experiment_plan.resolvable_margin: 0.013, production's 0.01 needs 1,677).
 A challenger whose prices are 25% too high by construction must show up as worse on realised
 error and be refused by `promote --by-experiment`. A challenger equal to the champion, at 1,500
 listings per arm, is below the planned n on conversion: the verdict is "not yet known" with the
@@ -15,10 +17,11 @@ import json
 import os
 
 import pytest
+import yaml
 
 from carprice.config import PROJECT_ROOT
 from carprice.monitor.experiment import compare
-from carprice.monitor.experiment_plan import ExperimentSettings, plan
+from carprice.monitor.experiment_plan import ExperimentSettings, plan, resolvable_margin
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
@@ -36,6 +39,14 @@ LISTINGS_PER_WEEK = 1500
 def experiment(small_bundle, tmp_path, params):
     """Return run(factor): A/B traffic against a challenger at `factor` x the champion's prices."""
     from serving.app import create_app
+
+    settings = ExperimentSettings.from_params(params["experiment"])
+    params = {**params, "experiment": dict(params["experiment"])}
+    margins = {name: dict(entry) for name, entry in params["experiment"]["margins"].items()}
+    margins["realised_mape"]["margin"] = resolvable_margin(settings, "realised_mape", 1000, 0.5)
+    params["experiment"]["margins"] = margins
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
 
     def run(factor: float):
         home = tmp_path / "home"
@@ -82,7 +93,14 @@ def experiment(small_bundle, tmp_path, params):
         env = {**os.environ, "CARPRICE_HOME": str(home), "CARPRICE_DB_URL": url}
         env.pop("CARPRICE_DB_PREFIX", None)
         promoted = run_cli(
-            "promote", "--by-experiment", "--package", str(package), cwd=PROJECT_ROOT, env=env
+            "promote",
+            "--by-experiment",
+            "--package",
+            str(package),
+            "--params",
+            str(params_file),
+            cwd=PROJECT_ROOT,
+            env=env,
         )
         return result, promoted
 
