@@ -110,6 +110,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         f"release {manifest['release']} ({manifest['model_version']}) is the champion; "
         f"{entry['reload']}"
     )
+    if args.by_experiment:
+        _stop_experiment(paths, manifest["model_version"])
     print(current_release(paths.home))
     return 0
 
@@ -143,6 +145,22 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
         return True
     say(f"experiment: {version} is not worse on conversion and realised error")
     return False
+
+
+def _stop_experiment(paths: Paths, version: str) -> None:
+    """End the running experiment whose challenger was just promoted (its window closes)."""
+    import os
+
+    from carprice.runtime.store import Store, default_url
+
+    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    try:
+        running = store.running_experiment()
+        if running is not None and running["challenger_version"] == version:
+            store.stop_experiment()
+            say(f"experiment {running['experiment_id']} stopped: its challenger is the champion")
+    finally:
+        store.dispose()
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

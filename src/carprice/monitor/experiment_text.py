@@ -66,7 +66,7 @@ def table_rows(result: dict) -> list[tuple[str, ...]]:
                 _num(entry["difference"], 4),
                 _ci(entry["ci"], 4),
                 f"{entry['verdict']}; {'not worse' if entry['not_worse'] else 'may be worse'} "
-                f"than margin {entry['margin']}; n {entry['rows'][0]}/{entry['rows'][1]} of "
+                f"than margin {entry['margin']:.4g}; n {entry['rows'][0]}/{entry['rows'][1]} of "
                 f"{entry['planned'][0]}/{entry['planned'][1]} planned",
             )
         )

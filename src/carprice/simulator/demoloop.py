@@ -136,7 +136,7 @@ def experiment_lines(result: dict) -> list[str]:
     for name, entry in (result.get("comparison") or {}).items():
         lines.append(
             f"challenger - champion, {name}: {_num(entry['difference'], '+.4f')} "
-            f"{_ci(entry['ci'], '+.4f')}, margin {entry['margin']}, n "
+            f"{_ci(entry['ci'], '+.4f')}, margin {entry['margin']:.4g}, n "
             f"{entry['rows'][0]}/{entry['rows'][1]} of {entry['planned'][0]}/"
             f"{entry['planned'][1]} planned: {entry['verdict']}"
         )
@@ -144,7 +144,12 @@ def experiment_lines(result: dict) -> list[str]:
     if decision:
         lines.append(
             "experiment: "
-            + ("promotion allowed" if decision["allowed"] else "; ".join(decision["reasons"]))
+            + (
+                "promotion allowed: the checks passed and conversion and realised error are "
+                "not worse than their margins"
+                if decision["allowed"]
+                else "promotion refused: " + "; ".join(decision["reasons"])
+            )
         )
     return lines or ["no A/B experiment in the log"]
 
