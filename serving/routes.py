@@ -113,6 +113,8 @@ def feedback():
         fields["sold_at"],
         fields["event"],
         stated_at,
+        fields["opinion"],
+        fields["comment"],
     )
     if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
         return _spool_feedback(rt, pid, fields, key)

@@ -40,6 +40,7 @@ def draw(seed: int, conversion_gap=0.0, mape_gap=0.0, n=None, counts=None) -> di
                 "conversion": (rng.random(n_conv[i]) < p).astype(float),
                 "realised_mape": rng.exponential(APE, n_sold[i]) + APE + shift,
                 "days_to_sell": rng.integers(1, 30, n_days[i]).astype(float),
+                "complaints": (rng.random(n_days[i]) < 0.3).astype(float),
             }
         )
     return analyse(arms[0], arms[1], SETTINGS, SHARE)

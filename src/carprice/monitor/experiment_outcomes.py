@@ -1,5 +1,6 @@
 """The A/B experiment's outcomes: one record per listing with what its seller did, and each
-metric's per-listing values for a group of them (the metrics: `experiment`).
+metric's per-listing values for a group of them (the metrics: `experiment`; `complaints`: an
+opinion of too_low or too_high, among the listings whose seller gave one).
 
 The unit is the listing (its `listing_key`): it counts once, in the arm and with the estimate of
 its first exposure in the experiment; the seller's events on any of its estimates attach to it.
@@ -16,6 +17,8 @@ import numpy as np
 from carprice.runtime.experiment import CHALLENGER, CHAMPION
 from carprice.runtime.logqueries.feedback import feedback_events, keyed_estimates
 
+COMPLAINTS = ("too_low", "too_high")  # a seller's opinion that the estimate is wrong
+
 
 def _utc(stamp: dt.datetime) -> dt.datetime:
     return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
@@ -23,7 +26,8 @@ def _utc(stamp: dt.datetime) -> dt.datetime:
 
 def outcomes(store, experiment: dict, days: int = 30, as_of: dt.datetime | None = None) -> dict:
     """Return {"listings": one record per listing (arm, version, estimate, asking price and
-    what the seller did: sold price and days, withdrawn, first changed asking price),
+    what the seller did: sold price and days, withdrawn, first changed asking price, first
+    opinion),
     "both_arms": listings exposed to both arms, "other_version": estimates left out}, from the
     experiment's estimates inside its window (start until its stop, or `as_of`)."""
     as_of = as_of or dt.datetime.now(dt.UTC)
@@ -76,6 +80,7 @@ def _record(row: dict, events: list[dict], days: int, as_of: dt.datetime) -> dic
         "days": None,
         "withdrawn": False,
         "changed_to": None,
+        "opinion": None,
     }
     for event in events:
         kind = event["event"]
@@ -87,6 +92,8 @@ def _record(row: dict, events: list[dict], days: int, as_of: dt.datetime) -> dic
                 record["days"] = (event["sold_at"] - start).days
         elif kind == "withdrawn":
             record["withdrawn"] = True
+        elif kind == "opinion" and record["opinion"] is None:
+            record["opinion"] = event["opinion"]
         elif kind == "listing_price" and record["changed_to"] is None:
             changed = event["listing_price"]
             if asking is not None and changed is not None and changed != asking:
@@ -128,6 +135,9 @@ def samples(records: list[dict], days: int) -> dict:
             if r["changed_to"] is not None
         ),
         "listing_deviation": values(r["asking"] / r["estimate"] - 1 for r in priced),
+        "complaints": values(
+            r["opinion"] in COMPLAINTS for r in records if r["opinion"] is not None
+        ),
         "realised_mape": values(
             abs(r["estimate"] - r["sold_price"]) / r["sold_price"] for r in sold if r["sold_price"]
         ),

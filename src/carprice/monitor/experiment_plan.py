@@ -20,7 +20,8 @@ from statsmodels.stats.power import NormalIndPower
 from carprice.config import from_section
 
 GATING = ("conversion", "realised_mape")  # the metrics a promotion needs non-inferior
-METRICS = (*GATING, "days_to_sell")  # each with its own margin (days_to_sell: reported)
+# each with its own margin; days_to_sell and the complaint rate (a guardrail) are reported
+METRICS = (*GATING, "days_to_sell", "complaints")
 SRM_P = 0.001  # a sample-ratio p-value below this blocks the verdict
 
 
@@ -54,9 +55,10 @@ class ExperimentSettings:
 
 
 def metric_sd(settings: ExperimentSettings, name: str) -> float:
-    """The baseline standard deviation of one listing's value of the metric."""
+    """The baseline standard deviation of one listing's value of the metric: sqrt(p (1 - p))
+    at a share's `baseline` p, else its `baseline_sd`."""
     entry = settings.margins[name]
-    if name == "conversion":
+    if "baseline" in entry:  # a share: conversion, the complaint rate
         p = float(entry["baseline"])
         return math.sqrt(p * (1 - p))
     return float(entry["baseline_sd"])

@@ -16,7 +16,8 @@ import numpy as np
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-BETTER_WHEN = {"conversion": 1, "realised_mape": -1, "days_to_sell": -1}  # improvement's sign
+# the sign of an improvement, per compared metric
+BETTER_WHEN = {"conversion": 1, "realised_mape": -1, "days_to_sell": -1, "complaints": -1}
 MAX_DRAWS = 2_000_000  # resampled values held at once (rounds x rows), to bound memory
 
 
@@ -123,6 +124,11 @@ def summary(samples: dict[str, np.ndarray], s, rng) -> dict:
             "median": float(np.median(deviation)) if deviation.size else None,
             "ci": bootstrap(deviation, np.median, s.bootstrap_rounds, level, rng),
         },
+        "complaints": {
+            "n": int(samples["complaints"].size),
+            "share": float(samples["complaints"].mean()) if samples["complaints"].size else None,
+            "ci": wilson(int(samples["complaints"].sum()), int(samples["complaints"].size), level),
+        },
         "realised_mape": {
             "n": int(mape.size),
             "value": float(mape.mean()) if mape.size else None,
@@ -139,7 +145,7 @@ def difference(champ: dict, chall: dict, s, planned: dict, rng) -> dict:
     out = {}
     for name, better in BETTER_WHEN.items():
         a, b = champ[name], chall[name]
-        if name == "conversion":
+        if name in ("conversion", "complaints"):
             diff, ci = newcombe(a, b, level)
         elif name == "realised_mape":
             diff, ci = welch(a, b, level)

@@ -7,7 +7,8 @@ predictions   one row per estimate: id (time-ordered), request id, time (UTC), m
 feedback      listing price, sold price and sold date reported against a prediction; the
               dedupe key (sha256 of those values) makes a repeated post one record; the client
               that reported it; `event` (listing_price, sold, withdrawn) and `event_at` when
-              the post named an event (NULL for posts of plain values)
+              the post named an event (NULL for posts of plain values); an `opinion` event's
+              opinion and optional comment
 client_holds  a client whose feedback is kept out of training: held (by the monitor or an
               operator) or dropped, with the reason, until `released_at` is set
 """
@@ -73,6 +74,8 @@ def tables(prefix: str = "", partitioned: bool = False) -> tuple[sa.MetaData, sa
         sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
         sa.Column("event", sa.String(16)),  # listing_price | sold | withdrawn; NULL: legacy post
         sa.Column("event_at", sa.DateTime(timezone=True)),  # when it happened (UTC)
+        sa.Column("opinion", sa.String(16)),  # an opinion event: too_low | about_right | too_high
+        sa.Column("comment", sa.Text),  # the seller's words with it (never read for training)
     )
     return meta, predictions, feedback
 

@@ -76,9 +76,9 @@ def feedback_events(
     store: Store, since: dt.date | dt.datetime | None = None, experiment_id: str | None = None
 ) -> list[dict]:
     """Every feedback row (prediction_id, event, event_at, listing_price, sold_price, sold_at,
-    received_at, client), oldest first; received from `since` on when given (a date means
-    00:00 UTC); only on estimates served in the A/B experiment `experiment_id` when given.
-    `event` is None on posts of plain values; times are UTC-aware."""
+    received_at, client, opinion; never a comment), oldest first; received from `since` on when
+    given (a date means 00:00 UTC); only on estimates served in the A/B experiment
+    `experiment_id` when given. `event` is None on posts of plain values; times are UTC-aware."""
     f, p = store.feedback, store.predictions
     query = sa.select(
         f.c.prediction_id,
@@ -89,6 +89,7 @@ def feedback_events(
         f.c.sold_at,
         f.c.received_at,
         f.c.client,
+        f.c.opinion,
     ).order_by(f.c.feedback_id)
     if experiment_id is not None:
         served = sa.select(p.c.prediction_id).where(p.c.experiment_id == experiment_id)

@@ -1,5 +1,7 @@
 """The A/B experiment record: the `experiments` table, and the experiment each estimate was
-served in (`predictions.experiment_id`, indexed; NULL on earlier rows: in no experiment).
+served in (`predictions.experiment_id`, indexed; NULL on earlier rows: in no experiment); the
+seller's opinion on an estimate (`feedback.opinion` and `feedback.comment`; NULL on earlier
+rows).
 
 Revision ID: 0002
 """
@@ -19,6 +21,8 @@ def upgrade() -> None:
     log = f"{prefix}predictions"
     op.add_column(log, sa.Column("experiment_id", sa.String(32)))
     op.create_index(f"ix_{log}_experiment_id", log, ["experiment_id"])
+    op.add_column(f"{prefix}feedback", sa.Column("opinion", sa.String(16)))
+    op.add_column(f"{prefix}feedback", sa.Column("comment", sa.Text))
     op.create_table(
         f"{prefix}experiments",
         sa.Column("experiment_id", sa.String(32), primary_key=True),
