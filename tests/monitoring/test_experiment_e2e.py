@@ -128,6 +128,10 @@ def test_a_challenger_that_overprices_is_worse_and_not_promoted(experiment):
         > arms["champion"]["realised_mape"]["value"] + 0.1
     )
     assert result["srm"]["passed"], result["srm"]
+    # sellers who gave their opinion complain more about the overpricing arm
+    complaints = {arm: row["complaints"] for arm, row in arms.items()}
+    assert min(c["n"] for c in complaints.values()) > 100, complaints
+    assert complaints["challenger"]["share"] > complaints["champion"]["share"] + 0.1, complaints
     assert result["comparison"]["realised_mape"]["verdict"] == "worse"
     assert result["promotion"]["allowed"] is False
     err = promoted.stdout + promoted.stderr
