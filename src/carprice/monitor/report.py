@@ -24,6 +24,7 @@ def to_json(result: MonitorResult, meta: dict) -> dict:
             "listing_price": result.listing,
             "shadow": result.shadow,
             "clients": None if result.clients is None else result.clients.to_dict("records"),
+            "opinions": result.opinions,
         }
     )
 
@@ -82,6 +83,14 @@ def render(report: dict, result: MonitorResult) -> str:
             ),
         ),
     ]
+    if result.opinions:
+        columns = list(result.opinions[0])
+        sections.append(
+            (
+                "Sellers' opinions of the estimates (complaints: too_low + too_high)",
+                hr.table([[o[c] for c in columns] for o in result.opinions], columns),
+            )
+        )
     if not result.drift.empty:
         d = result.drift
         sections.append(

@@ -44,6 +44,8 @@ class MonitorResult:
     reasons: list[str]
     # Feedback volume per client and its flag (monitor/client_review.py); set by the stage.
     clients: pd.DataFrame | None = None
+    # Sellers' opinions per model version and arm, with the complaint rate.
+    opinions: list | None = None
 
 
 def level(value: float, t: MonitorThresholds) -> str:

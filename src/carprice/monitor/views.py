@@ -49,4 +49,5 @@ def monitor_store(
         queries.shadow(store, since),
         bool(reasons),
         reasons,
+        opinions=queries.opinions(store, since),
     )
