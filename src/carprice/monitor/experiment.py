@@ -85,9 +85,9 @@ def analyse(
     champion: dict, challenger: dict, s: ExperimentSettings, share: float, planned=None
 ) -> dict:
     """The checks, the comparison and the promotion verdict from each arm's per-listing
-    samples (experiment_outcomes.samples); `planned` is the record's planned n per metric
-    (default: the power rule on `s`)."""
-    planned = planned or {name: planned_n(s, name, share) for name in METRICS}
+    samples (experiment_outcomes.samples); `planned` is the record's planned n per metric."""
+    # the record's plan, and the power rule for a metric it does not name
+    planned = {name: planned_n(s, name, share) for name in METRICS} | (planned or {})
     counts = [int(champion["listings"]), int(challenger["listings"])]
     result = {
         "settings": asdict(s),
