@@ -29,8 +29,8 @@ def estimate(rt: Runtime, listings: list[dict]) -> tuple[list[dict], list[str], 
     A challenger that fails prices nothing: its listings get the champion's estimate and are
     logged in the champion's arm (what the seller saw), and the failure is counted.
     """
-    share = rt.ab_share
-    arms = [assign_arm(listing.get("listing_key"), share) for listing in listings]
+    share, salt = rt.ab_share, rt.salt
+    arms = [assign_arm(listing.get("listing_key"), share, salt) for listing in listings]
     picked = [i for i, arm in enumerate(arms) if arm == CHALLENGER]
     if not picked:
         results = rt.champion.estimate(listings)

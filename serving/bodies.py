@@ -24,9 +24,12 @@ EVENT_FIELDS = {
     "listing_price": (("listing_price",), ("changed_at",)),
     "sold": (("sold_price", "sold_at"), ()),
     "withdrawn": ((), ("withdrawn_at",)),
+    "opinion": (("opinion",), ("comment",)),  # the seller's word on the estimate
 }
+OPINIONS = ("too_low", "about_right", "too_high")
+COMMENT_MAX = 500  # characters of an opinion's comment
 EVENTS = tuple(EVENT_FIELDS)
-_EVENT_ONLY = {"changed_at", "withdrawn_at"}
+_EVENT_ONLY = {"changed_at", "withdrawn_at", "opinion", "comment"}
 CLOCK_SKEW = dt.timedelta(minutes=5)  # a changed_at this far ahead of the server still counts
 # RFC 3339 date-time, with its offset (Z or +hh:mm)
 DATE_TIME_PATTERN = (
@@ -77,8 +80,9 @@ def _refuse_truncated(request: Request, size: int) -> None:
 
 
 def feedback_request(body) -> dict:
-    """Return prediction_id, listing_price, sold_price, sold_at, event, event_at (UTC) and
-    stated_at (the event time as the client gave it, None when defaulted), or raise a Problem.
+    """Return prediction_id, listing_price, sold_price, sold_at, event, event_at (UTC),
+    stated_at (the event time as the client gave it, None when defaulted), opinion and comment
+    (an opinion event's), or raise a Problem.
 
     Without `event` (or with `event: null`) the body reports plain values as it always did.
     """
@@ -111,7 +115,12 @@ def feedback_request(body) -> dict:
         "event": event,
         "event_at": None,
         "stated_at": None,
+        "opinion": None,
+        "comment": None,
     }
+    if event == "opinion":
+        out["opinion"], out["comment"] = _opinion(body, errors)
+        out["event_at"] = dt.datetime.now(dt.UTC)
     if event == "sold" and out["sold_at"] is not None:
         out["event_at"] = _midnight(out["sold_at"])
     elif event == "withdrawn":
@@ -151,6 +160,8 @@ def _values(body: dict, errors: list) -> dict:
         "event": None,
         "event_at": None,
         "stated_at": None,
+        "opinion": None,
+        "comment": None,
     }
     if not any(body.get(k) is not None for k in FEEDBACK_FIELDS[1:]):
         errors.append(
@@ -159,6 +170,16 @@ def _values(body: dict, errors: list) -> dict:
     if errors:
         raise invalid(errors)
     return out
+
+
+def _opinion(body: dict, errors: list) -> tuple[str | None, str | None]:
+    """Read an opinion event's opinion and optional comment (up to COMMENT_MAX characters)."""
+    opinion, comment = body.get("opinion"), body.get("comment")
+    if opinion is not None and opinion not in OPINIONS:
+        errors.append(field_error("opinion", f"must be one of: {', '.join(OPINIONS)}"))
+    if comment is not None and (type(comment) is not str or len(comment) > COMMENT_MAX):
+        errors.append(field_error("comment", f"must be text of at most {COMMENT_MAX} characters"))
+    return opinion, comment
 
 
 def _midnight(day: dt.date) -> dt.datetime:

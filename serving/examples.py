@@ -114,6 +114,16 @@ FEEDBACK_REQUEST = {
         {"prediction_id": PREDICTION_ID, "event": "withdrawn", "withdrawn_at": "2025-11-25"},
         "`withdrawn_at` is optional (default: today, UTC).",
     ),
+    "opinion": _example(
+        "Event: the seller finds the estimate too low",
+        {
+            "prediction_id": PREDICTION_ID,
+            "event": "opinion",
+            "opinion": "too_low",
+            "comment": "similar cars sell for more here",
+        },
+        "`comment` is optional (up to 500 characters).",
+    ),
     "values": _example(
         "Plain values, no event: the last asking price, sold price and date",
         {

@@ -1,7 +1,5 @@
-"""The schemas of the OpenAPI document (components/schemas); openapi.py holds its paths.
-
-The listing's properties are generated from the listing contract (`carprice.runtime.listing`),
-the price ratings read from `carprice.runtime.ratings`: nothing here restates them.
+"""The schemas of the OpenAPI document (components/schemas); openapi.py holds its paths. The
+listing's properties come from `carprice.runtime.listing`, the ratings from `runtime.ratings`.
 """
 
 from __future__ import annotations
@@ -236,12 +234,13 @@ def _feedback_schemas() -> dict:
     sold_price = {**_price("the price the car sold for (EUR)"), "type": "number"}
     return {
         "Feedback": {
-            "description": "an event (listing_price, sold, withdrawn) or plain values",
+            "description": "an event (listing_price, sold, withdrawn, opinion) or plain values",
             "anyOf": [
                 ref("FeedbackValues"),
                 ref("ListingPriceEvent"),
                 ref("SoldEvent"),
                 ref("WithdrawnEvent"),
+                ref("OpinionEvent"),
             ],
         },
         "FeedbackValues": {
@@ -284,5 +283,17 @@ def _feedback_schemas() -> dict:
             "withdrawn",
             "the seller withdrew the listing",
             {"withdrawn_at": _day(True, "the day it was withdrawn; default today (UTC)")},
+        ),
+        "OpinionEvent": _event(
+            "opinion",
+            "the seller's opinion of the estimate (its time: when it is received)",
+            {
+                "opinion": {"enum": list(bodies.OPINIONS)},
+                "comment": {
+                    "type": ["string", "null"],
+                    "maxLength": bodies.COMMENT_MAX,
+                    "description": "the seller's words; kept for review, never for training",
+                },
+            },
         ),
     }

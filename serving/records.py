@@ -43,6 +43,7 @@ def log_rows(
     """Return the prediction-log rows of one request (listings in encoder keys).
 
     `arms` (A/B mode) names each listing's arm; the challenger shadows the champion's only.
+    A keyed listing's row in A/B mode carries the running experiment's id.
     """
     now = dt.datetime.now(dt.UTC)
     if rt.challenger is None:
@@ -54,6 +55,7 @@ def log_rows(
     challenger = rt.challenger.version if rt.challenger is not None else None
     none = (None, None, None, None)
     client = g.get("client")
+    experiment = rt.experiment_id if arms is not None else None  # keyed A/B rows carry it
     rows = []
     for i, (listing, listing_price, answer) in enumerate(
         zip(listings, asking, answers, strict=True)
@@ -90,6 +92,7 @@ def log_rows(
                 "challenger_error": error,
                 "client": client,
                 "arm": answer.get("arm", CHAMPION),
+                "experiment_id": experiment if inputs.get("listing_key") else None,
             }
         )
     return rows

@@ -112,6 +112,8 @@ def feedback():
         fields["sold_at"],
         fields["event"],
         stated_at,
+        fields["opinion"],
+        fields["comment"],
     )
     if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
         return _spool_feedback(rt, pid, fields, key)
@@ -204,9 +206,14 @@ def readyz():
         raise Problem(503, "Service Unavailable", "shutting down: finishing requests in flight")
     # What runs is no secret to an operator's probe: the scorer and the image id (the release
     # tooling waits on them); lineage and parameters stay behind a key on /v1/model.
-    return _json(
-        {"status": "ready", "model_version": rt.champion.version, "runtime": _runtime_info(rt)}
-    )
+    body = {"status": "ready", "model_version": rt.champion.version, "runtime": _runtime_info(rt)}
+    if rt.ab_active:  # the A/B experiment this worker serves
+        body["experiment"] = {
+            "id": rt.experiment_id,
+            "challenger_version": rt.challenger.version,
+            "share": rt.ab_share,
+        }
+    return _json(body)
 
 
 @bp.get("/metrics")

@@ -92,6 +92,7 @@ class Runtime:
     spool: Spool | None = None
     local_first: bool = False  # rows go to the spool first; the drainer batches them on
     ab_share: float = 0.0  # share of keyed listings the challenger prices (0: shadow only)
+    experiment: dict | None = None  # the running experiment of these two models, if recorded
     _drainer: threading.Thread | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -99,6 +100,30 @@ class Runtime:
     def ab_active(self) -> bool:
         """Whether the challenger prices a share of the listings (A/B) instead of shadowing."""
         return self.ab_share > 0 and self.challenger is not None
+
+    @property
+    def experiment_id(self) -> str | None:
+        return self.experiment["experiment_id"] if self.experiment else None
+
+    @property
+    def salt(self) -> str:
+        return self.experiment["salt"] if self.experiment else ""
+
+    def _join_experiment(self) -> None:
+        """Serve the running experiment of this champion and challenger (`carprice experiment
+        start`): its salt assigns the arms, its share replaces the configured one and its id
+        goes into every log row. Without one, A/B runs unsalted and no analysis reads it."""
+        try:
+            running = self.store.running_experiment()
+        except StoreError as err:
+            log.error("experiment record not read, A/B serves no experiment: %s", err)
+            return
+        versions = (self.champion and self.champion.version, self.challenger.version)
+        if running and (running["champion_version"], running["challenger_version"]) == versions:
+            self.experiment = running
+            self.ab_share = running["share"]
+        else:
+            log.warning("A/B with no running experiment of %s against %s", *versions)
 
     def log_estimates(self, rows: list[dict]) -> bool:
         """Make prediction-log rows durable before the answer: in the store, else the spool.
@@ -230,12 +255,13 @@ class Runtime:
             return
         self.metrics.model_info.labels("challenger", self.challenger.version).set(1)
         if self.ab_share > 0:
-            share = self.ab_share
+            self._join_experiment()
             log.info(
-                "A/B: challenger %s from %s prices %.0f%% of keyed listings",
+                "A/B: challenger %s from %s prices %.0f%% of keyed listings (experiment %s)",
                 self.challenger.version,
                 path,
-                share * 100,
+                self.ab_share * 100,
+                self.experiment_id or "none",
             )
         else:
             log.info("shadowing with challenger %s from %s", self.challenger.version, path)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT, load_params
+from carprice.monitor.experiment_plan import ExperimentSettings, resolvable_margin
 from carprice.release import container
 from carprice.release.golden import build_golden, write_golden
 from carprice.runtime import pointer
@@ -40,10 +41,12 @@ LOOSE_GATE2 = {
 }
 
 # The A/B experiment of this tier (tests/e2e/experiment.py) prices 4,000 listings, about 2,000
-# per arm: the 95% interval of a conversion difference near 0.5 is then +-1.96*sqrt(0.5/2000)
-# = +-0.031, so production's margin of 0.02 could not be resolved by any challenger. The margin
-# here is that half-width plus 0.02.
-EXPERIMENT_MARGIN = 0.05
+# per arm of which about 86% are priced (1,700) and 85% of those sold, where production's margins
+# need 10,479 listings (conversion, 0.02) and 1,677 sold listings (realised MAPE, 0.01) per arm.
+# Its margins are what the power rule resolves at its own n (experiment_plan.resolvable_margin):
+# conversion at 1,500 listings per arm (0.053), realised MAPE at 1,200 sold (0.012); days to
+# sell keeps production's.
+EXPERIMENT_N = {"conversion": 1500, "realised_mape": 1200}
 # MLflow's codes for "no registered model" and "no such alias": production has no champion yet.
 NO_CHAMPION = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
@@ -138,7 +141,10 @@ def write_params(path: Path, **train) -> Path:
     params["train"].update(SMALL, **train)
     params["train"]["lgb"]["learning_rate"] = 0.1
     params["gate2"].update(LOOSE_GATE2)
-    params["experiment"]["non_inferiority_margin"] = EXPERIMENT_MARGIN
+    settings = ExperimentSettings.from_params(params["experiment"])
+    for name, n in EXPERIMENT_N.items():
+        margin = resolvable_margin(settings, name, n, 0.5)
+        params["experiment"]["margins"][name]["margin"] = round(margin, 4)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
 

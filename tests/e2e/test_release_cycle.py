@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from carprice.config import load_params
 from carprice.release import container, promote
 from carprice.release.production import state as production_state
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
@@ -268,7 +269,11 @@ def second_release(world, second, production) -> str:
         if step[0] == "promote":
             champion = world.production()[1]
             weeks = run_experiment(
-                world.home, world.root / "ab", champion, Path(package) / "bundle"
+                world.home,
+                world.root / "ab",
+                champion,
+                Path(package) / "bundle",
+                load_params(params),
             )
             before = _get(production, "/readyz")["model_version"]
             with Traffic(production) as traffic:

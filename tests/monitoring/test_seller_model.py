@@ -103,3 +103,17 @@ def test_the_same_seed_gives_the_same_events_and_another_seed_does_not(week):
 def test_it_refuses_estimates_that_do_not_match_the_listings(week):
     with pytest.raises(ValueError, match="listings but"):
         seller_events(week, shown(week).iloc[:10], seed=1)
+
+
+def test_sellers_say_too_low_or_too_high_when_the_estimate_is_far_from_their_price(week):
+    p = SellerParams()
+    opinions = outcome(seller_events(week, shown(week, 0.8), seed=9), "opinion")
+    assert 0.25 < len(opinions) / len(week) < 0.35  # opinion_chance
+    gap = shown(week, 0.8)["price"].to_numpy() / week["price"].to_numpy() - 1
+    by_id = dict(zip(week["listing_id"], gap, strict=True))
+    for listing_id, said in opinions["opinion"].items():
+        expected = "too_low" if by_id[listing_id] < -p.opinion_band else None
+        expected = expected or ("too_high" if by_id[listing_id] > p.opinion_band else "about_right")
+        assert said == expected
+    assert {"too_low", "about_right"} <= set(opinions["opinion"])
+    assert (opinions["day"] == 1).all()

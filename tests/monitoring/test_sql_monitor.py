@@ -311,3 +311,29 @@ def test_monitor_report_reads_the_store(store, thresholds, params, tmp_path, mon
         for c, n in sorted(names.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     assert [{k: c[k] for k in ("client", "feedback", "sold")} for c in report["clients"]] == volume
+
+
+def test_the_complaint_rate_is_counted_per_version_and_arm(store, thresholds):
+    rng = np.random.default_rng(3)
+    rows = [prediction(rng, i) for i in range(8)]
+    for i, row in enumerate(rows):
+        row["arm"] = "challenger" if i % 2 else None  # NULL is the champion's arm
+    store.log_estimates_once(rows)
+    said = ["too_low", "about_right", "too_high", "too_high", "about_right", "too_low"]
+    for row, opinion in zip(rows, said, strict=False):
+        at = START + dt.timedelta(days=1)
+        store.add_feedback(row["prediction_id"], event="opinion", opinion=opinion, event_at=at)
+    store.add_feedback(rows[0]["prediction_id"], sold_price=9000.0, sold_at=dt.date(2026, 6, 1))
+    expected: dict = {}
+    for row, opinion in zip(rows, said, strict=False):
+        key = (row["model_version"], row["arm"] or "champion")
+        expected.setdefault(key, []).append(opinion)
+    actual = monitor_store(store, reference_frame(), thresholds).opinions
+    assert {(o["model_version"], o["arm"]): o["opinions"] for o in actual} == {
+        key: len(v) for key, v in expected.items()
+    }
+    for entry in actual:
+        mine = expected[(entry["model_version"], entry["arm"])]
+        complaints = sum(o != "about_right" for o in mine)
+        assert entry["complaint_rate"] == pytest.approx(complaints / len(mine))
+        assert entry["too_low"] == mine.count("too_low")

@@ -87,7 +87,7 @@ def test_both_arms_answer_with_their_own_model_and_are_logged_so(ab_app, bundle_
     body = client.post("/v1/estimates", json={"listings": listings}).get_json()
     assert body["model_version"] == "test-1"  # the top level stays the champion's
     arms = [e["arm"] for e in body["estimates"]]
-    assert arms == [assign_arm(k, SHARE) for k in KEYS]
+    assert arms == [assign_arm(k, SHARE, "") for k in KEYS]
     assert {"champion", "challenger"} == set(arms)
     champion_prices, challenger_prices = (
         _direct(bundle_dir, listings),
@@ -113,6 +113,38 @@ def test_both_arms_answer_with_their_own_model_and_are_logged_so(ab_app, bundle_
         f'carprice_ab_estimates_total{{arm="challenger"}} {float(arms.count("challenger"))}'
         in metrics
     )
+
+
+def test_a_running_experiment_assigns_by_its_salt_and_share_and_tags_its_rows(
+    home, bundle_dir, other_bundle
+):
+    store = Store(f"sqlite:///{home / 'carprice.db'}")
+    store.create()
+    record = store.start_experiment("test-1", "challenger-2", 0.25, plan={"metrics": {}})
+    store.dispose()
+    app = _app(home, bundle_dir, other_bundle, SHARE)  # the record's share wins
+    try:
+        client = app.test_client()
+        ready = client.get("/readyz").get_json()["experiment"]
+        assert ready == {
+            "id": record["experiment_id"],
+            "challenger_version": "challenger-2",
+            "share": 0.25,
+        }
+        listings = _listings() + [golf()]  # and one without a key
+        body = client.post("/v1/estimates", json={"listings": listings}).get_json()
+        arms = [e["arm"] for e in body["estimates"]]
+        assert arms[:-1] == [assign_arm(k, 0.25, record["salt"]) for k in KEYS]
+        assert arms[:-1] != [assign_arm(k, 0.25, "") for k in KEYS]  # the salt counts
+        logged = [
+            readback.prediction(app.extensions["carprice"].store, e["prediction_id"])
+            for e in body["estimates"]
+        ]
+        assert [r["experiment_id"] for r in logged] == [record["experiment_id"]] * len(KEYS) + [
+            None
+        ]
+    finally:
+        app.extensions["carprice"].store.dispose()
 
 
 def test_a_listing_without_a_key_is_always_the_champions(home, bundle_dir, other_bundle):
@@ -229,7 +261,7 @@ def test_the_arm_is_sticky_across_requests_and_workers(
             seen[key].add((estimate["arm"], estimate["model_version"], estimate["price"]))
     assert all(len(answers) == 1 for answers in seen.values())
     arms = {key: next(iter(answers))[0] for key, answers in seen.items()}
-    assert arms == {k: assign_arm(k, SHARE) for k in KEYS}
+    assert arms == {k: assign_arm(k, SHARE, "") for k in KEYS}
     store = Store(f"sqlite:///{home / 'carprice.db'}")
     try:
         with store.engine.connect() as conn:

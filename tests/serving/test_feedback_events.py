@@ -1,5 +1,6 @@
-"""Feedback events (listing price changed, sold, withdrawn): validated, stored with their time
-on both engines, spooled and drained with their event, and only sales become training rows."""
+"""Feedback events (listing price changed, sold, withdrawn, the seller's opinion): validated,
+stored with their time on both engines, spooled and drained with their event, and only sales
+become training rows (an opinion's comment never does)."""
 
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def test_a_field_that_does_not_belong_to_the_event_is_named(keyed_client, body, 
 
 def test_an_unknown_event_a_missing_field_and_an_event_field_without_event_are_named(keyed_client):
     errors = _refused(keyed_client, {"prediction_id": PID, "event": "relisted"})
-    assert errors == {"event": "must be one of: listing_price, sold, withdrawn"}
+    assert errors == {"event": "must be one of: listing_price, sold, withdrawn, opinion"}
     errors = _refused(keyed_client, {"prediction_id": PID, "event": "sold", "sold_price": None})
     assert errors == {"sold_price": "must not be null", "sold_at": "is required"}
     errors = _refused(
@@ -311,3 +312,43 @@ def test_only_sales_become_training_rows(tmp_path):
         assert targets == {"a" * 32: 13000, "b" * 32: 12500}
     finally:
         store.dispose()
+
+
+def test_an_opinion_is_stored_with_its_client_and_comment_and_never_trains(served):
+    client, rt = served
+    ids = _estimate(client, 3)
+    posts = [
+        {"opinion": "too_low", "comment": "similar cars sell for more here"},
+        {"opinion": "about_right"},
+        {"opinion": "too_high", "comment": "é" * 500},
+    ]
+    for pid, post in zip(ids, posts, strict=True):
+        body = {"prediction_id": pid, "event": "opinion", **post}
+        assert client.post("/v1/feedback", json=body).status_code == 202
+        assert client.post("/v1/feedback", json=body).status_code == 202  # a retry: once
+    rt.drain_spool()
+    rows = {row["prediction_id"]: row for row in feedback_events(rt.store)}
+    assert [rows[pid]["opinion"] for pid in ids] == ["too_low", "about_right", "too_high"]
+    assert {row["client"] for row in rows.values()} == {"tests"}
+    assert all("comment" not in row for row in rows.values())
+    f = rt.store.feedback
+    with rt.store.engine.connect() as conn:
+        comments = conn.execute(sa.select(f.c.prediction_id, f.c.comment)).all()
+    assert dict(comments) == {ids[0]: posts[0]["comment"], ids[1]: None, ids[2]: "é" * 500}
+    training = feedback_rows(rt.store)
+    assert training.rows_in == 0  # an opinion is no sale
+    assert "comment" not in training.rows.columns
+
+
+@pytest.mark.parametrize(
+    ("post", "field", "message"),
+    [
+        ({"opinion": "great"}, "opinion", "must be one of: too_low, about_right, too_high"),
+        ({}, "opinion", "is required"),
+        ({"opinion": "too_low", "comment": "x" * 501}, "comment", "at most 500 characters"),
+        ({"opinion": "too_low", "comment": 7}, "comment", "at most 500 characters"),
+    ],
+)
+def test_a_bad_opinion_or_comment_is_named(keyed_client, post, field, message):
+    errors = _refused(keyed_client, {"prediction_id": PID, "event": "opinion", **post})
+    assert message in errors[field]

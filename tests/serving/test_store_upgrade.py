@@ -69,6 +69,10 @@ def test_the_last_release_store_is_upgraded_keeping_its_rows(db, upgrade_command
         at = dt.datetime(2025, 11, 20, tzinfo=UTC)
         assert store.add_feedback("b" * 32, sold_price=9.0, event="sold", event_at=at)
         assert readback.count(store) == 2 and readback.count(store, "feedback") == 2
+        # revision 0002: the experiment record, and earlier estimates in no experiment
+        record = store.start_experiment("m-1", "m-2", 0.5, plan={"metrics": {}})
+        assert store.running_experiment()["salt"] == record["salt"]
+        assert readback.prediction(store, "a" * 32)["experiment_id"] is None
         if not store.is_sqlite:  # the day partitions stay, the revision is the prefix's own
             with store.engine.connect() as conn:
                 assert is_partitioned(conn, store.predictions.name)

@@ -110,6 +110,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         f"release {manifest['release']} ({manifest['model_version']}) is the champion; "
         f"{entry['reload']}"
     )
+    if args.by_experiment:
+        _stop_experiment(paths, manifest["model_version"])
     print(current_release(paths.home))
     return 0
 
@@ -122,7 +124,7 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     from carprice.monitor.experiment import compare
     from carprice.monitor.experiment_text import table_rows
     from carprice.release.candidate import PACKAGE_JSON, read_json
-    from carprice.release.promote import ReleaseError, require_experiment
+    from carprice.release.promote import ReleaseError, champion_of_record, require_experiment
     from carprice.runtime.store import Store, default_url
 
     package = require_folder("--package", args.package, (PACKAGE_JSON,), PACKAGE_CMD)
@@ -130,18 +132,35 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     try:
         store.create()
-        experiment = compare(store, load_params(args.params))
+        record = store.latest_experiment(challenger=version)
+        experiment = compare(store, load_params(args.params), record) if record else {}
     finally:
         store.dispose()
-    for row in table_rows(experiment):
+    for row in table_rows(experiment) if record else ():
         print("  ".join(row), file=sys.stderr)
     try:
-        require_experiment(experiment, version)
+        require_experiment(experiment, version, champion_of_record(paths.home))
     except ReleaseError as err:
         print(f"promote refused: {err}", file=sys.stderr)
         return True
     say(f"experiment: {version} is not worse on conversion and realised error")
     return False
+
+
+def _stop_experiment(paths: Paths, version: str) -> None:
+    """End the running experiment whose challenger was just promoted (its window closes)."""
+    import os
+
+    from carprice.runtime.store import Store, default_url
+
+    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    try:
+        running = store.running_experiment()
+        if running is not None and running["challenger_version"] == version:
+            store.stop_experiment()
+            say(f"experiment {running['experiment_id']} stopped: its challenger is the champion")
+    finally:
+        store.dispose()
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -230,8 +249,9 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--by-experiment",
         action="store_true",
-        help="only when the A/B experiment in the store shows the package's model (the "
-        "challenger arm) not worse on conversion and realised error (params `experiment:`)",
+        help="only when the A/B experiment of the package's model against the champion of "
+        "record passed its checks and shows it not worse on conversion and realised error, "
+        "each at its own margin (params `experiment:`)",
     )
     p.set_defaults(func=cmd_promote)
 

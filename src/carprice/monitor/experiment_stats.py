@@ -1,38 +1,57 @@
-"""The A/B experiment's statistics: Wilson intervals (scipy), Newcombe's difference, percentile
-bootstraps; each arm's summary and the challenger-minus-champion comparison per metric."""
+"""The A/B experiment's statistics: each arm's summary and the challenger-minus-champion
+comparison per metric, at the level 1 - 2 alpha, so that each interval's worse end is the
+one-sided non-inferiority bound at alpha.
+
+Kept libraries, no hand-written formulas: Wilson intervals of a share and Newcombe's interval
+of a difference of shares (statsmodels `proportion_confint`, `confint_proportions_2indep`),
+Welch's interval of a difference of means (statsmodels `CompareMeans`); percentile bootstraps
+(numpy, seeded) for the medians.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import binomtest
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-BETTER_WHEN = {"conversion": 1, "days_to_sell": -1, "realised_mape": -1}  # sign of an improvement
-NON_INFERIOR = ("conversion", "realised_mape")
+# the sign of an improvement, per compared metric
+BETTER_WHEN = {"conversion": 1, "realised_mape": -1, "days_to_sell": -1, "complaints": -1}
 MAX_DRAWS = 2_000_000  # resampled values held at once (rounds x rows), to bound memory
 
 
-def wilson(successes: int, n: int, confidence: float) -> list[float] | None:
-    """Return the Wilson score interval of a share, or None without rows."""
+def wilson(successes: int, n: int, alpha: float) -> list[float] | None:
+    """The two-sided 1 - alpha Wilson interval of a share, or None without rows."""
     if n == 0:
         return None
-    ci = binomtest(successes, n).proportion_ci(confidence, method="wilson")
-    return [float(ci.low), float(ci.high)]
+    low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    return [float(low), float(high)]
 
 
-def newcombe_difference(a: np.ndarray, b: np.ndarray, confidence: float):
-    """Return share(b) - share(a) and Newcombe's hybrid score interval from both Wilson ones."""
-    if not a.size or not b.size:
+def newcombe(champion: np.ndarray, challenger: np.ndarray, alpha: float):
+    """share(challenger) - share(champion) and Newcombe's two-sided 1 - alpha interval."""
+    if not champion.size or not challenger.size:
         return None, None
-    pa, pb = float(a.mean()), float(b.mean())
-    la, ua = wilson(int(a.sum()), int(a.size), confidence)
-    lb, ub = wilson(int(b.sum()), int(b.size), confidence)
-    diff = pb - pa
-    low = diff - math.sqrt((pb - lb) ** 2 + (ua - pa) ** 2)
-    high = diff + math.sqrt((ub - pb) ** 2 + (pa - la) ** 2)
-    return diff, [low, high]
+    low, high = confint_proportions_2indep(
+        int(challenger.sum()),
+        int(challenger.size),
+        int(champion.sum()),
+        int(champion.size),
+        method="newcomb",
+        compare="diff",
+        alpha=alpha,
+    )
+    return float(challenger.mean() - champion.mean()), [float(low), float(high)]
+
+
+def welch(champion: np.ndarray, challenger: np.ndarray, alpha: float):
+    """mean(challenger) - mean(champion) and Welch's two-sided 1 - alpha interval."""
+    if champion.size < 2 or challenger.size < 2:
+        return None, None
+    compared = CompareMeans(DescrStatsW(challenger), DescrStatsW(champion))
+    low, high = compared.tconfint_diff(alpha=alpha, usevar="unequal")
+    return float(challenger.mean() - champion.mean()), [float(low), float(high)]
 
 
 def _resampled(values: np.ndarray, stat: Callable, rounds: int, rng) -> np.ndarray:
@@ -46,9 +65,10 @@ def _resampled(values: np.ndarray, stat: Callable, rounds: int, rng) -> np.ndarr
     return out
 
 
-def bootstrap(values, stat: Callable, rounds: int, confidence: float, rng) -> list[float] | None:
-    """Percentile bootstrap interval of stat(values), or of stat(b) - stat(a) for a pair."""
-    tail = (1 - confidence) / 2 * 100
+def bootstrap(values, stat: Callable, rounds: int, alpha: float, rng) -> list[float] | None:
+    """Percentile bootstrap 1 - alpha interval of stat(values), or of stat(b) - stat(a) for a
+    pair (a, b)."""
+    tail = alpha / 2 * 100
     if isinstance(values, tuple):
         a, b = values
         if not a.size or not b.size:
@@ -73,30 +93,27 @@ def verdict(ci: list[float] | None, better: int) -> str:
 
 
 def summary(samples: dict[str, np.ndarray], s, rng) -> dict:
-    """Each metric of one arm and version: its value, rows and interval (`s`: the settings)."""
-    conv = samples["conversion"]
-    adjusted, moves = samples["adjusted"], samples["adjustment"]
-    days, deviation, mape = (
-        samples["days_to_sell"],
-        samples["listing_deviation"],
-        samples["realised_mape"],
-    )
+    """Each metric of one arm: its value, rows and interval (`s`: the settings)."""
+    level = 2 * s.alpha
+    conv, adjusted, moves = samples["conversion"], samples["adjusted"], samples["adjustment"]
+    days, deviation = samples["days_to_sell"], samples["listing_deviation"]
+    mape = samples["realised_mape"]
     return {
         "conversion": {
             "n": int(conv.size),
             "sold": int(conv.sum()),
             "share": float(conv.mean()) if conv.size else None,
-            "ci": wilson(int(conv.sum()), int(conv.size), s.confidence),
+            "ci": wilson(int(conv.sum()), int(conv.size), level),
         },
         "days_to_sell": {
             "n": int(days.size),
             "median": float(np.median(days)) if days.size else None,
-            "ci": bootstrap(days, np.median, s.bootstrap_rounds, s.confidence, rng),
+            "ci": bootstrap(days, np.median, s.bootstrap_rounds, level, rng),
         },
         "adjusted": {
             "n": int(adjusted.size),
             "share": float(adjusted.mean()) if adjusted.size else None,
-            "ci": wilson(int(adjusted.sum()), int(adjusted.size), s.confidence),
+            "ci": wilson(int(adjusted.sum()), int(adjusted.size), level),
             "median_change_of_estimate": float(np.median(moves)) if moves.size else None,
             "towards_estimate_share": (
                 float(samples["towards"].mean()) if samples["towards"].size else None
@@ -105,38 +122,47 @@ def summary(samples: dict[str, np.ndarray], s, rng) -> dict:
         "listing_deviation": {
             "n": int(deviation.size),
             "median": float(np.median(deviation)) if deviation.size else None,
-            "ci": bootstrap(deviation, np.median, s.bootstrap_rounds, s.confidence, rng),
+            "ci": bootstrap(deviation, np.median, s.bootstrap_rounds, level, rng),
+        },
+        "complaints": {
+            "n": int(samples["complaints"].size),
+            "share": float(samples["complaints"].mean()) if samples["complaints"].size else None,
+            "ci": wilson(int(samples["complaints"].sum()), int(samples["complaints"].size), level),
         },
         "realised_mape": {
             "n": int(mape.size),
             "value": float(mape.mean()) if mape.size else None,
-            "ci": bootstrap(mape, np.mean, s.bootstrap_rounds, s.confidence, rng),
+            "ci": bootstrap(mape, np.mean, s.bootstrap_rounds, level, rng),
         },
     }
 
 
-def difference(champ: dict, chall: dict, s, rng) -> dict:
-    """Return the challenger-minus-champion difference, its interval and verdict per metric."""
+def difference(champ: dict, chall: dict, s, planned: dict, rng) -> dict:
+    """Per metric: challenger - champion, its 1 - 2 alpha interval, the rows against the planned
+    n, the verdict and whether it is non-inferior at the metric's own margin (`planned`: metric
+    -> planned [champion, challenger] n; below it every verdict is "not yet known")."""
+    level = 2 * s.alpha
     out = {}
     for name, better in BETTER_WHEN.items():
         a, b = champ[name], chall[name]
-        enough = min(a.size, b.size) >= s.min_rows
-        if name == "conversion":
-            diff, ci = newcombe_difference(a, b, s.confidence)
+        if name in ("conversion", "complaints"):
+            diff, ci = newcombe(a, b, level)
+        elif name == "realised_mape":
+            diff, ci = welch(a, b, level)
         else:
-            stat = np.median if name == "days_to_sell" else np.mean
-            diff = float(stat(b) - stat(a)) if a.size and b.size else None
-            ci = bootstrap((a, b), stat, s.bootstrap_rounds, s.confidence, rng)
-        entry = {
+            diff = float(np.median(b) - np.median(a)) if a.size and b.size else None
+            ci = bootstrap((a, b), np.median, s.bootstrap_rounds, level, rng)
+        need = planned[name]
+        enough = a.size >= need[0] and b.size >= need[1]
+        margin = s.margin(name)
+        worst = None if ci is None else (ci[0] if better > 0 else ci[1])  # the worse end
+        out[name] = {
             "difference": diff,
             "ci": ci,
             "rows": [int(a.size), int(b.size)],
+            "planned": list(need),
+            "margin": margin,
             "verdict": verdict(ci, better) if enough else "not yet known",
+            "not_worse": bool(enough and worst is not None and worst * better > -margin),
         }
-        if name in NON_INFERIOR:
-            worst = None if ci is None else (ci[0] if better > 0 else ci[1])
-            entry["not_worse"] = bool(
-                enough and worst is not None and worst * better > -s.non_inferiority_margin
-            )
-        out[name] = entry
     return out

@@ -1,4 +1,5 @@
-"""The A/B experiment as text rows (the monitoring report and `carprice release experiment`).
+"""The A/B experiment as text rows (the monitoring report, `carprice experiment show` and
+`carprice promote --by-experiment`).
 
 Shares, deviations and errors are in percent, their differences in percentage points (pp),
 days in days; an interval is [low, high] at the experiment's confidence.
@@ -28,7 +29,7 @@ def _days_ci(ci: list[float] | None) -> str:
 TABLE_HEADER = (
     "arm",
     "model_version",
-    "estimates",
+    "listings",
     "with_outcome",
     "sold_within_days",
     "median_days_to_sell",
@@ -51,15 +52,17 @@ COLUMN_NOTES = (
 
 
 def table_rows(result: dict) -> list[tuple[str, ...]]:
-    """Return the experiment as text rows: a header, one row per arm and version, then one
-    row per judged metric (difference, interval, verdict)."""
+    """Return the experiment as text rows: a header, one row per arm, then four-column rows:
+    the experiment and its window, the sample-ratio check, the listings left out, one row per
+    metric (difference, interval, verdict with its margin and n against the planned n), and
+    the decision with its reasons."""
     rows = [TABLE_HEADER]
     for a in result["arms"]:
         rows.append(
             (
                 a["arm"],
                 a["model_version"],
-                str(a["estimates"]),
+                str(a["listings"]),
                 str(a["with_outcome"]),
                 f"{_pct(a['conversion']['share'])} {_pct_ci(a['conversion']['ci'])} "
                 f"n={a['conversion']['n']}",
@@ -71,13 +74,34 @@ def table_rows(result: dict) -> list[tuple[str, ...]]:
                 f"n={a['realised_mape']['n']}",
             )
         )
+    e, check = result.get("experiment"), result.get("srm")
+    if e:
+        window = f"{e['started_at']} to {e['stopped_at'] or 'now'}"
+        rows.append(("experiment", e["id"], window, f"challenger share {e['share']}"))
+    if check:
+        p_value = "-" if check["p_value"] is None else f"p = {check['p_value']:.3g}"
+        counts = f"{check['counts'][0]} champion, {check['counts'][1]} challenger listings"
+        rows.append(("sample ratio", counts, p_value, "passed" if check["passed"] else "BLOCKS"))
+    if e:
+        rows.append(("listings in both arms, left out", str(e["both_arms"]), "", ""))
     for name, entry in (result["comparison"] or {}).items():
         if name == "days_to_sell":
             difference, interval = _days(entry["difference"]), _days_ci(entry["ci"])
+            margin = _days(entry["margin"])
         else:
             difference = _pct(entry["difference"], points=True)
             interval = _pct_ci(entry["ci"], points=True)
-        rows.append((f"challenger - champion: {name}", difference, interval, entry["verdict"]))
+            margin = _pct(entry["margin"], points=True)
+        rows.append(
+            (
+                f"challenger - champion: {name}",
+                difference,
+                interval,
+                f"{entry['verdict']}; {'not worse' if entry['not_worse'] else 'may be worse'} "
+                f"than margin {margin}; n {entry['rows'][0]}/{entry['rows'][1]} of "
+                f"{entry['planned'][0]}/{entry['planned'][1]} planned",
+            )
+        )
     verdict = result["promotion"]
     rows.append(("promotion", "allowed" if verdict["allowed"] else "refused", *verdict["reasons"]))
     return rows

@@ -28,6 +28,7 @@ def to_json(result: MonitorResult, meta: dict) -> dict:
             "shadow": result.shadow,
             "clients": None if result.clients is None else result.clients.to_dict("records"),
             "drift_bins": None if result.bins is None else result.bins.to_dict("records"),
+            "opinions": result.opinions,
         }
     )
 
@@ -134,6 +135,14 @@ def render(report: dict, result: MonitorResult) -> str:
         ("What this report covers", hr.table(about, ["", "value"])),
         ("Usage", usage_section(report["usage"])),
     ]
+    if result.opinions:
+        columns = list(result.opinions[0])
+        sections.append(
+            (
+                "Sellers' opinions of the estimates (complaints: too_low + too_high)",
+                hr.table([[o[c] for c in columns] for o in result.opinions], columns),
+            )
+        )
     if not result.drift.empty:
         sections.append(
             (

@@ -109,7 +109,7 @@ def run_monitoring(
         store.create()
         result = monitor_store(store, ref, thresholds, champion, since)
         span = window(store, since)
-        experiment = compare(store, params, since) if params.get("experiment") else None
+        experiment = compare(store, params) if params.get("experiment") else None
         check = ClientCheck.from_params(params.get("clients"))
         result.clients, held = review_clients(store, check, since)
     finally:

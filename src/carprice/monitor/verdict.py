@@ -46,6 +46,8 @@ class MonitorResult:
     clients: pd.DataFrame | None = None
     # Each drift feature's share of rows per bin, in training and recently (monitor/drift.py).
     bins: pd.DataFrame | None = None
+    # Sellers' opinions per model version and arm, with the complaint rate.
+    opinions: list | None = None
 
 
 def level(value: float, t: MonitorThresholds) -> str:

@@ -52,4 +52,5 @@ def monitor_store(
         bool(reasons),
         reasons,
         bins=bins,
+        opinions=queries.opinions(store, since),
     )

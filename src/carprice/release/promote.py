@@ -99,14 +99,25 @@ def _gate_passed(reports: dict[str, Path], name: str) -> bool:
     return bool(read_json(reports[name] / GATE_FILES[name][0]).get("passed"))
 
 
-def require_experiment(experiment: dict, model_version: str) -> None:
-    """Refuse (ReleaseError naming the numbers) unless the A/B experiment's challenger arm ran
-    `model_version` and was not worse than the champion on conversion and realised error, with
-    enough rows (`experiment` is carprice.monitor.experiment.compare's result)."""
+def champion_of_record(home: Path) -> str | None:
+    """The model version of the bundle the deploy pointer names (the champion's), or None."""
+    bundle = pointer.read_pointer(home)
+    if bundle is None or not (bundle / "metadata.json").exists():
+        return None
+    return read_json(bundle / "metadata.json").get("model_version")
+
+
+def require_experiment(experiment: dict, model_version: str, champion: str | None) -> None:
+    """Refuse (ReleaseError, one sentence) unless the A/B experiment ran `model_version` as its
+    challenger against `champion` (the champion of record) and allows the promotion
+    (`experiment` is carprice.monitor.experiment.compare's result)."""
     ran = experiment.get("challenger")
     if ran != model_version:
+        raise ReleaseError(f"no experiment ran {model_version} as its challenger")
+    if experiment["champion"] != champion:
         raise ReleaseError(
-            f"the experiment's challenger arm ran {ran or 'no model'}, not {model_version}"
+            f"the champion of record is {champion or 'none'}, not the experiment's champion "
+            f"{experiment['champion']}: start a new experiment"
         )
     verdict = experiment["promotion"]
     if not verdict["allowed"]:

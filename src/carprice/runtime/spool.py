@@ -242,6 +242,8 @@ def drain(spool: Spool, store, batch: int = 1000, max_batches: int = 50) -> tupl
                 client=post.get("client"),  # absent in posts spooled by an older service
                 event=post.get("event"),  # listing_price | sold | withdrawn; absent: plain values
                 event_at=post.get("event_at"),
+                opinion=post.get("opinion"),
+                comment=post.get("comment"),
                 key=post["dedupe_key"],  # the key the spool holds it under: the same post
             )
         spool.forget_feedback([post["dedupe_key"] for post in posts])

@@ -4,13 +4,15 @@ service imports it.
 
 Each table family has its module: store_schema.py (the engine, the schema and its migrations),
 store_log.py (the log's hot path, the spool's hand-off, the WAL checkpoint, retention),
-store_feedback.py, store_clients.py and store_holds.py; the tables are in store_tables.py.
+store_feedback.py, store_clients.py, store_holds.py and store_experiments.py (the A/B
+experiment record); the tables are in store_tables.py.
 Every row records the client that sent it (NULL for anonymous calls).
 """
 
 from __future__ import annotations
 
 from carprice.runtime.store_clients import Clients
+from carprice.runtime.store_experiments import Experiments
 from carprice.runtime.store_feedback import Feedback, dedupe_key, feedback_key
 from carprice.runtime.store_holds import Holds
 from carprice.runtime.store_log import PredictionLog
@@ -30,5 +32,5 @@ __all__ = [
 ]
 
 
-class Store(PredictionLog, Feedback, Clients, Holds):
-    """The prediction log, feedback, holds and clients tables behind one engine."""
+class Store(PredictionLog, Feedback, Clients, Holds, Experiments):
+    """The prediction log, feedback, holds, clients and experiments tables behind one engine."""

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from carprice.runtime.store_schema import Database
 
 COLUMNS = ["prediction_id", "listing_price", "sold_price", "sold_at", "received_at"]
-COLUMNS += ["dedupe_key", "client", "event", "event_at"]
+COLUMNS += ["dedupe_key", "client", "event", "event_at", "opinion", "comment"]
 
 
 def dedupe_key(prediction_id: str, *values) -> str:
@@ -32,13 +32,16 @@ def feedback_key(
     sold_at: dt.date | None,
     event: str | None = None,
     stated_at: str | None = None,
+    opinion: str | None = None,
+    comment: str | None = None,
 ) -> str:
     """Return the dedupe key of a feedback post: a post of plain values keeps the key it always
     had; an event adds its name and the time the client stated (None when defaulted, so a retry
-    without a time is the same post)."""
+    without a time is the same post); an opinion adds the opinion and its comment."""
     if event is None:
         return dedupe_key(prediction_id, listing_price, sold_price, sold_at)
-    return dedupe_key(prediction_id, listing_price, sold_price, sold_at, event, stated_at)
+    said = (opinion, comment) if event == "opinion" else ()
+    return dedupe_key(prediction_id, listing_price, sold_price, sold_at, event, stated_at, *said)
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -62,6 +65,8 @@ class Feedback(Database):
         client: str | None = None,
         event: str | None = None,
         event_at: dt.datetime | None = None,
+        opinion: str | None = None,
+        comment: str | None = None,
         key: str | None = None,
     ) -> int | None:
         """Store feedback durably; return its id, or None when the prediction is unknown.
@@ -72,7 +77,9 @@ class Feedback(Database):
         """
         p, f = self.predictions, self.feedback
         if key is None:
-            key = feedback_key(prediction_id, listing_price, sold_price, sold_at, event)
+            key = feedback_key(
+                prediction_id, listing_price, sold_price, sold_at, event, None, opinion, comment
+            )
         values = sa.select(
             p.c.prediction_id,
             sa.literal(listing_price, sa.Float),
@@ -83,6 +90,8 @@ class Feedback(Database):
             sa.literal(client, sa.String),
             sa.literal(event, sa.String),
             sa.literal(event_at, sa.DateTime(timezone=True)),
+            sa.literal(opinion, sa.String),
+            sa.literal(comment, sa.Text),
         ).where(p.c.prediction_id == prediction_id)
         # One INSERT ... SELECT: the existence check and the write are one statement, so SQLite
         # never has to upgrade a read transaction to a write one (which fails without waiting).

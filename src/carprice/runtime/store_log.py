@@ -122,7 +122,7 @@ class PredictionLog(Database):
         if self.url.get_backend_name() == "postgresql" and self.url.get_driver_name() == "psycopg":
             self._copy_once(rows)
             return
-        rows = [row if "arm" in row else {"client": None, **row, "arm": None} for row in rows]
+        rows = [{"client": None, "arm": None, "experiment_id": None, **row} for row in rows]
         insert = (sqlite if self.is_sqlite else postgresql).insert(self.predictions)
         statement = insert.on_conflict_do_nothing(index_elements=[self.predictions.c.prediction_id])
         with self.engine.begin() as conn:

@@ -22,7 +22,7 @@ import orjson
 import sqlalchemy as sa
 
 from carprice.runtime import store_partitions as partitions
-from carprice.runtime.store_tables import client_tables, holds_table, tables
+from carprice.runtime.store_tables import client_tables, experiments_table, holds_table, tables
 
 DB_FILE = "carprice.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -33,7 +33,7 @@ PG_CONNECT_TIMEOUT_S = 3
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 # The newest revision in migrations/versions (a test checks it): a start checks the store's
 # revision against it without loading Alembic, which only stamps and migrates.
-HEAD = "0001"
+HEAD = "0002"
 UPGRADE = "carprice store upgrade"
 
 
@@ -102,6 +102,7 @@ class Database:
         self.meta, self.predictions, self.feedback = tables(prefix)
         self.holds = holds_table(self.meta, prefix)
         self.clients, self.quota_counters = client_tables(self.meta, prefix)
+        self.experiments = experiments_table(self.meta, prefix)
         self.version_table = f"{prefix}alembic_version"
         self._local = threading.local()  # a driver connection per thread (the hot paths)
 

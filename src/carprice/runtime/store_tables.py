@@ -2,12 +2,13 @@
 
 predictions   one row per estimate: id (time-ordered), request id, time (UTC), model version,
               inputs (JSON), status, price, interval, rating, reason, latency, and the shadow
-              challenger's version, status, price, interval or error, the client that asked
-              and the A/B arm that priced it
+              challenger's version, status, price, interval or error, the client that asked,
+              the A/B arm that priced it and the experiment it was served in
 feedback      listing price, sold price and sold date reported against a prediction; the
               dedupe key (sha256 of those values) makes a repeated post one record; the client
               that reported it; `event` (listing_price, sold, withdrawn) and `event_at` when
-              the post named an event (NULL for posts of plain values)
+              the post named an event (NULL for posts of plain values); an `opinion` event's
+              opinion and optional comment
 client_holds  a client whose feedback is kept out of training: held (by the monitor or an
               operator) or dropped, with the reason, until `released_at` is set
 """
@@ -50,6 +51,7 @@ def tables(prefix: str = "", partitioned: bool = False) -> tuple[sa.MetaData, sa
         sa.Column("challenger_error", sa.Text),
         sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
         sa.Column("arm", sa.String(16)),  # A/B arm: champion | challenger; NULL: champion
+        sa.Column("experiment_id", sa.String(32), index=True),  # the A/B experiment's, or NULL
         **by_day,
     )
     key = [] if partitioned else [sa.ForeignKey(predictions.c.prediction_id)]
@@ -72,6 +74,8 @@ def tables(prefix: str = "", partitioned: bool = False) -> tuple[sa.MetaData, sa
         sa.Column("client", sa.String(200)),  # the API key's client; NULL for anonymous calls
         sa.Column("event", sa.String(16)),  # listing_price | sold | withdrawn; NULL: legacy post
         sa.Column("event_at", sa.DateTime(timezone=True)),  # when it happened (UTC)
+        sa.Column("opinion", sa.String(16)),  # an opinion event: too_low | about_right | too_high
+        sa.Column("comment", sa.Text),  # the seller's words with it (never read for training)
     )
     return meta, predictions, feedback
 
@@ -125,3 +129,21 @@ def client_tables(meta: sa.MetaData, prefix: str = "") -> tuple[sa.Table, sa.Tab
         sa.Column("count", sa.Integer, nullable=False),
     )
     return clients, counters
+
+
+def experiments_table(meta: sa.MetaData, prefix: str = "") -> sa.Table:
+    """Return the A/B experiments table on `meta`: one row per experiment, running while
+    stopped_at is NULL; `plan` holds each metric's margin and reason, the minimum detectable
+    effect and the planned listings per arm (carprice.monitor.experiment_plan)."""
+    return sa.Table(
+        f"{prefix}experiments",
+        meta,
+        sa.Column("experiment_id", sa.String(32), primary_key=True),
+        sa.Column("champion_version", sa.String(200), nullable=False),
+        sa.Column("challenger_version", sa.String(200), nullable=False),
+        sa.Column("share", sa.Float, nullable=False),
+        sa.Column("salt", sa.String(64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("stopped_at", sa.DateTime(timezone=True)),
+        sa.Column("plan", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    )

@@ -105,14 +105,28 @@ def experiment(report: dict) -> None:
 
 
 def experiment_lines(result: dict) -> list[str]:
-    """One line per arm (conversion, days to sell, adjustments, realised error, with their
-    intervals), then the challenger's verdict per judged metric and the promotion decision."""
+    """The experiment and its window, the sample-ratio check, one line per arm (conversion,
+    days to sell, adjustments, realised error, with their intervals), then per metric the
+    challenger's difference, interval, margin, n against the planned n and verdict, and the
+    promotion decision with why."""
     lines = []
+    e, check = result.get("experiment"), result.get("srm")
+    if e:
+        lines.append(
+            f"experiment {e['id']}: {e['started_at']} to {e['stopped_at'] or 'now'}, "
+            f"challenger share {e['share']}; {e['both_arms']} listings in both arms left out"
+        )
+    if check:
+        p_value = "-" if check["p_value"] is None else format(check["p_value"], ".3g")
+        lines.append(
+            f"sample ratio: {check['counts'][0]} champion, {check['counts'][1]} challenger "
+            f"listings, p = {p_value}: {'passed' if check['passed'] else 'BLOCKS the verdict'}"
+        )
     for arm in result.get("arms") or []:
         conv, days = arm["conversion"], arm["days_to_sell"]
         adjusted, mape = arm["adjusted"], arm["realised_mape"]
         lines.append(
-            f"{arm['arm']:<10} {arm['model_version']}: {arm['estimates']} estimates; "
+            f"{arm['arm']:<10} {arm['model_version']}: {arm['listings']} listings; "
             f"sold within {result['settings']['sold_within_days']} days "
             f"{_share(conv['share'])} {_ci(conv['ci'], '.1%')}; "
             f"median days to sell {_num(days['median'], '.0f')} {_ci(days['ci'], '.0f')}; "
@@ -122,13 +136,20 @@ def experiment_lines(result: dict) -> list[str]:
     for name, entry in (result.get("comparison") or {}).items():
         lines.append(
             f"challenger - champion, {name}: {_num(entry['difference'], '+.4f')} "
-            f"{_ci(entry['ci'], '+.4f')}: {entry['verdict']}"
+            f"{_ci(entry['ci'], '+.4f')}, margin {entry['margin']:.4g}, n "
+            f"{entry['rows'][0]}/{entry['rows'][1]} of {entry['planned'][0]}/"
+            f"{entry['planned'][1]} planned: {entry['verdict']}"
         )
     decision = result.get("promotion") or {}
     if decision:
         lines.append(
             "experiment: "
-            + ("promotion allowed" if decision["allowed"] else "; ".join(decision["reasons"]))
+            + (
+                "promotion allowed: the checks passed and conversion and realised error are "
+                "not worse than their margins"
+                if decision["allowed"]
+                else "promotion refused: " + "; ".join(decision["reasons"])
+            )
         )
     return lines or ["no A/B experiment in the log"]
 
@@ -219,6 +240,9 @@ def main() -> int:
         retrain(data / "weeks-8-11", env, promote=False)
         step(f"A/B: the new model as challenger for {float(AB_SHARE):.0%} of listings")
         pointer.swap_pointer(home, PACKAGE / "bundle", pointer.CHALLENGER, note="demo A/B")
+        params = str(PROJECT_ROOT / "params.yaml")
+        share = ["--share", AB_SHARE, "--package", str(PACKAGE), "--params", params]
+        run(sys.executable, "-m", "carprice.cli", "experiment", "start", *share, env=env)
         stop(service)
         service = serve({**env, "CARPRICE_AB_SHARE": AB_SHARE})
         step("weeks 12-13: A/B traffic; sellers change prices, sell or withdraw")

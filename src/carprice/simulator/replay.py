@@ -32,7 +32,8 @@ class ReplayStats:
     errors: int = 0
     adjusted: int = 0  # seller events posted (replay_sellers): price changes ...
     sold: int = 0  # ... sales ...
-    withdrawn: int = 0  # ... and withdrawals
+    withdrawn: int = 0  # ... withdrawals ...
+    opinions: int = 0  # ... and opinions of the estimate
     pending: int = 0  # events after `until`, not posted (the listing is still open)
     arms: dict[str, int] = field(default_factory=dict)  # estimates per arm, when answered
     last_error: str | None = None  # status and body of the last refused request
@@ -124,6 +125,8 @@ def event_body(prediction_id: str, event: dict) -> dict:
         extra = {"listing_price": float(event["listing_price"]), "changed_at": day}
     elif kind == "sold":
         extra = {"sold_price": float(event["sold_price"]), "sold_at": day}
+    elif kind == "opinion":
+        extra = {"opinion": event["opinion"]}
     else:
         extra = {"withdrawn_at": day}
     return {"prediction_id": prediction_id, "event": kind, **extra}
@@ -184,7 +187,12 @@ def replay_sellers(
     events = seller_events(listings, estimates, seed=seed, params=params)
     last = np.datetime64(until or dt.datetime.now(dt.UTC).date(), "D")
     index = {row["listing_id"]: i for i, row in enumerate(rows)}
-    counters = {"listing_price": "adjusted", "sold": "sold", "withdrawn": "withdrawn"}
+    counters = {
+        "listing_price": "adjusted",
+        "sold": "sold",
+        "withdrawn": "withdrawn",
+        "opinion": "opinions",
+    }
     for event in events.to_dict("records"):
         prediction_id = ids[index[event["listing_id"]]]
         if prediction_id is None:

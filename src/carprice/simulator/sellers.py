@@ -3,7 +3,9 @@
 Each listing shown an estimate is followed for up to `max_days` days. The seller may move the
 asking price part of the way toward the estimate once (more often when the rating says the car
 is dear). Buyers arrive with a daily hazard that falls with asking price / market price; a sale
-is negotiated below the asking price. A listing unsold after `max_days` days is withdrawn.
+is negotiated below the asking price. A listing unsold after `max_days` days is withdrawn. Some
+sellers say what they think of the estimate on day 1: too low or too high when it is further
+than `opinion_band` from their own asking price (their reservation), about right otherwise.
 Calibration and its sources: docs/simulator.md ("Seller model").
 """
 
@@ -16,8 +18,8 @@ import pandas as pd
 
 from carprice.runtime.ratings import price_rating
 
-EVENT_COLUMNS = ("listing_id", "event", "at", "day", "listing_price", "sold_price")
-EVENT_ORDER = {"listing_price": 0, "sold": 1, "withdrawn": 2}
+EVENT_COLUMNS = ("listing_id", "event", "at", "day", "listing_price", "sold_price", "opinion")
+EVENT_ORDER = {"opinion": 0, "listing_price": 1, "sold": 2, "withdrawn": 3}
 NEVER = 1e9  # the day of a change that does not happen (finite: keeps the arithmetic clean)
 
 
@@ -39,6 +41,8 @@ class SellerParams:
     discount_sd: float = 0.015
     discount_max: float = 0.15
     max_days: int = 90  # unsold after this many days: withdrawn
+    opinion_chance: float = 0.3  # sellers who give their opinion of the estimate (day 1)
+    opinion_band: float = 0.08  # estimate / asking - 1 beyond +-this: too high / too low
 
 
 def hazard(ratio: np.ndarray, p: SellerParams) -> np.ndarray:
@@ -68,8 +72,9 @@ def seller_events(
     `listings` needs listing_id, price (asking), fair_price (market price) and listed_at;
     `estimates` (same order) holds price, price_low, price_high (NaN when unsupported); the
     rating is the service's (carprice.runtime.ratings). Columns: listing_id, event
-    ("listing_price" | "sold" | "withdrawn"), at (day), day (days after listing), listing_price
-    (the new asking price of a change, the asking price at a sale), sold_price. Every random
+    ("opinion" | "listing_price" | "sold" | "withdrawn"), at (day), day (days after listing),
+    listing_price (the new asking price of a change, the asking price at a sale), sold_price,
+    opinion (too_low | about_right | too_high). Every random
     draw happens whatever the inputs, so the same seed gives the same buyers for the same listings.
     """
     p = params or SellerParams()
@@ -110,12 +115,18 @@ def seller_events(
         p.discount_max,
     )
     sold_price = np.maximum(np.floor(ask_at_sale * (1.0 - discount) / 10.0) * 10.0, 1.0)
+    speaks = np.isfinite(estimate) & (rng.random(n) < p.opinion_chance)  # drawn last
+    gap = np.where(np.isfinite(estimate), estimate / asking - 1.0, 0.0)
+    opinion = np.select(
+        [gap < -p.opinion_band, gap > p.opinion_band], ["too_low", "too_high"], "about_right"
+    )
     listed = listings["listed_at"].to_numpy().astype("datetime64[D]")
     ids = listings["listing_id"].to_numpy()
     parts = [
         _events(ids, "listing_price", listed, adjust_day, new_ask, np.nan, changed),
         _events(ids, "sold", listed, sale_day, ask_at_sale, sold_price, sold),
         _events(ids, "withdrawn", listed, p.max_days, np.nan, np.nan, ~sold),
+        _events(ids, "opinion", listed, 1, np.nan, np.nan, speaks).assign(opinion=opinion[speaks]),
     ]
     events = pd.concat(parts, ignore_index=True)
     order = events["event"].map(EVENT_ORDER)
@@ -136,6 +147,7 @@ def _events(ids, kind, listed, day, listing_price, sold_price, mask) -> pd.DataF
             "day": day,
             "listing_price": price,
             "sold_price": sold,
+            "opinion": None,
         },
         columns=list(EVENT_COLUMNS),
     )

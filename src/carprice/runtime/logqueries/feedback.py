@@ -41,18 +41,27 @@ def sales_per_client(store: Store, clients: Iterable[str]) -> dict[str, int]:
         return {str(c): int(n) for c, n in conn.execute(query).all()}
 
 
-def keyed_estimates(store: Store, since: dt.date | dt.datetime | None) -> list[dict]:
-    """The priced estimates of listings with a `listing_key` (the A/B experiment's), logged
-    from `since` on: prediction_id, created_at, model_version, arm, price and inputs."""
+def keyed_estimates(
+    store: Store, experiment_id: str, start: dt.datetime, stop: dt.datetime
+) -> list[dict]:
+    """The priced estimates of keyed listings served in one A/B experiment, logged from
+    `start` until before `stop`, oldest first: prediction_id, created_at, model_version, arm,
+    price and inputs."""
     p = store.predictions
-    query = sa.select(
-        p.c.prediction_id, p.c.created_at, p.c.model_version, p.c.arm, p.c.price, p.c.inputs
-    ).where(
-        p.c.status == "ok",
-        p.c.inputs["listing_key"].as_string().is_not(None),
-        *in_window(p.c.created_at, since),
+    query = (
+        sa.select(
+            p.c.prediction_id, p.c.created_at, p.c.model_version, p.c.arm, p.c.price, p.c.inputs
+        )
+        .where(
+            p.c.experiment_id == experiment_id,
+            p.c.status == "ok",
+            p.c.inputs["listing_key"].as_string().is_not(None),
+            p.c.created_at >= start,
+            p.c.created_at < stop,
+        )
+        .order_by(p.c.created_at, p.c.prediction_id)
     )
-    with store.engine.connect() as conn:  # only keyed estimates leave the database
+    with store.engine.connect() as conn:  # only the experiment's estimates leave the database
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -64,12 +73,12 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def feedback_events(
-    store: Store, since: dt.date | dt.datetime | None = None, keyed: bool = False
+    store: Store, since: dt.date | dt.datetime | None = None, experiment_id: str | None = None
 ) -> list[dict]:
     """Every feedback row (prediction_id, event, event_at, listing_price, sold_price, sold_at,
-    received_at, client), oldest first; received from `since` on when given (a date means
-    00:00 UTC); only on estimates of listings with a `listing_key` when `keyed` (the A/B
-    experiment's). `event` is None on posts of plain values; times are UTC-aware."""
+    received_at, client, opinion; never a comment), oldest first; received from `since` on when
+    given (a date means 00:00 UTC); only on estimates served in the A/B experiment
+    `experiment_id` when given. `event` is None on posts of plain values; times are UTC-aware."""
     f, p = store.feedback, store.predictions
     query = sa.select(
         f.c.prediction_id,
@@ -80,10 +89,11 @@ def feedback_events(
         f.c.sold_at,
         f.c.received_at,
         f.c.client,
+        f.c.opinion,
     ).order_by(f.c.feedback_id)
-    if keyed:
-        with_key = p.c.inputs["listing_key"].as_string().is_not(None)
-        query = query.where(f.c.prediction_id.in_(sa.select(p.c.prediction_id).where(with_key)))
+    if experiment_id is not None:
+        served = sa.select(p.c.prediction_id).where(p.c.experiment_id == experiment_id)
+        query = query.where(f.c.prediction_id.in_(served))
     if isinstance(since, dt.datetime):
         since = _utc(since)
     query = query.where(*in_window(f.c.received_at, since))

@@ -12,6 +12,7 @@ from carprice.runtime.logqueries.base import field, logged, median, ranked, sale
 from carprice.runtime.store import Store
 
 PRICE = "price"  # the estimate itself, beside the listing fields, in `bin_counts`
+OPINIONS = ("too_low", "about_right", "too_high")  # a seller's opinion of the estimate
 
 
 def _counts(store: Store, column: sa.ColumnElement, since: dt.date | None) -> dict:
@@ -228,3 +229,27 @@ def shadow(store: Store, since: dt.date | None) -> dict | None:
         "champion_mape": float(champion),
         "challenger_mape": float(challenger),
     }
+
+
+def opinions(store: Store, since: dt.date | None) -> list[dict]:
+    """Sellers' opinions of the estimates logged from `since` on, per model version and arm:
+    opinions, too_low, about_right, too_high and the complaint rate (too_low + too_high)."""
+    p, f = store.predictions, store.feedback
+    arm = sa.func.coalesce(p.c.arm, "champion")
+    said = {name: sa.func.count().filter(f.c.opinion == name) for name in OPINIONS}
+    query = (
+        sa.select(p.c.model_version, arm, sa.func.count(), *said.values())
+        .select_from(f.join(p, f.c.prediction_id == p.c.prediction_id))
+        .where(f.c.event == "opinion", *logged(store, since))
+        .group_by(p.c.model_version, arm)
+        .order_by(p.c.model_version, arm)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    out = []
+    for version, arm_name, n, *counts in rows:
+        entry = {"model_version": version, "arm": arm_name, "opinions": int(n)}
+        entry.update(zip(OPINIONS, map(int, counts), strict=True))
+        entry["complaint_rate"] = (entry["too_low"] + entry["too_high"]) / n
+        out.append(entry)
+    return out
