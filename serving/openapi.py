@@ -7,7 +7,8 @@ import functools
 
 from carprice.runtime import listing as contract
 from serving import examples as ex
-from serving.openapi_schemas import ref, schemas
+from serving.openapi_feedback import ref
+from serving.openapi_schemas import schemas
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 PROBLEM_JSON = "application/problem+json"
@@ -101,7 +102,7 @@ def _document(year_max: int) -> dict:
             "/v1/model": {
                 "get": _secure(
                     _op(
-                        "The served model and what runs it: version, lineage, metrics, gates, "
+                        "The served model and what runs it: version, lineage, release and gates, "
                         "scorer, image",
                         ("200", "model information", _json_body("ModelInfo")),
                         ("503",),

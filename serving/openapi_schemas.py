@@ -7,21 +7,7 @@ from __future__ import annotations
 from carprice.runtime import listing as contract
 from carprice.runtime.experiment import ARMS, LISTING_KEY_MAX
 from carprice.runtime.ratings import RATINGS
-from serving import bodies
-
-
-def ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _price(description: str) -> dict:
-    """An optional price: null counts as absent (as the service reads it)."""
-    return {
-        "type": ["number", "null"],
-        "minimum": 1,
-        "maximum": contract.ASKING_PRICE_MAX,
-        "description": description,
-    }
+from serving.openapi_feedback import feedback_schemas, price, ref
 
 
 def listing_property(f: contract.Field, year_max: int) -> dict:
@@ -49,7 +35,7 @@ def schemas(year_max: int) -> dict:
         "required": list(contract.REQUIRED_API_FIELDS),
         "properties": {
             **{f.key: listing_property(f, year_max) for f in contract.API},
-            "listing_price": _price("asking price in EUR; adds a price_rating to the estimate"),
+            "listing_price": price("asking price in EUR; adds a price_rating to the estimate"),
             "listing_key": {
                 "type": ["string", "null"],
                 "minLength": 1,
@@ -143,7 +129,13 @@ def schemas(year_max: int) -> dict:
             "properties": {
                 "model_version": {"type": "string"},
                 "bundle": {"type": "string", "description": "the bundle directory's name"},
-                "metadata": {"type": "object", "description": "lineage, metrics, gates"},
+                "metadata": {"type": "object", "description": "the bundle's lineage"},
+                "release": {
+                    "type": ["object", "null"],
+                    "description": "this version's release (null if never promoted): release, "
+                    "created_at, git_commit, snapshot, params_hash, gates, test_metrics, "
+                    "gate2_reasons, params",
+                },
                 "interval": {"type": "object", "description": "interval calibration"},
                 "supported_models": {"type": "integer", "minimum": 0},
                 "features": {"type": "array", "items": {"type": "string"}},
@@ -158,8 +150,7 @@ def schemas(year_max: int) -> dict:
             "properties": {
                 "scorer": {
                     "enum": ["compiled", "lightgbm"],
-                    "description": "what scores the trees: the compiled scorer, or LightGBM "
-                    "when the compiled one is unavailable",
+                    "description": "the compiled tree scorer, else LightGBM",
                 },
                 "image_id": {
                     "type": ["string", "null"],
@@ -168,7 +159,7 @@ def schemas(year_max: int) -> dict:
                 },
             },
         },
-        **_feedback_schemas(),
+        **feedback_schemas(),
         "FeedbackAccepted": {
             "type": "object",
             "properties": {
@@ -201,99 +192,4 @@ def schemas(year_max: int) -> dict:
                 },
             },
         },
-    }
-
-
-_PREDICTION_ID = {"type": "string", "minLength": 1, "maxLength": 64}
-
-
-def _day(nullable: bool, description: str) -> dict:
-    """A date YYYY-MM-DD (the service also refuses one after today)."""
-    return {
-        "type": ["string", "null"] if nullable else "string",
-        "format": "date",
-        "pattern": f"^{bodies.DATE_PATTERN}$",
-        "description": f"{description}; YYYY-MM-DD, from {contract.YEAR_MIN}-01-01 to today",
-    }
-
-
-def _event(name: str, description: str, properties: dict) -> dict:
-    """An event body: prediction_id, `event` and the event's own fields, nothing else."""
-    required, _ = bodies.EVENT_FIELDS[name]
-    return {
-        "type": "object",
-        "description": description,
-        "additionalProperties": False,
-        "required": ["prediction_id", "event", *required],
-        "properties": {"prediction_id": _PREDICTION_ID, "event": {"const": name}, **properties},
-    }
-
-
-def _feedback_schemas() -> dict:
-    """The feedback body: plain values (as before events), or one of the three events."""
-    sold_price = {**_price("the price the car sold for (EUR)"), "type": "number"}
-    return {
-        "Feedback": {
-            "description": "an event (listing_price, sold, withdrawn, opinion) or plain values",
-            "anyOf": [
-                ref("FeedbackValues"),
-                ref("ListingPriceEvent"),
-                ref("SoldEvent"),
-                ref("WithdrawnEvent"),
-                ref("OpinionEvent"),
-            ],
-        },
-        "FeedbackValues": {
-            "type": "object",
-            "description": "plain values without an event: at least one of the three",
-            "additionalProperties": False,
-            "required": ["prediction_id"],
-            "properties": {
-                "prediction_id": _PREDICTION_ID,
-                "event": {"type": "null"},
-                "listing_price": _price("the price the car was listed at (EUR)"),
-                "sold_price": _price("the price the car sold for (EUR)"),
-                "sold_at": _day(True, "the day it sold"),
-            },
-            # at least one of the three, not null
-            "anyOf": [
-                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
-                for name in ("listing_price", "sold_price", "sold_at")
-            ],
-        },
-        "ListingPriceEvent": _event(
-            "listing_price",
-            "the seller changed the asking price",
-            {
-                "listing_price": {**_price("the new asking price (EUR)"), "type": "number"},
-                "changed_at": {
-                    "type": ["string", "null"],
-                    "pattern": f"^({bodies.DATE_PATTERN}|{bodies.DATE_TIME_PATTERN})$",
-                    "description": "RFC 3339 date-time with its offset, or YYYY-MM-DD (00:00 "
-                    "UTC); not in the future; default now",
-                },
-            },
-        ),
-        "SoldEvent": _event(
-            "sold",
-            "the car sold",
-            {"sold_price": sold_price, "sold_at": _day(False, "the day it sold")},
-        ),
-        "WithdrawnEvent": _event(
-            "withdrawn",
-            "the seller withdrew the listing",
-            {"withdrawn_at": _day(True, "the day it was withdrawn; default today (UTC)")},
-        ),
-        "OpinionEvent": _event(
-            "opinion",
-            "the seller's opinion of the estimate (its time: when it is received)",
-            {
-                "opinion": {"enum": list(bodies.OPINIONS)},
-                "comment": {
-                    "type": ["string", "null"],
-                    "maxLength": bodies.COMMENT_MAX,
-                    "description": "the seller's words; kept for review, never for training",
-                },
-            },
-        ),
     }
