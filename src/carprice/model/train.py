@@ -103,10 +103,9 @@ def round_reporter(report: Rounds, booster: str) -> Callable:
 
 
 def encode_part(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """Encode one partition (with its `_split`) into model columns plus label, split and keys.
-
-    `_bucket` is a hash of each row's content, for spreading rows over workers.
-    """
+    """Encode one partition (with its `_split`) into model columns plus label, split and keys;
+    `_bucket`, a hash of each row's inputs (those it holds), spreads rows over workers."""
+    inputs = [c for c in INPUTS if c in frame]  # an optional listing column may be absent
     out = pd.DataFrame(spec.encode_frame(frame), columns=list(FEATURES), index=frame.index)
     price = frame["price"].to_numpy(dtype=np.float64)
     return out.assign(
@@ -116,7 +115,7 @@ def encode_part(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
             SPLIT: frame[SPLIT].to_numpy(),
             MAKE: frame["make"].to_numpy(),
             MODEL: frame["model"].to_numpy(),
-            BUCKET: pd.util.hash_pandas_object(frame[list(INPUTS)], index=False) % 4096,
+            BUCKET: pd.util.hash_pandas_object(frame[inputs], index=False) % 4096,
         }
     )
 
