@@ -216,6 +216,26 @@ def expected_drift(reference: pd.DataFrame, p: pd.DataFrame) -> dict[str, float]
     return out
 
 
+def usage_by_client(p: pd.DataFrame, f: pd.DataFrame) -> list[dict]:
+    """Estimates, feedback posts (on the estimates of `p`) and sales per client, anonymous under
+    one name; every client is of kind market (the fill registers none)."""
+    f = f[f["prediction_id"].isin(p["prediction_id"])]
+    sale = f["sold_price"].fillna(0).gt(0) & (f["event"].isna() | f["event"].eq("sold"))
+    posts = pd.DataFrame({"client": f["client"].fillna("(anonymous)"), "sale": sale})
+    posts = posts.groupby("client")["sale"].agg(["size", "sum"])
+    asked = p["client"].fillna("(anonymous)").value_counts()
+    return [
+        {
+            "client": c,
+            "kind": "market",
+            "estimates": int(asked.get(c, 0)),
+            "feedback": int(posts["size"].get(c, 0)),
+            "sales": int(posts["sum"].get(c, 0)),
+        }
+        for c in sorted(set(asked.index) | set(posts.index))
+    ]
+
+
 @pytest.mark.parametrize("since", [None, dt.date(2026, 5, 10)])
 def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresholds, since):
     """Usage, drift, realised error per version and segment, listing view and shadow from the
@@ -234,6 +254,7 @@ def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresho
             "by_status": p["status"].value_counts().to_dict(),
             "by_version": p["model_version"].value_counts().to_dict(),
             "per_day": {day: int(days[day]) for day in sorted(days.index)},
+            "by_client": usage_by_client(p, f),
         },
     )
     drift = expected_drift(reference, p)

@@ -10,6 +10,7 @@ import pandas as pd
 from carprice.monitor.drift import drift
 from carprice.monitor.verdict import ERROR_COLUMNS, MonitorResult, MonitorThresholds, verdict
 from carprice.runtime.logqueries import monitor as queries
+from carprice.runtime.logqueries.base import market
 from carprice.runtime.store import Store
 
 
@@ -34,9 +35,13 @@ def monitor_store(
     t: MonitorThresholds,
     champion: str | None = None,
     since: dt.date | None = None,
+    include_synthetic: bool = False,
 ) -> MonitorResult:
-    """Compute every monitoring view and the retrain verdict from the store."""
+    """Compute every monitoring view and the retrain verdict from the store's market traffic
+    (every client's with `include_synthetic`); usage also lists every client with its kind."""
+    everything, store = store, store if include_synthetic else market(store)
     used = queries.usage(store, since)
+    used["by_client"] = queries.usage_by_client(everything, since)
     drifted, bins = (
         drift(store, reference, t, since) if used["estimates"] else (pd.DataFrame(), None)
     )
