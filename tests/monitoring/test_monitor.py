@@ -170,6 +170,8 @@ def test_a_load_test_beside_a_quiet_market_leaves_the_monitor_quiet(
     assert by_client["loadtest-1"]["kind"] == "synthetic"
     assert by_client["loadtest-1"]["estimates"] == 600 and by_client["loadtest-1"]["sales"] > 0
     assert by_client["tests"]["kind"] == "market"
+    assert result.usage["by_kind"]["synthetic"]["estimates"] == 600
+    assert result.usage["by_kind"]["market"]["estimates"] == 1200
     assert len(feedback_rows(store).rows) == len(quiet[1])  # training sees the market's only
 
     everything = monitor_store(store, market_frame, thresholds, include_synthetic=True)

@@ -245,6 +245,8 @@ def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresho
     p, f = log_frames(store, since)
     actual = monitor_store(store, reference, thresholds, "v1", since)
     days = p["created_at"].dt.strftime("%Y-%m-%d").value_counts()
+    clients = usage_by_client(p, f)
+    posts, sales = (sum(c[k] for c in clients) for k in ("feedback", "sales"))
     assert_same(
         actual.usage,
         {
@@ -254,7 +256,8 @@ def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresho
             "by_status": p["status"].value_counts().to_dict(),
             "by_version": p["model_version"].value_counts().to_dict(),
             "per_day": {day: int(days[day]) for day in sorted(days.index)},
-            "by_client": usage_by_client(p, f),
+            "by_client": clients,
+            "by_kind": {"market": {"estimates": len(p), "feedback": posts, "sales": sales}},
         },
     )
     drift = expected_drift(reference, p)

@@ -86,6 +86,10 @@ def usage_section(usage: dict) -> str:
         )
         + hr.table(by_version, ["model version", "estimates", "share"])
         + hr.table(
+            [(kind, *n.values()) for kind, n in usage.get("by_kind", {}).items()],
+            ["kind of client", "estimates", "feedback posts", "sales"],
+        )
+        + hr.table(
             [tuple(r.values()) for r in usage.get("by_client", [])],
             ["client", "kind", "estimates", "feedback posts", "sales"],
         )
