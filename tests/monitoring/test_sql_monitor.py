@@ -19,6 +19,8 @@ from carprice.config import Paths
 from carprice.monitor.stage import run_monitoring
 from carprice.monitor.verdict import MonitorThresholds
 from carprice.monitor.views import monitor_store
+from carprice.runtime.clients import SYNTHETIC, add_client
+from carprice.runtime.logqueries.feedback import training_sales
 from carprice.runtime.store import Store
 from tests.serving.conftest import pg_url  # noqa: F401 (fixture)
 
@@ -335,3 +337,43 @@ def test_monitor_report_reads_the_store(store, thresholds, params, tmp_path, mon
         for c, n in sorted(names.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     assert [{k: c[k] for k in ("client", "feedback", "sold")} for c in report["clients"]] == volume
+
+
+def test_a_synthetic_clients_traffic_leaves_every_judged_view_as_it_was(store, thresholds):
+    """A load test's estimates (one make, sold at 30% of the estimate) beside the market move
+    no judged view and no training row; usage lists the client as synthetic; judged with
+    `include_synthetic`, they count."""
+    fill(store)
+    reference = reference_frame()
+    before = monitor_store(store, reference, thresholds)
+    trained = training_sales(store)
+    add_client(store, "loadtest-1", "estimate,feedback", kind=SYNTHETIC)
+    rng = np.random.default_rng(3)
+    rows = [{**prediction(rng, 1000 + i), "client": "loadtest-1"} for i in range(200)]
+    for row in rows:
+        row["inputs"].update(make="Kia", model="Rio")
+    store.log_estimates_once(rows)
+    for row in rows:
+        sold = 0.3 * (row["price"] or 10_000.0)
+        store.add_feedback(row["prediction_id"], sold_price=sold, client="loadtest-1")
+    store.add_feedback(rows[0]["prediction_id"], sold_price=5.0, client="dealer-a")
+
+    after = monitor_store(store, reference, thresholds)
+    usage = {k: v for k, v in after.usage.items() if k not in ("by_client", "by_kind")}
+    assert_same(usage, {k: v for k, v in before.usage.items() if k in usage})
+    assert_same(after.drift.to_dict("records"), before.drift.to_dict("records"))
+    for view in ("realised", "segments"):
+        assert_same(
+            getattr(after, view).to_dict("records"), getattr(before, view).to_dict("records")
+        )
+    assert_same([after.listing, after.shadow], [before.listing, before.shadow])
+    assert (after.retrain, after.reasons) == (before.retrain, before.reasons)
+    assert training_sales(store) == trained
+    synthetic = {"estimates": 200, "feedback": 200, "sales": 200}
+    assert {"client": "loadtest-1", "kind": "synthetic", **synthetic} in after.usage["by_client"]
+    assert after.usage["by_kind"]["synthetic"] == synthetic
+
+    everything = monitor_store(store, reference, thresholds, include_synthetic=True)
+    assert everything.usage["estimates"] == before.usage["estimates"] + 200
+    mape = everything.realised.set_index("model_version")["mape"]
+    assert (mape > before.realised.set_index("model_version")["mape"]).all()
