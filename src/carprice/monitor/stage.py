@@ -122,6 +122,12 @@ def run_monitoring(
         say(f"client {name!r} flagged and put on hold: its feedback is held out of training")
     posts = int(result.clients["feedback"].sum())
     say(f"{span['estimates']:,} estimates and {posts:,} feedback posts; drift: {note}")
+    synthetic = result.usage["by_kind"].get("synthetic")
+    if synthetic and not include_synthetic:
+        say(
+            f"left out: {synthetic['estimates']:,} estimates and {synthetic['feedback']:,} "
+            "feedback posts of synthetic clients (--include-synthetic judges them)"
+        )
     now = dt.datetime.now(dt.UTC)
     meta = {
         "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
