@@ -123,6 +123,7 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     from carprice.monitor.experiment_text import table_rows
     from carprice.release.candidate import PACKAGE_JSON, read_json
     from carprice.release.promote import ReleaseError, require_experiment
+    from carprice.runtime.logqueries.base import market
     from carprice.runtime.store import Store, default_url
 
     package = require_folder("--package", args.package, (PACKAGE_JSON,), PACKAGE_CMD)
@@ -130,7 +131,7 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     try:
         store.create()
-        experiment = compare(store, load_params(args.params))
+        experiment = compare(market(store), load_params(args.params))  # as the monitor does
     finally:
         store.dispose()
     for row in table_rows(experiment):
