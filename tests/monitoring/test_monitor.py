@@ -12,6 +12,7 @@ import pytest
 from carprice.data.feedback import feedback_rows
 from carprice.monitor.verdict import MonitorThresholds
 from carprice.monitor.views import monitor_store
+from carprice.runtime.clients import SYNTHETIC
 from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import flask_post, replay
@@ -36,15 +37,21 @@ def week(seed: int, when: dt.date, drift: str | None = None, n: int = 1200):
 
 
 @pytest.fixture
-def service(small_bundle, tmp_path):
+def app(small_bundle, tmp_path):
     """The real Flask app on the small bundle, with a fresh SQLite store."""
     from serving.app import create_app
 
     db = tmp_path / "carprice.db"
-    app = create_app(
+    return create_app(
         {"BUNDLE": str(small_bundle), "CARPRICE_HOME": str(tmp_path), "DB_URL": f"sqlite:///{db}"}
     )
-    client = with_key(app.test_client(), feedback_per_day=100_000)  # feedback needs a key
+
+
+@pytest.fixture
+def service(app, tmp_path):
+    """The app's market caller (feedback needs a key), its store and database file."""
+    client = with_key(app.test_client(), feedback_per_day=100_000)
+    db = tmp_path / "carprice.db"
     return flask_post(client), Store(f"sqlite:///{db}"), db
 
 
@@ -132,3 +139,41 @@ def test_sold_feedback_joins_the_next_snapshot_exactly_once(service, tmp_path):
     fb = frame[frame["source"] == "feedback"]
     assert len(fb) == len(sales) and fb["prediction_id"].is_unique
     assert ingest(raw, tmp_path / "snapshots", feedback=again).snapshot_id == snap.snapshot_id
+
+
+def load_test(seed: int, n: int = 600):
+    """A load test's traffic: one make's cars only, each asked for several times, sold far
+    below the estimate's market (skewed inputs, sold prices 60% off)."""
+    listings, _ = week(seed, START + dt.timedelta(days=14), n=n)
+    top = listings[listings["make"] == listings["make"].mode()[0]]
+    repeated = pd.concat([top] * (n // len(top) + 1), ignore_index=True).head(n)
+    repeated["listing_id"] = [f"L{seed}-{i}" for i in range(len(repeated))]
+    sales = repeated[["listing_id", "price"]].rename(columns={"price": "listing_price"})
+    sales["sold_price"] = (0.4 * sales["listing_price"]).round()
+    sales["sold_at"] = (START + dt.timedelta(days=15)).isoformat()
+    return repeated, sales
+
+
+def test_a_load_test_beside_a_quiet_market_leaves_the_monitor_quiet(
+    app, service, market_frame, thresholds
+):
+    post, store, _ = service
+    quiet = week(101, START + dt.timedelta(days=7))
+    assert replay(post, *quiet).errors == 0
+    synthetic = with_key(app.test_client(), "loadtest-1", kind=SYNTHETIC, feedback_per_day=10**6)
+    assert replay(flask_post(synthetic), *load_test(7)).errors == 0
+
+    result = monitor_store(store, market_frame, thresholds)
+    assert result.retrain is False, result.reasons
+    assert result.usage["estimates"] == 1200
+    by_client = {row["client"]: row for row in result.usage["by_client"]}
+    assert by_client["loadtest-1"]["kind"] == "synthetic"
+    assert by_client["loadtest-1"]["estimates"] == 600 and by_client["loadtest-1"]["sales"] > 0
+    assert by_client["tests"]["kind"] == "market"
+    assert result.usage["by_kind"]["synthetic"]["estimates"] == 600
+    assert result.usage["by_kind"]["market"]["estimates"] == 1200
+    assert len(feedback_rows(store).rows) == len(quiet[1])  # training sees the market's only
+
+    everything = monitor_store(store, market_frame, thresholds, include_synthetic=True)
+    assert everything.retrain is True
+    assert everything.usage["estimates"] == 1800

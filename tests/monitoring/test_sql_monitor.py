@@ -19,6 +19,8 @@ from carprice.config import Paths
 from carprice.monitor.stage import run_monitoring
 from carprice.monitor.verdict import MonitorThresholds
 from carprice.monitor.views import monitor_store
+from carprice.runtime.clients import SYNTHETIC, add_client
+from carprice.runtime.logqueries.feedback import training_sales
 from carprice.runtime.store import Store
 from tests.serving.conftest import pg_url  # noqa: F401 (fixture)
 
@@ -216,6 +218,26 @@ def expected_drift(reference: pd.DataFrame, p: pd.DataFrame) -> dict[str, float]
     return out
 
 
+def usage_by_client(p: pd.DataFrame, f: pd.DataFrame) -> list[dict]:
+    """Estimates, feedback posts (on the estimates of `p`) and sales per client, anonymous under
+    one name; every client is of kind market (the fill registers none)."""
+    f = f[f["prediction_id"].isin(p["prediction_id"])]
+    sale = f["sold_price"].fillna(0).gt(0) & (f["event"].isna() | f["event"].eq("sold"))
+    posts = pd.DataFrame({"client": f["client"].fillna("(anonymous)"), "sale": sale})
+    posts = posts.groupby("client")["sale"].agg(["size", "sum"])
+    asked = p["client"].fillna("(anonymous)").value_counts()
+    return [
+        {
+            "client": c,
+            "kind": "market",
+            "estimates": int(asked.get(c, 0)),
+            "feedback": int(posts["size"].get(c, 0)),
+            "sales": int(posts["sum"].get(c, 0)),
+        }
+        for c in sorted(set(asked.index) | set(posts.index))
+    ]
+
+
 @pytest.mark.parametrize("since", [None, dt.date(2026, 5, 10)])
 def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresholds, since):
     """Usage, drift, realised error per version and segment, listing view and shadow from the
@@ -225,6 +247,8 @@ def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresho
     p, f = log_frames(store, since)
     actual = monitor_store(store, reference, thresholds, "v1", since)
     days = p["created_at"].dt.strftime("%Y-%m-%d").value_counts()
+    clients = usage_by_client(p, f)
+    posts, sales = (sum(c[k] for c in clients) for k in ("feedback", "sales"))
     assert_same(
         actual.usage,
         {
@@ -234,6 +258,8 @@ def test_the_monitor_equals_a_reference_computed_from_the_raw_log(store, thresho
             "by_status": p["status"].value_counts().to_dict(),
             "by_version": p["model_version"].value_counts().to_dict(),
             "per_day": {day: int(days[day]) for day in sorted(days.index)},
+            "by_client": clients,
+            "by_kind": {"market": {"estimates": len(p), "feedback": posts, "sales": sales}},
         },
     )
     drift = expected_drift(reference, p)
@@ -337,3 +363,43 @@ def test_the_complaint_rate_is_counted_per_version_and_arm(store, thresholds):
         complaints = sum(o != "about_right" for o in mine)
         assert entry["complaint_rate"] == pytest.approx(complaints / len(mine))
         assert entry["too_low"] == mine.count("too_low")
+
+
+def test_a_synthetic_clients_traffic_leaves_every_judged_view_as_it_was(store, thresholds):
+    """A load test's estimates (one make, sold at 30% of the estimate) beside the market move
+    no judged view and no training row; usage lists the client as synthetic; judged with
+    `include_synthetic`, they count."""
+    fill(store)
+    reference = reference_frame()
+    before = monitor_store(store, reference, thresholds)
+    trained = training_sales(store)
+    add_client(store, "loadtest-1", "estimate,feedback", kind=SYNTHETIC)
+    rng = np.random.default_rng(3)
+    rows = [{**prediction(rng, 1000 + i), "client": "loadtest-1"} for i in range(200)]
+    for row in rows:
+        row["inputs"].update(make="Kia", model="Rio")
+    store.log_estimates_once(rows)
+    for row in rows:
+        sold = 0.3 * (row["price"] or 10_000.0)
+        store.add_feedback(row["prediction_id"], sold_price=sold, client="loadtest-1")
+    store.add_feedback(rows[0]["prediction_id"], sold_price=5.0, client="dealer-a")
+
+    after = monitor_store(store, reference, thresholds)
+    usage = {k: v for k, v in after.usage.items() if k not in ("by_client", "by_kind")}
+    assert_same(usage, {k: v for k, v in before.usage.items() if k in usage})
+    assert_same(after.drift.to_dict("records"), before.drift.to_dict("records"))
+    for view in ("realised", "segments"):
+        assert_same(
+            getattr(after, view).to_dict("records"), getattr(before, view).to_dict("records")
+        )
+    assert_same([after.listing, after.shadow], [before.listing, before.shadow])
+    assert (after.retrain, after.reasons) == (before.retrain, before.reasons)
+    assert training_sales(store) == trained
+    synthetic = {"estimates": 200, "feedback": 200, "sales": 200}
+    assert {"client": "loadtest-1", "kind": "synthetic", **synthetic} in after.usage["by_client"]
+    assert after.usage["by_kind"]["synthetic"] == synthetic
+
+    everything = monitor_store(store, reference, thresholds, include_synthetic=True)
+    assert everything.usage["estimates"] == before.usage["estimates"] + 200
+    mape = everything.realised.set_index("model_version")["mape"]
+    assert (mape > before.realised.set_index("model_version")["mape"]).all()

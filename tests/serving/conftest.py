@@ -122,9 +122,10 @@ def home_key(home: Path, name: str = "tests", scopes: str = "estimate,feedback",
     return url_key(f"sqlite:///{Path(home) / 'carprice.db'}", name, scopes, **quotas)
 
 
-def with_key(client, name: str = "tests", scopes: str = "estimate,feedback", **quotas):
-    """Make a Flask test client send a new API key of its app's store on every request."""
-    key = add_client(client.application.extensions["carprice"].store, name, scopes, **quotas)
+def with_key(client, name: str = "tests", scopes: str = "estimate,feedback", **options):
+    """Make a Flask test client send a new API key of its app's store on every request
+    (`options`: add_client's quotas and kind)."""
+    key = add_client(client.application.extensions["carprice"].store, name, scopes, **options)
     client.environ_base["HTTP_X_API_KEY"] = key
     return client
 

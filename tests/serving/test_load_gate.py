@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT, load_params
+from carprice.runtime.logqueries.monitor import usage_by_client
+from carprice.runtime.store import Store, default_url
 from tests.serving.test_gunicorn import _free_port
 
 pytestmark = pytest.mark.slow
@@ -30,7 +33,12 @@ def _loadtest(tmp_path: Path, bundle: Path, budgets: dict | None, duration: str)
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "CARPRICE_HOME": str(tmp_path / "home"), "HOME": "/root"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "CARPRICE_HOME": str(tmp_path / "home"),
+            "HOME": "/root",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        },
     )
 
 
@@ -41,6 +49,15 @@ def test_a_short_load_test_passes_its_budgets_with_no_error(bundle_dir, tmp_path
     assert "load test: passed, within every budget" in proc.stdout
     aggregated = [line for line in proc.stdout.splitlines() if line.startswith("Aggregated")]
     assert aggregated and int(aggregated[0].split()[1]) > 100  # requests made
+    # its rows stay in the home's store, under a synthetic client the monitor lists as such
+    store = Store(default_url(tmp_path / "home"))
+    try:
+        (client,) = usage_by_client(store, None)
+    finally:
+        store.dispose()
+    assert client["client"].startswith("loadtest-") and client["kind"] == "synthetic"
+    assert client["estimates"] > 100 and client["sales"] > 0
+    assert "as a synthetic client's" in proc.stdout
 
 
 def test_the_load_gate_fails_a_run_outside_its_budget(bundle_dir, tmp_path):

@@ -63,7 +63,7 @@ def test_the_last_release_store_is_upgraded_keeping_its_rows(db, upgrade_command
         store.create()  # the service starts on it
         assert readback.prediction(store, "a" * 32)["client"] == "acme"
         assert readback.feedback_for(store, "a" * 32)[0]["sold_price"] == 9000.0
-        assert [c["name"] for c in store.list_clients()] == ["acme"]
+        assert [(c["name"], c["kind"]) for c in store.list_clients()] == [("acme", "market")]
         assert store.held_clients()[0]["client"] == "acme"
         store.log_estimates_once([_row("b" * 32, client="zed", arm="challenger")])
         at = dt.datetime(2025, 11, 20, tzinfo=UTC)

@@ -1,7 +1,8 @@
 """The clients subcommand of `carprice`: API keys for the service's callers.
 
     carprice clients add NAME --scopes estimate,feedback [--estimates-per-minute N]
-                             [--feedback-per-day N]      prints the key, once
+                             [--feedback-per-day N] [--kind market|synthetic]
+                                                         prints the key, once
     carprice clients list [--json]
     carprice clients revoke NAME                         the service refuses it within its TTL
 
@@ -16,6 +17,7 @@ import json
 from carprice.cli import clients_data
 from carprice.cli.args import on_store
 from carprice.cli.progress import say
+from carprice.runtime.clients import KINDS, MARKET
 
 
 def _positive(text: str) -> int:
@@ -33,9 +35,12 @@ def cmd_add(store, args: argparse.Namespace) -> int:
 
     scopes = clients.parse_scopes(args.scopes)
     key = clients.add_client(
-        store, args.name, scopes, args.estimates_per_minute, args.feedback_per_day
+        store, args.name, scopes, args.estimates_per_minute, args.feedback_per_day, args.kind
     )
-    say(f"client {args.name} added with scopes {', '.join(scopes)}; its key is shown this once:")
+    say(
+        f"{args.kind} client {args.name} added with scopes {', '.join(scopes)}; "
+        "its key is shown this once:"
+    )
     print(key)
     return 0
 
@@ -44,6 +49,7 @@ def _row(row: dict) -> dict:
     return {
         "name": row["name"],
         "key_id": row["key_id"],
+        "kind": row["kind"],
         "scopes": row["scopes"].split(","),
         "estimates_per_minute": row["estimates_per_minute"],
         "feedback_per_day": row["feedback_per_day"],
@@ -58,13 +64,18 @@ def cmd_list(store, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':24} {'key id':12} {'scopes':18} {'est/min':>8} {'fb/day':>8}  status")
+    print(
+        f"{'name':24} {'kind':9} {'key id':12} {'scopes':18} {'est/min':>8} {'fb/day':>8}  status"
+    )
     for r in rows:
         per_minute = r["estimates_per_minute"] or "default"
         per_day = r["feedback_per_day"] or "default"
         status = f"revoked {r['revoked_at'][:19]}" if r["revoked"] else "active"
         scopes = ",".join(r["scopes"])
-        print(f"{r['name']:24} {r['key_id']:12} {scopes:18} {per_minute:>8} {per_day:>8}  {status}")
+        print(
+            f"{r['name']:24} {r['kind']:9} {r['key_id']:12} {scopes:18} {per_minute:>8} "
+            f"{per_day:>8}  {status}"
+        )
     return 0
 
 
@@ -86,6 +97,13 @@ def add_commands(sub) -> None:
         "--estimates-per-minute", type=_positive, help="quota (default: the service's)"
     )
     add.add_argument("--feedback-per-day", type=_positive, help="quota (default: the service's)")
+    add.add_argument(
+        "--kind",
+        choices=KINDS,
+        default=MARKET,
+        help="market (a real caller, the default) or synthetic (load tests, probes: the monitor "
+        "and training leave its traffic out)",
+    )
     add.set_defaults(func=on_store(cmd_add))
     listing = commands.add_parser("list", help="list clients, their scopes, quotas and status")
     listing.add_argument("--json", action="store_true", help="as JSON")

@@ -3,7 +3,8 @@
     carprice clients hold NAME [--reason TEXT]   hold a client's feedback out of training
     carprice clients release NAME                let it train again (ends holds and drops)
     carprice clients drop NAME [--reason TEXT]   drop its feedback from the next snapshot
-    carprice clients report [--json]             feedback volume per client, flags and holds
+    carprice clients report [--json]             feedback volume per market client, flags
+                                                 and holds (synthetic clients never train)
 
 Held and dropped feedback stays in the store; the next `carprice ingest` leaves it out of the
 snapshot until the client is released. `carprice monitor` holds a flagged client by itself.
@@ -72,9 +73,10 @@ def cmd_drop(store, args: argparse.Namespace) -> int:
 
 def cmd_report(store, args: argparse.Namespace) -> int:
     from carprice.monitor.client_review import ClientCheck, review_clients
+    from carprice.runtime.logqueries.base import market
 
     check = ClientCheck.from_params(load_params(args.params).get("clients"))
-    table, _ = review_clients(store, check, hold=False)
+    table, _ = review_clients(market(store), check, hold=False)  # as the monitor judges them
     holds = store.held_clients()
     if args.json:
         body = {
@@ -109,7 +111,7 @@ def add_data_commands(sub) -> None:
     drop.add_argument("name", help="the client's name")
     drop.add_argument("--reason", default="dropped by an operator", help="why, kept with the drop")
     drop.set_defaults(func=on_store(cmd_drop))
-    report = sub.add_parser("report", help="feedback volume per client, flags and holds")
+    report = sub.add_parser("report", help="feedback volume per market client, flags and holds")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.add_argument("--params", default="params.yaml", help="for the `clients` thresholds")
     report.set_defaults(func=on_store(cmd_report))

@@ -19,7 +19,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from carprice.monitor.stage import run_monitoring
 
     result, files = run_monitoring(
-        Paths.from_env(), load_params(args.params), args.since, Path(args.out), say
+        Paths.from_env(),
+        load_params(args.params),
+        args.since,
+        Path(args.out),
+        say,
+        include_synthetic=args.include_synthetic,
     )
     say(f"report: {files['html']}")
     if result.retrain:
@@ -78,6 +83,11 @@ def add_commands(sub) -> None:
     p = sub.add_parser("monitor", help="usage, drift and realised error; exit 10 = retrain")
     p.add_argument("--since", type=date_arg, help="only traffic from this date (YYYY-MM-DD)")
     p.add_argument("--out", default="reports/monitoring", help="folder for the monitoring report")
+    p.add_argument(
+        "--include-synthetic",
+        action="store_true",
+        help="judge synthetic clients' traffic (load tests, gate 3, probes) too",
+    )
     p.add_argument("--params", default="params.yaml", help="parameters: monitoring thresholds")
     p.set_defaults(func=cmd_monitor)
     store = sub.add_parser("store", help="the prediction log's upkeep and schema")

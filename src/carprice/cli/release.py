@@ -125,6 +125,7 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     from carprice.monitor.experiment_text import table_rows
     from carprice.release.candidate import PACKAGE_JSON, read_json
     from carprice.release.promote import ReleaseError, champion_of_record, require_experiment
+    from carprice.runtime.logqueries.base import market
     from carprice.runtime.store import Store, default_url
 
     package = require_folder("--package", args.package, (PACKAGE_JSON,), PACKAGE_CMD)
@@ -133,7 +134,8 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     try:
         store.create()
         record = store.latest_experiment(challenger=version)
-        experiment = compare(store, load_params(args.params), record) if record else {}
+        # market traffic only, as the monitor judges it
+        experiment = compare(market(store), load_params(args.params), record) if record else {}
     finally:
         store.dispose()
     for row in table_rows(experiment) if record else ():

@@ -49,6 +49,7 @@ def scope(report: dict) -> list[tuple[str, str]]:
     return [
         ("made", f"{report.get('created_at') or 'unknown'} (UTC)"),
         ("window", span),
+        ("traffic judged", report.get("traffic") or "market"),
         ("champion", report.get("champion") or "none deployed"),
         ("challenger (shadow)", shadows or "none"),
     ]
@@ -73,12 +74,26 @@ def usage_section(usage: dict) -> str:
             [
                 ("estimates", "estimate rows in the log (a batch request logs one per car)"),
                 (
+                    "traffic judged",
+                    "usage, drift, realised error, clients and experiment count "
+                    "market traffic (market clients' and anonymous calls) unless run with "
+                    "--include-synthetic; the table per client lists every client",
+                ),
+                (
                     "unsupported share",
                     "share of estimates not priced (mostly a car model without data)",
                 ),
             ]
         )
         + hr.table(by_version, ["model version", "estimates", "share"])
+        + hr.table(
+            [(kind, *n.values()) for kind, n in usage.get("by_kind", {}).items()],
+            ["kind of client", "estimates", "feedback posts", "sales"],
+        )
+        + hr.table(
+            [tuple(r.values()) for r in usage.get("by_client", [])],
+            ["client", "kind", "estimates", "feedback posts", "sales"],
+        )
         + (
             hr.barh(
                 list(usage["per_day"]),

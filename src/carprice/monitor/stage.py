@@ -20,6 +20,7 @@ from carprice.monitor.report import write_monitoring
 from carprice.monitor.verdict import MonitorResult, MonitorThresholds
 from carprice.monitor.views import monitor_store
 from carprice.runtime import pointer
+from carprice.runtime.logqueries.base import market
 from carprice.runtime.logqueries.monitor import window
 from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store, default_url
@@ -96,8 +97,10 @@ def run_monitoring(
     out_root: Path,
     say: Callable[[str], None],
     reference: pd.DataFrame | None = None,
+    include_synthetic: bool = False,
 ) -> tuple[MonitorResult, dict[str, Path]]:
-    """Monitor the logged traffic and write reports/monitoring/<timestamp>/."""
+    """Monitor the logged market traffic (every client's with `include_synthetic`) and write
+    reports/monitoring/<timestamp>/."""
     thresholds = MonitorThresholds.from_params(params["monitor"])
     champion, ref, note = champion_reference(paths)
     if reference is not None:
@@ -107,21 +110,29 @@ def run_monitoring(
     store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
     try:
         store.create()
-        result = monitor_store(store, ref, thresholds, champion, since)
-        span = window(store, since)
-        experiment = compare(store, params) if params.get("experiment") else None
+        result = monitor_store(store, ref, thresholds, champion, since, include_synthetic)
+        judged = store if include_synthetic else market(store)
+        span = window(judged, since)
+        experiment = compare(judged, params) if params.get("experiment") else None
         check = ClientCheck.from_params(params.get("clients"))
-        result.clients, held = review_clients(store, check, since)
+        result.clients, held = review_clients(judged, check, since)
     finally:
         store.dispose()
     for name in held:
         say(f"client {name!r} flagged and put on hold: its feedback is held out of training")
     posts = int(result.clients["feedback"].sum())
     say(f"{span['estimates']:,} estimates and {posts:,} feedback posts; drift: {note}")
+    synthetic = result.usage["by_kind"].get("synthetic")
+    if synthetic and not include_synthetic:
+        say(
+            f"left out: {synthetic['estimates']:,} estimates and {synthetic['feedback']:,} "
+            "feedback posts of synthetic clients (--include-synthetic judges them)"
+        )
     now = dt.datetime.now(dt.UTC)
     meta = {
         "created_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "since": str(since) if since else None,
+        "traffic": "market and synthetic" if include_synthetic else "market",
         "window": span,
         "champion": champion,
         "challenger": deployed_version(paths.home, pointer.CHALLENGER),

@@ -64,18 +64,23 @@ def service(host: str | None, port: int, bundle: str | None, workers: int):
 @contextmanager
 def api_key(host: str | None):
     """Yield the key the load generator sends: for a service this run starts, a temporary
-    client with both scopes on its store (revoked afterwards); for a given host, $CARPRICE_API_KEY
-    (without one, that service refuses the feedback posts and the run counts them as failures)."""
+    synthetic client with both scopes on its store (revoked afterwards; its rows stay, marked
+    synthetic, so the monitor and training leave them out); for a given host, $CARPRICE_API_KEY
+    (without one, that service refuses the feedback posts and the run counts them as failures;
+    make it a synthetic client's)."""
     if host:
         key = os.environ.get(KEY_ENV) or None
         if key is None:
             print(f"load: {KEY_ENV} is not set: {host} will refuse the feedback posts (401)")
         yield key
         return
-    store = Store(default_url(Paths.from_env().home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    url = default_url(Paths.from_env().home)
+    store = Store(url, os.environ.get("CARPRICE_DB_PREFIX", ""))
     try:
         store.create()
         with temporary_client(store, "loadtest") as key:
+            where = url.split("@")[-1]  # no password in the output
+            print(f"load: estimates and sales go to {where} as a synthetic client's")
             yield key
     finally:
         store.dispose()

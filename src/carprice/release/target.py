@@ -12,7 +12,7 @@ from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
 from carprice.release import container
-from carprice.runtime.clients import UNLIMITED, add_client
+from carprice.runtime.clients import SYNTHETIC, UNLIMITED, add_client
 from carprice.runtime.store import DB_FILE, Store
 
 
@@ -29,15 +29,16 @@ class Target:
     add_client: Callable[[], str] = lambda: ""
 
 
-# Run inside the image (python3 on its PYTHONPATH): add gate 3's client to the container's own
-# store and print its key. The image holds carprice.runtime, so no other tool is needed.
+# Run inside the image (python3 on its PYTHONPATH): add gate 3's synthetic client to the
+# container's own store and print its key. The image holds carprice.runtime, so no other tool
+# is needed.
 _ADD_CLIENT = (
     "import os, pathlib\n"
     "from carprice.runtime.clients import add_client\n"
     "from carprice.runtime.store import Store, default_url\n"
     "store = Store(default_url(pathlib.Path(os.environ['CARPRICE_HOME'])))\n"
     "store.create()\n"
-    "print(add_client(store, {name!r}, 'estimate,feedback', {limit}, {limit}))\n"
+    "print(add_client(store, {name!r}, 'estimate,feedback', {limit}, {limit}, 'synthetic'))\n"
     "store.dispose()\n"
 )
 GATE3_CLIENT = "gate3"
@@ -48,7 +49,7 @@ def _add_local_client(home: Path) -> str:
     store = Store(f"sqlite:///{home / DB_FILE}")  # its process runs with CARPRICE_DB_URL=""
     try:
         store.create()
-        return add_client(store, GATE3_CLIENT, "estimate,feedback", UNLIMITED, UNLIMITED)
+        return add_client(store, GATE3_CLIENT, "estimate,feedback", UNLIMITED, UNLIMITED, SYNTHETIC)
     finally:
         store.dispose()
 

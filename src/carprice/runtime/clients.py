@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 KEY_PREFIX = "cp"
 SCOPES = ("estimate", "feedback")
+MARKET, SYNTHETIC = "market", "synthetic"  # a real caller; load tests, gate 3 and probes
+KINDS = (MARKET, SYNTHETIC)
 DEFAULT_ESTIMATES_PER_MINUTE = 600  # estimate requests (each up to 1,000 listings) per minute
 DEFAULT_FEEDBACK_PER_DAY = 1_000  # feedback posts per UTC day
 WINDOW_SECONDS = {"estimate": 60, "feedback": 86_400}  # one quota window per scope
@@ -121,9 +123,13 @@ def add_client(
     scopes: tuple[str, ...] | str,
     estimates_per_minute: int | None = None,
     feedback_per_day: int | None = None,
+    kind: str = MARKET,
 ) -> str:
-    """Add a client to a store (carprice.runtime.store.Store); return its key, shown once."""
+    """Add a client to a store (carprice.runtime.store.Store); return its key, shown once.
+    A `synthetic` client's traffic is left out of the monitor's judgement and of training."""
     scopes = parse_scopes(scopes if isinstance(scopes, str) else ",".join(scopes))
+    if kind not in KINDS:
+        raise ValueError(f"--kind: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     made = new_key()
     store.add_client(
         {
@@ -134,6 +140,7 @@ def add_client(
             "scopes": ",".join(scopes),
             "estimates_per_minute": estimates_per_minute,
             "feedback_per_day": feedback_per_day,
+            "kind": kind,
         }
     )
     return made.key
@@ -144,11 +151,11 @@ UNLIMITED = 10**9  # the quota of the release tooling's own clients (gate 3, loa
 
 @contextmanager
 def temporary_client(store, purpose: str, scopes: str = "estimate,feedback") -> Iterator[str]:
-    """Add a client named `<purpose>-<8 hex>` for one job of the release tooling, yield its key
-    and revoke it afterwards. Its quotas are unlimited: the job measures the service, not a
-    caller's share of it."""
+    """Add a synthetic client named `<purpose>-<8 hex>` for one job of the release tooling,
+    yield its key and revoke it afterwards. Its quotas are unlimited: the job measures the
+    service, not a caller's share of it. Its rows stay in the store, marked by its kind."""
     name = check_name(f"{purpose}-{secrets.token_hex(4)}")
-    key = add_client(store, name, scopes, UNLIMITED, UNLIMITED)
+    key = add_client(store, name, scopes, UNLIMITED, UNLIMITED, SYNTHETIC)
     try:
         yield key
     finally:

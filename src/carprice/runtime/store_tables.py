@@ -102,7 +102,9 @@ def client_tables(meta: sa.MetaData, prefix: str = "") -> tuple[sa.Table, sa.Tab
 
     clients         one row per client: name, key id, salt and scrypt hash of the key's secret
                     (never the key), scopes (comma-separated), own quotas (NULL: the service's
-                    default), revoked flag and times
+                    default), revoked flag and times, and the kind: `market` (a real
+                    caller) or `synthetic` (load tests, gate 3, probes: left out of the
+                    monitor's judgement and of training)
     quota_counters  requests counted per client, scope and window (start in epoch seconds),
                     shared by every worker and replica
     """
@@ -119,6 +121,7 @@ def client_tables(meta: sa.MetaData, prefix: str = "") -> tuple[sa.Table, sa.Tab
         sa.Column("revoked", sa.Boolean, nullable=False, default=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
+        sa.Column("kind", sa.String(16), nullable=False, server_default="market"),
     )
     counters = sa.Table(
         f"{prefix}quota_counters",

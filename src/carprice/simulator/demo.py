@@ -158,7 +158,8 @@ def replay_demo_store(home: Path, rows: int = 8000) -> tuple[Store, pd.DataFrame
     store = Store(url)
     store.create()
     key = clients.add_client(store, "demo", "estimate,feedback", feedback_per_day=rows)
-    store.dispose()  # feedback needs an API key: the demo is one client
+    store.dispose()  # feedback needs an API key: the demo is one market client (its traffic
+    # is the simulated market the monitor judges, in a home of its own)
     n = max(rows // 8, 300)
     with served(home, bundle) as base:
         post = http_post(base, key)

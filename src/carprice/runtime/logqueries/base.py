@@ -5,6 +5,10 @@ plain values); listing-price changes and withdrawals never are. The API accepts 
 only on such posts, and only from 1 EUR on, so the filter also keeps a row written by hand
 that no estimate could be compared with out of every view. When a prediction has several sales
 the *latest* (highest feedback id) counts: a corrected sale replaces the first one.
+
+*Market* traffic is what the clients of kind `market` and anonymous callers sent; the
+`synthetic` clients' (load tests, gate 3, probes) is not. `market(store)` reads a store as if
+only market traffic were in it, so every query below serves both.
 """
 
 from __future__ import annotations
@@ -14,10 +18,36 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from carprice.runtime.clients import SYNTHETIC
 from carprice.runtime.listing import CANONICAL_TO_API
 from carprice.runtime.store import Store
 
 ANONYMOUS = "(anonymous)"  # the client of feedback posted without an API key
+
+
+class Market:
+    """A store's read side narrowed to market traffic: `predictions` and `feedback` hold the
+    rows of anonymous callers and market clients only (so a sale joined to a synthetic estimate
+    drops too); every other attribute is the store's own. Any query of this package takes it."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        synthetic = sa.select(store.clients.c.name).where(store.clients.c.kind == SYNTHETIC)
+        p, f = store.predictions, store.feedback
+
+        def keep(table: sa.Table) -> sa.Subquery:
+            market = sa.or_(table.c.client.is_(None), table.c.client.not_in(synthetic))
+            return sa.select(table).where(market).subquery(f"market_{table.name}")
+
+        self.predictions, self.feedback = keep(p), keep(f)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def market(store: Store) -> Store:
+    """The store as its market traffic alone (see `Market`)."""
+    return Market(store)  # type: ignore[return-value]
 
 
 def field(store: Store, name: str, numeric: bool = False) -> sa.ColumnElement:

@@ -8,14 +8,16 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from carprice.runtime.logqueries.base import in_window, is_sale, sales
+from carprice.runtime.logqueries.base import in_window, is_sale, market, sales
 from carprice.runtime.store import Store
 
 
 def training_sales(store: Store, excluding: Iterable[str] = ()) -> list[dict]:
-    """The latest sale of every logged prediction, priced or not, without the feedback of the
-    `excluding` clients: prediction_id, the logged inputs, the estimate (None when the model
-    did not price the car) and the sold price, by prediction id."""
+    """The latest sale of every logged prediction, priced or not, of market traffic only (no
+    synthetic client's estimate or sale), without the feedback of the `excluding` clients:
+    prediction_id, the logged inputs, the estimate (None when the model did not price the car)
+    and the sold price, by prediction id."""
+    store = market(store)
     p, f = store.predictions, store.feedback
     query = (
         sa.select(p.c.prediction_id, p.c.inputs, p.c.price, f.c.sold_price)

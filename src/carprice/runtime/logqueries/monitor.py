@@ -8,7 +8,18 @@ import math
 
 import sqlalchemy as sa
 
-from carprice.runtime.logqueries.base import field, logged, median, ranked, sales
+from carprice.runtime.clients import MARKET
+from carprice.runtime.logqueries.base import (
+    ANONYMOUS,
+    client_name,
+    field,
+    is_sale,
+    logged,
+    median,
+    on_logged,
+    ranked,
+    sales,
+)
 from carprice.runtime.store import Store
 
 PRICE = "price"  # the estimate itself, beside the listing fields, in `bin_counts`
@@ -53,6 +64,31 @@ def usage(store: Store, since: dt.date | None) -> dict:
         "by_version": _counts(store, p.c.model_version, since),
         "per_day": {day: per_day[day] for day in sorted(per_day)},
     }
+
+
+def usage_by_client(store: Store, since: dt.date | None) -> list[dict]:
+    """Per client, market and synthetic alike (anonymous calls under one name, of kind market):
+    its kind, estimates, feedback posts and sales, on predictions logged from `since` on; by
+    kind, then client."""
+    p, c = store.predictions, store.clients
+    asked = sa.func.coalesce(p.c.client, ANONYMOUS)
+    estimates = sa.select(asked, sa.func.count()).where(*logged(store, since)).group_by(asked)
+    posted = client_name(store)
+    posts = (
+        sa.select(posted, sa.func.count(), sa.func.count().filter(sa.and_(*is_sale(store))))
+        .where(*on_logged(store, since))
+        .group_by(posted)
+    )
+    with store.engine.connect() as conn:
+        kinds = dict(conn.execute(sa.select(c.c.name, c.c.kind)).all())
+        rows = {name: [int(n), 0, 0] for name, n in conn.execute(estimates).all()}
+        for name, n, sold in conn.execute(posts).all():
+            rows.setdefault(name, [0, 0, 0])[1:] = [int(n), int(sold)]
+    table = [
+        {"client": name, "kind": kinds.get(name, MARKET), "estimates": n, "feedback": k, "sales": s}
+        for name, (n, k, s) in rows.items()
+    ]
+    return sorted(table, key=lambda r: (r["kind"], r["client"]))
 
 
 def _utc(stamp: dt.datetime | None) -> str | None:

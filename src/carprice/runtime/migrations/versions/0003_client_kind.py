@@ -1,0 +1,19 @@
+"""Clients carry a kind: `market` (every client made before this revision) or `synthetic`
+(load tests, gate 3, probes), so the monitor and training can leave synthetic traffic out.
+
+Revision ID: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import context, op
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade() -> None:
+    prefix = context.config.attributes["prefix"]
+    op.add_column(
+        f"{prefix}clients",
+        sa.Column("kind", sa.String(16), nullable=False, server_default="market"),
+    )
