@@ -5,7 +5,8 @@ A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>` (see carprice
 `estimate`, or none while anonymous estimates are allowed (CARPRICE_ANONYMOUS_ESTIMATES, default
 1); `GET /v1/model` tells anonymous callers the version only. No key where one is needed: 401.
 A wrong, revoked or out-of-scope key: 403, with one detail text for all three. `flask.g.client`
-holds the client's name for the request (None when anonymous).
+holds the client's name for the request (None when anonymous), `flask.g.all_feedback` whether
+it holds scope `feedback:all` (feedback on any prediction, not only its own: serving/routes.py).
 
 Each worker keeps verified keys (and refused ones) for CARPRICE_KEY_CACHE_SECONDS (default 30):
 a revocation takes effect within that time. While the store does not answer, a key checked
@@ -166,7 +167,7 @@ def register(app: Flask, store: Store) -> AuthConfig:
 
     @app.before_request
     def _authenticate():
-        g.client = None
+        g.client, g.all_feedback = None, False
         endpoint = request.endpoint
         scope = SCOPE_OF.get(endpoint)
         if scope is None and endpoint != MODEL_INFO:
@@ -190,7 +191,7 @@ def register(app: Flask, store: Store) -> AuthConfig:
             ) from None
         if client is None or (scope is not None and scope not in client.scopes):
             raise Problem(403, "Forbidden", REFUSED)
-        g.client = client.name
+        g.client, g.all_feedback = client.name, clients.ALL_FEEDBACK in client.scopes
         if scope is not None:
             limit = client.limit(scope, limits)
             retry_after = quotas.admit(client.name, scope, limit, exact=scope == "feedback")

@@ -12,6 +12,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from carprice.runtime.clients import ALL_FEEDBACK
 from carprice.runtime.experiment import CHAMPION
 from carprice.runtime.prediction_id import new_ids
 from carprice.runtime.ratings import price_rating
@@ -114,13 +115,20 @@ def feedback():
         fields["event"],
         stated_at,
     )
-    if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
+    spooled, owner = rt.spool.prediction_owner(pid)
+    if spooled:  # logged during an outage: its feedback waits beside it
+        _check_owner(pid, owner)
         return _spool_feedback(rt, pid, fields, key)
     try:
-        feedback_id = rt.store.add_feedback(pid, **fields, key=key)
+        found, owner = rt.store.prediction_owner(pid)
+        if found:
+            _check_owner(pid, owner)
+        feedback_id = rt.store.add_feedback(pid, **fields, key=key) if found else None
     except SQLAlchemyError as err:
         rt.metrics.store_failures.labels("add_feedback").inc()
-        if rt.spool.has_prediction(pid):  # spooled since the check above
+        spooled, owner = rt.spool.prediction_owner(pid)
+        if spooled:  # spooled since the check above
+            _check_owner(pid, owner)
             return _spool_feedback(rt, pid, fields, key)
         raise _store_failed(err) from None
     if feedback_id is None:
@@ -132,6 +140,21 @@ def feedback():
         )
     rt.metrics.feedback.inc()
     return _json({"status": "accepted", "feedback_id": feedback_id, "prediction_id": pid}, 202)
+
+
+def _check_owner(pid: str, owner: str | None) -> None:
+    """Feedback binds to who may know the sale: the client that asked for the estimate, or a
+    client with scope `feedback:all`; an anonymous estimate takes only the latter's."""
+    if g.get("all_feedback") or (owner is not None and owner == g.get("client")):
+        return
+    whose = "an anonymous estimate" if owner is None else "another client's estimate"
+    raise Problem(
+        403,
+        "Forbidden",
+        f"prediction {pid!r} is {whose}: feedback on it needs the client that asked for it "
+        f"or scope {ALL_FEEDBACK!r}",
+        [field_error("prediction_id", f"not this client's prediction ({whose})")],
+    )
 
 
 def _spool_feedback(rt: Runtime, pid: str, fields: dict, key: str) -> Response:

@@ -168,8 +168,13 @@ class Spool:
         return mine
 
     def has_prediction(self, prediction_id: str) -> bool:
-        query = "SELECT 1 FROM predictions WHERE prediction_id = ?"
-        return self._conn().execute(query, (prediction_id,)).fetchone() is not None
+        return self.prediction_owner(prediction_id)[0]
+
+    def prediction_owner(self, prediction_id: str) -> tuple[bool, str | None]:
+        """(whether the prediction is spooled, the client that asked for it: None if anonymous)."""
+        query = "SELECT row FROM predictions WHERE prediction_id = ?"
+        found = self._conn().execute(query, (prediction_id,)).fetchone()
+        return (False, None) if found is None else (True, _decode(found[0]).get("client"))
 
     def predictions(self, limit: int) -> list[dict]:
         """Return up to `limit` spooled prediction rows, oldest first."""
