@@ -18,7 +18,7 @@ from carprice.runtime.prediction_id import new_ids
 from carprice.runtime.ratings import price_rating
 from carprice.runtime.spool import SpoolFull
 from carprice.runtime.store import feedback_key
-from serving import ab, bodies, docs_page, openapi, records, validation
+from serving import ab, auth, bodies, docs_page, openapi, records, validation
 from serving.problems import Problem, field_error
 from serving.runtime import Runtime
 
@@ -58,6 +58,7 @@ def estimates():
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
     started = time.perf_counter()
     listings, asking = validation.estimate_request(bodies.parse_json(request))
+    auth.admit_listings(len(listings))
     if rt.ab_active:
         results, arms, versions = ab.estimate(rt, listings)
     else:  # every listing is the champion's: the same two values on each answer
@@ -123,7 +124,7 @@ def feedback():
         found, owner = rt.store.prediction_owner(pid)
         if found:
             _check_owner(pid, owner)
-        feedback_id = rt.store.add_feedback(pid, **fields, key=key) if found else None
+        feedback_id = rt.store.add_feedback(pid, **fields, key=key)  # unknown: None
     except SQLAlchemyError as err:
         rt.metrics.store_failures.labels("add_feedback").inc()
         spooled, owner = rt.spool.prediction_owner(pid)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 KEY_PREFIX = "cp"
 ALL_FEEDBACK = "feedback:all"  # may post feedback on any prediction (a sales pipeline)
 SCOPES = ("estimate", "feedback", ALL_FEEDBACK)
-DEFAULT_ESTIMATES_PER_MINUTE = 600  # estimate requests (each up to 1,000 listings) per minute
+DEFAULT_ESTIMATES_PER_MINUTE = 60_000  # listings estimated per minute (a request holds 1-1,000)
 DEFAULT_FEEDBACK_PER_DAY = 1_000  # feedback posts per UTC day
 WINDOW_SECONDS = {"estimate": 60, "feedback": 86_400}  # one quota window per scope
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
