@@ -4,7 +4,7 @@ Windows are fixed: estimates per minute (each listing of a request counts: a req
 listings uses 1,000) and feedback posts per UTC day (see carprice.runtime.clients.window).
 Anonymous estimates count the same way against their source address (serving/auth.py). A
 request that would take its caller past the quota gets 429 with Retry-After: the seconds until
-its window ends.
+its window ends, and its count is handed back (a refused 1,000-listing request spends nothing).
 
 Feedback is counted exactly: one upsert per post. Estimates stay fast by counting in the worker
 and adding the count to the shared row every `sync_seconds` (0.2) or `sync_requests` (20),
@@ -61,7 +61,7 @@ class Quotas:
         """Count a request of `amount` units (listings, posts); return None when it is within
         quota, else its Retry-After."""
         start, retry_after = window(scope, time.time())
-        now = time.monotonic()
+        now, units = time.monotonic(), amount
         with self._lock:
             current = self._windows.get((client, scope))
             if current is None or current.start != start:
@@ -88,10 +88,20 @@ class Quotas:
                 current.pending += amount
                 self._store_away_until = now + RETRY_SECONDS
             return None
+        refused = total > limit
+        if refused:  # its own units are handed back; the admitted requests' stand
+            total = self._refund(client, scope, start, units, total)
         with self._lock:
             current.shared = max(current.shared, total)
         self._prune(now)
-        return retry_after if total > limit else None
+        return retry_after if refused else None
+
+    def _refund(self, client: str, scope: str, start: int, units: int, total: int) -> int:
+        try:
+            return self.store.count_usage(client, scope, start, -units)
+        except SQLAlchemyError as err:
+            log.warning("a refused request's count not handed back: %s", err)
+            return total
 
     def _prune(self, now: float) -> None:
         if now - self._pruned < PRUNE_SECONDS:
