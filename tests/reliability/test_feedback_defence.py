@@ -4,19 +4,19 @@ the sale (the client that asked, or scope `feedback:all`), one client's sale bes
 
 from __future__ import annotations
 
-import datetime as dt
+import os
 
 import numpy as np
 import pandas as pd
 
+from carprice.config import PROJECT_ROOT
 from carprice.data.feedback import CLIENT_SHARE, NO_ESTIMATE, FeedbackCheck, feedback_rows
 from carprice.monitor.client_review import ClientCheck, dominated_segments, review_clients
 from carprice.runtime.store import Store
 from serving.app import create_app
+from tests.conftest import run_cli
 from tests.monitoring.test_sql_monitor import prediction
 from tests.serving.conftest import golf, pg_url, with_key  # noqa: F401 (fixture)
-
-START = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 
 
 def _log(store: Store, rng, n: int, first: int, make: str, model: str) -> list[dict]:
@@ -38,8 +38,9 @@ def _sell(store: Store, rows, client: str, factor: float, rng) -> None:
         store.add_feedback(row["prediction_id"], sold_price=sold, client=client)
 
 
-def test_300_sales_at_1_10x_on_one_segment_are_flagged_held_and_left_out(params, tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'carprice.db'}")
+def _poisoned(path) -> tuple[Store, list[dict]]:
+    """A store where three dealers sell 240 Golfs near the estimate and a poisoner 300 at 1.10x."""
+    store = Store(f"sqlite:///{path}")
     store.create()
     rng = np.random.default_rng(7)
     honest = _log(store, rng, 240, 0, "Volkswagen", "Golf")
@@ -47,6 +48,27 @@ def test_300_sales_at_1_10x_on_one_segment_are_flagged_held_and_left_out(params,
     for k, name in enumerate(("dealer-a", "dealer-b", "dealer-c")):
         _sell(store, honest[k::3], name, 1.0, rng)
     _sell(store, poisoned, "poisoner", 1.10, rng)
+    return store, honest
+
+
+def test_the_retrain_step_holds_the_poisoner_before_ingest(tmp_path):
+    store, _ = _poisoned(tmp_path / "carprice.db")  # where the CLI finds it under CARPRICE_HOME
+    store.dispose()
+    env = {**os.environ, "CARPRICE_HOME": str(tmp_path), "CARPRICE_DB_URL": ""}
+    done = run_cli("clients", "review", "--params", "params.yaml", cwd=PROJECT_ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "poisoner flagged" in said and "put on hold now" in said
+    assert "poisoner reported 300 of 540 sales (56%) of Volkswagen Golf" in said
+    store = Store(f"sqlite:///{tmp_path / 'carprice.db'}")
+    assert [h["client"] for h in store.held_clients()] == ["poisoner"]
+    store.dispose()
+    script = (PROJECT_ROOT / "scripts" / "retrain.sh").read_text()
+    assert script.index("clients review") < script.index('stage "ingest"')
+
+
+def test_300_sales_at_1_10x_on_one_segment_are_flagged_held_and_left_out(params, tmp_path):
+    store, honest = _poisoned(tmp_path / "carprice.db")
     check = ClientCheck.from_params(params["clients"])
     table, newly = review_clients(store, check)
     flags = dict(zip(table["client"], table["flagged"], strict=True))
