@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The retrain chain behind `make retrain`:
-#   ingest -> gate 1 -> train -> gate 2 -> package -> image -> gate 3 -> promote
+#   client review -> ingest -> gate 1 -> train -> gate 2 -> package -> image -> gate 3 -> promote
 # The first failing step stops the chain with one sentence; nothing before promote touches the
 # champion or the deploy pointer. Per-stage wall times are printed at the end, the image build
 # apart (it depends on the container cache, not on the data).
@@ -52,6 +52,9 @@ frozen=$(mktemp --suffix=.yaml)
 trap 'rm -f "$snap_file" "$frozen"' EXIT
 cp "$PARAMS" "$frozen"
 PARAMS=$frozen
+# Hold the clients whose sales sit apart before their feedback can join the snapshot.
+stage "client review" "$carprice" clients review --params "$PARAMS" \
+  || stop "the client review failed; no feedback was ingested."
 stage "ingest" bash -c "set -o pipefail; '$carprice' ingest --listings '$LISTINGS' > '$snap_file'" \
   || stop "ingest failed for $LISTINGS."
 snap=$(tail -1 "$snap_file")

@@ -23,12 +23,14 @@ DEFAULTS = {
     # Access (serving/auth.py); each default: $CARPRICE_<KEY>, else the value in brackets
     "ANONYMOUS_ESTIMATES": None,  # estimates without a key allowed [1]
     "KEY_CACHE_SECONDS": None,  # how long a worker trusts a key it checked [30]
-    "ESTIMATES_PER_MINUTE": None,  # a client's quota unless its own is set [600]
+    "ESTIMATES_PER_MINUTE": None,  # listings per minute, unless a client's own is set [60000]
     "FEEDBACK_PER_DAY": None,  # a client's quota unless its own is set [1000]
     "QUOTA_SYNC_SECONDS": None,  # estimate counts reach the store at least this often [0.2]
     "QUOTA_SYNC_REQUESTS": None,  # ... or after this many requests [20]
     # The probe listener (serving/gunicorn.conf.py): its port answers the probes and nothing else
     "PROBE_BIND": None,  # default: $CARPRICE_PROBE_BIND (none: the probes share the main port)
+    "ANONYMOUS_LISTINGS_PER_MINUTE": None,  # anonymous listings per source address [1000]
+    "ANONYMOUS_MAX_LISTINGS": None,  # listings in one anonymous request [100]
 }
 PROBES = ("/healthz", "/readyz")
 

@@ -5,14 +5,18 @@ A key comes as `Authorization: Bearer <key>` or `X-API-Key: <key>` (see carprice
 `estimate`, or none while anonymous estimates are allowed (CARPRICE_ANONYMOUS_ESTIMATES, default
 1); `GET /v1/model` tells anonymous callers the version only. No key where one is needed: 401.
 A wrong, revoked or out-of-scope key: 403, with one detail text for all three. `flask.g.client`
-holds the client's name for the request (None when anonymous).
+holds the client's name for the request (None when anonymous), `flask.g.all_feedback` whether
+it holds scope `feedback:all` (feedback on any prediction, not only its own: serving/routes.py).
 
 Each worker keeps verified keys (and refused ones) for CARPRICE_KEY_CACHE_SECONDS (default 30):
 a revocation takes effect within that time. While the store does not answer, a key checked
 before keeps its last answer; a key never checked gets 503 (Retry-After), or is answered as
 anonymous on estimates while those are allowed. Quotas (serving/quotas.py): a client's own, else
-CARPRICE_ESTIMATES_PER_MINUTE (600) and CARPRICE_FEEDBACK_PER_DAY (1000); estimate counts reach
-the store every CARPRICE_QUOTA_SYNC_SECONDS (0.2) or CARPRICE_QUOTA_SYNC_REQUESTS (20).
+CARPRICE_ESTIMATES_PER_MINUTE (60000 listings) and CARPRICE_FEEDBACK_PER_DAY (1000); estimate
+counts reach the store every CARPRICE_QUOTA_SYNC_SECONDS (0.2) or CARPRICE_QUOTA_SYNC_REQUESTS
+(20). Estimates count listings, once the body is read (`admit_listings`, called by the route).
+Anonymous estimates count against their source address, CARPRICE_ANONYMOUS_LISTINGS_PER_MINUTE
+(1000) each and exactly, and may send at most CARPRICE_ANONYMOUS_MAX_LISTINGS (100) per request.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from carprice.runtime import clients
 from carprice.runtime.store import Store, StoreError
-from serving.problems import Problem
+from serving.problems import Problem, field_error
 from serving.quotas import Quotas
 
 log = logging.getLogger("carprice.serving")
@@ -63,6 +67,8 @@ class AuthConfig:
     feedback_per_day: int = clients.DEFAULT_FEEDBACK_PER_DAY
     quota_sync_seconds: float = 0.2
     quota_sync_requests: int = 20
+    anonymous_listings_per_minute: int = 1_000  # per source address
+    anonymous_max_listings: int = 100  # per request
 
     @classmethod
     def from_config(cls, config) -> AuthConfig:
@@ -78,6 +84,8 @@ class AuthConfig:
             feedback_per_day=_number(config, "FEEDBACK_PER_DAY", clients.DEFAULT_FEEDBACK_PER_DAY),
             quota_sync_seconds=_number(config, "QUOTA_SYNC_SECONDS", 0.2, float),
             quota_sync_requests=max(1, _number(config, "QUOTA_SYNC_REQUESTS", 20)),
+            anonymous_listings_per_minute=_number(config, "ANONYMOUS_LISTINGS_PER_MINUTE", 1_000),
+            anonymous_max_listings=max(1, _number(config, "ANONYMOUS_MAX_LISTINGS", 100)),
         )
 
     @property
@@ -162,10 +170,11 @@ def register(app: Flask, store: Store) -> AuthConfig:
     quotas = Quotas(store, config.quota_sync_seconds, config.quota_sync_requests)
     limits = config.default_limits
     app.extensions["carprice.auth"] = config
+    app.extensions["carprice.quotas"] = quotas
 
     @app.before_request
     def _authenticate():
-        g.client = None
+        g.client, g.all_feedback, g.estimate_limit = None, False, None
         endpoint = request.endpoint
         scope = SCOPE_OF.get(endpoint)
         if scope is None and endpoint != MODEL_INFO:
@@ -189,19 +198,60 @@ def register(app: Flask, store: Store) -> AuthConfig:
             ) from None
         if client is None or (scope is not None and scope not in client.scopes):
             raise Problem(403, "Forbidden", REFUSED)
-        g.client = client.name
-        if scope is not None:
+        g.client, g.all_feedback = client.name, clients.ALL_FEEDBACK in client.scopes
+        if scope == "estimate":  # counted by its listings once the body is read
+            g.estimate_limit = client.limit(scope, limits)
+        elif scope is not None:
             limit = client.limit(scope, limits)
-            retry_after = quotas.admit(client.name, scope, limit, exact=scope == "feedback")
-            if retry_after is not None:
-                per = "minute" if scope == "estimate" else "day"
-                raise Problem(
-                    429,
-                    "Too Many Requests",
-                    f"quota of {limit} {scope} requests per {per} used up; retry after "
-                    f"{retry_after} s",
-                    headers={"Retry-After": str(retry_after)},
-                )
+            _refuse_over(
+                limit, "feedback posts per day", quotas.admit(client.name, scope, limit, True)
+            )
         return None
 
     return config
+
+
+def _refuse_over(limit: int, what: str, retry_after: int | None) -> None:
+    if retry_after is not None:
+        raise Problem(
+            429,
+            "Too Many Requests",
+            f"quota of {limit} {what} used up; retry after {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def admit_listings(n: int) -> None:
+    """Count an estimate request's `n` listings against its caller's quota: the client's, or
+    for an anonymous call its source address's (exactly, with the smaller batch limit); raise
+    429 past the quota, then 400 naming `listings` past the anonymous batch limit."""
+    config, quotas = (
+        current_app.extensions["carprice.auth"],
+        current_app.extensions["carprice.quotas"],
+    )
+    limit = g.get("estimate_limit")
+    if limit is not None:
+        _refuse_over(
+            limit, "listings per minute", quotas.admit(g.client, "estimate", limit, amount=n)
+        )
+        return
+    limit = config.anonymous_listings_per_minute
+    address = f"address:{request.remote_addr or '-'}"
+    _refuse_over(
+        limit,
+        "anonymous listings per minute from this address",
+        quotas.admit(address, "estimate", limit, exact=True, amount=n),
+    )
+    if n > config.anonymous_max_listings:
+        raise Problem(
+            400,
+            "Bad Request",
+            f"an anonymous request may hold at most {config.anonymous_max_listings} listings; "
+            "send an API key for more",
+            [
+                field_error(
+                    "listings",
+                    f"at most {config.anonymous_max_listings} without an API key, got {n}",
+                )
+            ],
+        )

@@ -11,12 +11,13 @@ import time
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
+from carprice.runtime.clients import ALL_FEEDBACK
 from carprice.runtime.experiment import CHAMPION
 from carprice.runtime.prediction_id import new_ids
 from carprice.runtime.ratings import price_rating
 from carprice.runtime.spool import SpoolFull
 from carprice.runtime.store import StoreError, feedback_key
-from serving import ab, bodies, docs_page, openapi, records, validation
+from serving import ab, auth, bodies, docs_page, openapi, records, validation
 from serving.problems import Problem, field_error
 from serving.runtime import Runtime
 
@@ -56,6 +57,7 @@ def estimates():
         raise Problem(503, "Service Unavailable", rt.refusal or "no model loaded")
     started = time.perf_counter()
     listings, asking = validation.estimate_request(bodies.parse_json(request))
+    auth.admit_listings(len(listings))
     if rt.ab_active:
         results, arms, versions = ab.estimate(rt, listings)
     else:  # every listing is the champion's: the same two values on each answer
@@ -115,13 +117,20 @@ def feedback():
         fields["opinion"],
         fields["comment"],
     )
-    if rt.spool.has_prediction(pid):  # logged during an outage: its feedback waits beside it
+    spooled, owner = rt.spool.prediction_owner(pid)
+    if spooled:  # logged during an outage: its feedback waits beside it
+        _check_owner(pid, owner)
         return _spool_feedback(rt, pid, fields, key)
     try:
-        feedback_id = rt.store.add_feedback(pid, **fields, key=key)
+        found, owner = rt.store.prediction_owner(pid)
+        if found:
+            _check_owner(pid, owner)
+        feedback_id = rt.store.add_feedback(pid, **fields, key=key)  # unknown: None
     except StoreError as err:
         rt.metrics.store_failures.labels("add_feedback").inc()
-        if rt.spool.has_prediction(pid):  # spooled since the check above
+        spooled, owner = rt.spool.prediction_owner(pid)
+        if spooled:  # spooled since the check above
+            _check_owner(pid, owner)
             return _spool_feedback(rt, pid, fields, key)
         raise _store_failed(err) from None
     if feedback_id is None:
@@ -133,6 +142,21 @@ def feedback():
         )
     rt.metrics.feedback.inc()
     return _json({"status": "accepted", "feedback_id": feedback_id, "prediction_id": pid}, 202)
+
+
+def _check_owner(pid: str, owner: str | None) -> None:
+    """Feedback binds to who may know the sale: the client that asked for the estimate, or a
+    client with scope `feedback:all`; an anonymous estimate takes only the latter's."""
+    if g.get("all_feedback") or (owner is not None and owner == g.get("client")):
+        return
+    whose = "an anonymous estimate" if owner is None else "another client's estimate"
+    raise Problem(
+        403,
+        "Forbidden",
+        f"prediction {pid!r} is {whose}: feedback on it needs the client that asked for it "
+        f"or scope {ALL_FEEDBACK!r}",
+        [field_error("prediction_id", f"not this client's prediction ({whose})")],
+    )
 
 
 def _spool_feedback(rt: Runtime, pid: str, fields: dict, key: str) -> Response:

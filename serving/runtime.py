@@ -25,7 +25,13 @@ from carprice.runtime.bundle import BundleError, load_bundle
 from carprice.runtime.experiment import parse_share
 from carprice.runtime.home import home_dir
 from carprice.runtime.predictor import Predictor
-from carprice.runtime.spool import DEFAULT_MAX_ROWS, SPOOL_FILE, Spool, drain
+from carprice.runtime.spool import (
+    DEFAULT_ANONYMOUS_SHARE,
+    DEFAULT_MAX_ROWS,
+    SPOOL_FILE,
+    Spool,
+    drain,
+)
 from carprice.runtime.store import Store, StoreError, default_url
 from serving.metrics import Metrics
 from serving.releases import release_of
@@ -36,9 +42,11 @@ LOCAL_FIRST_DRAIN_SECONDS = 0.5  # ... and rows a remote store gets from the loc
 
 
 def open_spool(home: Path, synchronous: str = "FULL") -> Spool:
-    """Open the local spool under home (CARPRICE_SPOOL_MAX_ROWS caps it)."""
+    """Open the local spool under home (CARPRICE_SPOOL_MAX_ROWS caps it, anonymous estimates'
+    rows at CARPRICE_SPOOL_ANONYMOUS_SHARE of that)."""
     cap = int(os.environ.get("CARPRICE_SPOOL_MAX_ROWS") or DEFAULT_MAX_ROWS)
-    return Spool(Path(home) / SPOOL_FILE, cap, synchronous)
+    share = float(os.environ.get("CARPRICE_SPOOL_ANONYMOUS_SHARE") or DEFAULT_ANONYMOUS_SHARE)
+    return Spool(Path(home) / SPOOL_FILE, cap, synchronous, share)
 
 
 def local_first(store: Store) -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from carprice.config import PROJECT_ROOT
 from tests.serving.conftest import (  # noqa: F401  (fixtures, reused rather than copied)
+    ONE_ADDRESS_LOAD,
     app,
     bundle_dir,
     client,
@@ -65,6 +66,7 @@ class Gunicorn(Server):
             "CARPRICE_DB_URL": "",
             "OMP_NUM_THREADS": "1",
             "CARPRICE_BUNDLE": "",
+            **ONE_ADDRESS_LOAD,
             **(env or {}),
         }
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)

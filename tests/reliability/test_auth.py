@@ -134,9 +134,51 @@ def test_the_estimate_quota_holds_across_two_workers_then_429_with_retry_after(s
     status, headers, body = next(a for a in answers if a[0] == 429)
     assert 1 <= int(headers["Retry-After"]) <= 60
     assert headers["Content-Type"] == "application/problem+json"
-    assert "7 estimate requests per minute" in body["detail"]
-    # anonymous estimates have no quota
+    assert "7 listings per minute" in body["detail"]
+    # listings count, not requests: a fresh quota of 7 takes a batch of 5, not one of 3 more
+    k = home_key(server.home, "small-batches", "estimate", estimates_per_minute=7)
+    statuses = [
+        send(server.port, "POST", "/v1/estimates", {"listings": [golf()] * n}, key(k))[0]
+        for n in (5, 3, 2)
+    ]
+    assert statuses == [200, 429, 200], statuses
+    # anonymous estimates count against their address (1,000 listings a minute by default)
     assert send(server.port, "POST", "/v1/estimates", {"listings": [golf()]})[0] == 200
+
+
+def test_an_anonymous_flood_gets_429_while_a_keyed_client_keeps_getting_200s(
+    make_bundle, tmp_path, start_gunicorn
+):
+    """From one address at 10x its anonymous limit with 1,000-listing bodies, on 2 workers."""
+    home = tmp_path / "home"
+    pointer.swap_pointer(home, make_bundle("auth-1"))
+    limit = 2_000
+    env = {
+        "CARPRICE_ANONYMOUS_LISTINGS_PER_MINUTE": str(limit),
+        "CARPRICE_ANONYMOUS_MAX_LISTINGS": "100",
+    }
+    server = start_gunicorn(home, env=env)
+    k = home_key(home, "keyed", "estimate")
+    _fresh_minute()
+    big = {"listings": [golf(mileage=i) for i in range(1_000)]}
+    flood = 10 * limit // 1_000
+    with ThreadPoolExecutor(6) as pool:
+        futures = [
+            pool.submit(send, server.port, "POST", "/v1/estimates", big) for _ in range(flood)
+        ]
+        keyed = [
+            pool.submit(send, server.port, "POST", "/v1/estimates", {"listings": [golf()]}, key(k))
+            for _ in range(flood)
+        ]
+        flooded = [f.result()[0] for f in futures]
+        served = [f.result()[0] for f in keyed]
+    print(f"\nanonymous flood: {sorted(flooded)}; keyed meanwhile: {sorted(served)}")
+    assert served == [200] * flood
+    # at most the limit's worth of listings passes the count; those meet the batch limit (400)
+    assert flooded.count(429) >= flood - limit // 1_000 and 200 not in flooded
+    assert set(flooded) <= {400, 429}
+    small = send(server.port, "POST", "/v1/estimates", {"listings": [golf()]})
+    assert small[0] == 429 and "anonymous listings per minute" in small[2]["detail"]
 
 
 def test_the_feedback_quota_counts_every_post_exactly(server):

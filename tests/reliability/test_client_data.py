@@ -13,7 +13,7 @@ import pytest
 from flask import g
 
 from carprice.config import PROJECT_ROOT, Paths
-from carprice.data.feedback import feedback_rows
+from carprice.data.feedback import FeedbackCheck, feedback_rows
 from carprice.data.ingest import ingest, load_listings
 from carprice.data.rules import validate
 from carprice.model.train import split_of, train
@@ -36,8 +36,8 @@ FLOOD_FACTOR, HONEST_FACTOR = 1.8, 0.95
 LISTINGS, FLOOD, HONEST = 6000, 300, 900
 
 
-def _key(store: Store, name: str) -> str:
-    """Add a client with both scopes and generous quotas; return its API key."""
+def _key(store: Store, name: str, scopes: str = "estimate,feedback") -> str:
+    """Add a client with `scopes` and generous quotas; return its API key."""
     made = clients.new_key()
     store.add_client(
         {
@@ -45,7 +45,7 @@ def _key(store: Store, name: str) -> str:
             "key_id": made.key_id,
             "key_salt": made.salt,
             "key_hash": made.key_hash,
-            "scopes": "estimate,feedback",
+            "scopes": scopes,
             "estimates_per_minute": 100_000,
             "feedback_per_day": 100_000,
         }
@@ -76,7 +76,7 @@ def test_estimates_and_feedback_record_their_client_on_both_engines(db, bundle_d
     client, store = app.test_client(), rt.store
     try:
         key = {"X-API-Key": _key(store, "acme")}
-        other = {"X-API-Key": _key(store, "beta")}
+        other = {"X-API-Key": _key(store, "beta", "feedback,feedback:all")}
         body = {"listings": [golf(), golf(mileage=90000)]}
         named = client.post("/v1/estimates", json=body, headers=key).get_json()["estimates"]
         anonymous = client.post("/v1/estimates", json=body).get_json()["estimates"]
@@ -179,7 +179,8 @@ def test_a_flooding_client_is_flagged_held_out_and_moves_no_model(
     app = create_app({"BUNDLE": str(small_bundle), "CARPRICE_HOME": tmp_path, "DB_URL": db_url})
     client, store = app.test_client(), app.extensions["carprice"].store
     names = ["honest-a", "honest-b", "honest-c", "flood"]
-    keys = {name: {"X-API-Key": _key(store, name)} for name in names}
+    # sales pipelines, posting on anonymous estimates; even such a client's flood is held
+    keys = {name: {"X-API-Key": _key(store, name, "feedback:all")} for name in names}
     traffic = generate_listings(15000, seed=5, when=dt.date(2026, 3, 9), dirty=False)
     segment = traffic.groupby(["make", "model"]).size().idxmax()
     in_segment = (traffic["make"] == segment[0]) & (traffic["model"] == segment[1])
@@ -219,7 +220,7 @@ def test_a_flooding_client_is_flagged_held_out_and_moves_no_model(
     pd.testing.assert_frame_equal(split.rows, without.rows)
 
     assert store.release_client("flood") == 1
-    flooded = feedback_rows(store)
+    flooded = feedback_rows(store, FeedbackCheck(max_client_share=1.0))  # the hold alone
     assert len(flooded.rows) == len(without.rows) + FLOOD
     assert review_clients(store, check)[1] == []  # released stands
     store.dispose()
@@ -253,10 +254,13 @@ def test_clients_drop_excludes_the_clients_rows_from_the_next_snapshot(bundle_di
     app = create_app({"BUNDLE": bundle_dir, "CARPRICE_HOME": home, "DB_URL": db_url})
     client, store = app.test_client(), app.extensions["carprice"].store
     keys = {name: {"X-API-Key": _key(store, name)} for name in ("acme", "other")}
-    answers = client.post(
-        "/v1/estimates", json={"listings": [golf(mileage=m) for m in (40000, 60000, 80000)]}
-    ).get_json()["estimates"]
-    posters = {"acme": answers[:2], "other": answers[2:]}
+    posters = {
+        name: client.post(
+            "/v1/estimates", json={"listings": [golf(mileage=m) for m in mileages]}, headers=key
+        ).get_json()["estimates"]
+        for (name, key), mileages in zip(keys.items(), [(40000, 60000), (80000,)], strict=True)
+    }
+    answers = posters["acme"] + posters["other"]
     for name, mine in posters.items():
         for a in mine:
             body = {"prediction_id": a["prediction_id"], "sold_price": round(a["price"] * 0.9)}

@@ -19,6 +19,7 @@ from carprice.config import PROJECT_ROOT
 from tests.e2e.traffic import SLOW_S, Traffic, taken_at
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_faults_under_load import request
+from tests.serving.conftest import ONE_ADDRESS_LOAD
 from tests.serving.test_gunicorn import _free_port
 
 pytestmark = pytest.mark.slow
@@ -35,6 +36,7 @@ def _serve(bundle, home, port: int, log):
         "CARPRICE_REUSE_PORT": "1",
         "CARPRICE_WORKERS": "2",
         "OMP_NUM_THREADS": "1",
+        **ONE_ADDRESS_LOAD,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = [sys.executable, "-m", "gunicorn", "-c", "serving/gunicorn.conf.py"]

@@ -83,7 +83,7 @@ def test_a_flood_of_absurd_sold_prices_moves_the_next_model_less_than_the_bound(
             posted += answer.status_code == 202
     store = app.extensions["carprice"].store
     split = feedback_rows(store)
-    unchecked = feedback_rows(store, FeedbackCheck(1e-9, 1e9))
+    unchecked = feedback_rows(store, FeedbackCheck(1e-9, 1e9, max_client_share=1.0))
     store.dispose()
     assert split.rows_in == posted == len(unchecked.rows)  # no row lost
     assert set(split.quarantine["reasons"]) == {IMPLAUSIBLE} and split.rows.empty

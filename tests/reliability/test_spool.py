@@ -61,9 +61,11 @@ def own_db(pg_url):
     db.drop()
 
 
-def _estimate(port: int, n: int = 1, mileage: int = 0) -> tuple[int, dict, list[str]]:
+def _estimate(
+    port: int, n: int = 1, mileage: int = 0, key: str | None = None
+) -> tuple[int, dict, list[str]]:
     listings = [golf(mileage=mileage + i) for i in range(n)]
-    status, headers, body = request(port, "POST", "/v1/estimates", {"listings": listings})
+    status, headers, body = request(port, "POST", "/v1/estimates", {"listings": listings}, key=key)
     ids = [e["prediction_id"] for e in body["estimates"]] if status == 200 else []
     return status, headers, ids
 
@@ -181,24 +183,29 @@ def test_sigkill_during_the_drain_neither_duplicates_nor_loses_rows(
     assert restarted.workers()
 
 
-def test_a_full_spool_answers_503_with_retry_after_and_drops_nothing(
+def test_a_full_spool_answers_503_keeps_room_for_keyed_clients_and_drops_nothing(
     make_bundle, start_gunicorn, tmp_path, own_db
 ):
     home = tmp_path / "home"
     pointer.swap_pointer(home, make_bundle("spool-3"))
     env = {"CARPRICE_DB_URL": own_db.url, "CARPRICE_SPOOL_MAX_ROWS": "20"}
     server = start_gunicorn(home, workers=1, env=env)
-    first = _estimate(server.port)[2]
+    key = url_key(own_db.url)
+    first = _estimate(server.port, key=key)[2]  # the worker has checked the key while up
     assert wait_for(lambda: _logged(own_db.url, first)[0] == 1, 30, step=0.2)
     own_db.take_away()
-    results = [_estimate(server.port, mileage=i) for i in range(30)]
+    anonymous = [_estimate(server.port, mileage=i) for i in range(15)]  # a flood: half the room
+    keyed = [_estimate(server.port, mileage=100 + i, key=key) for i in range(12)]
+    results = anonymous + keyed
     statuses = [status for status, _, _ in results]
     answered = [ids[0] for status, _, ids in results if status == 200]
     retry = {headers.get("Retry-After") for status, headers, _ in results if status == 503}
     own_db.give_back()
     drained = wait_for(lambda: _logged(own_db.url, answered)[0] == len(answered), 30, step=0.5)
     print(f"\nfull spool: {statuses.count(200)} answered, {statuses.count(503)} refused (503)")
-    assert statuses == [200] * 20 + [503] * 10 and retry == {"5"}
+    assert statuses[:15] == [200] * 10 + [503] * 5  # anonymous rows stop at their share
+    assert statuses[15:] == [200] * 10 + [503] * 2  # keyed rows get the rest, then the cap
+    assert retry == {"5"}
     assert drained and _logged(own_db.url, answered) == (20, 20)
     # once drained, the spool takes rows again and the store is back anyway
     assert _estimate(server.port)[0] == 200
@@ -246,13 +253,36 @@ def test_the_app_spools_while_the_store_fails_and_drains_exactly_once(
 
 
 def test_the_spool_refuses_rows_past_its_cap(tmp_path):
-    spool = Spool(tmp_path / "spool.db", max_rows=3)
+    spool = Spool(tmp_path / "spool.db", max_rows=3, anonymous_share=1.0)
     spool.put_predictions([{"prediction_id": "a"}, {"prediction_id": "b"}])
     from carprice.runtime.spool import SpoolFull
 
     with pytest.raises(SpoolFull, match="cap 3"):
         spool.put_predictions([{"prediction_id": "c"}, {"prediction_id": "d"}])
     assert spool.stats()["predictions"] == 2
+
+
+def test_anonymous_rows_stop_at_their_share_and_the_tally_follows_every_write(tmp_path):
+    from carprice.runtime.spool import SpoolFull
+
+    spool = Spool(tmp_path / "spool.db", max_rows=10, anonymous_share=0.4)
+    spool.put_predictions([{"prediction_id": f"a{i}"} for i in range(4)])  # anonymous
+    with pytest.raises(SpoolFull, match="anonymous"):
+        spool.put_predictions([{"prediction_id": "a9"}])
+    keyed = [{"prediction_id": f"k{i}", "client": "acme"} for i in range(6)]
+    spool.put_predictions(keyed)  # the reserved room: never refused for the flood
+    with pytest.raises(SpoolFull, match="cap 10"):
+        spool.put_predictions([{"prediction_id": "k9", "client": "acme"}])
+    spool.forget_predictions(["a0", "a1", "k0", "missing"])
+    spool.put_feedback({"prediction_id": "k1", "dedupe_key": "f1"})
+    spool.close()
+    again = Spool(tmp_path / "spool.db", max_rows=10, anonymous_share=0.4)  # the tally persists
+    again.put_predictions([{"prediction_id": "a7"}, {"prediction_id": "a8"}])  # 2 of 4 freed
+    with pytest.raises(SpoolFull, match="cap 10"):  # 2 anonymous + 2 + 5 keyed + 1 post = 10
+        again.put_predictions([{"prediction_id": "k8", "client": "acme"}])
+    again.forget_feedback(["f1"])
+    again.put_predictions([{"prediction_id": "k8", "client": "acme"}])
+    assert again.stats()["predictions"] == 10
 
 
 def test_a_graceful_stop_hands_the_spooled_rows_to_the_store(

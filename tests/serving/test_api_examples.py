@@ -105,8 +105,8 @@ def test_each_estimates_request_example_gets_the_documented_answer(client, name)
 def test_each_feedback_example_is_accepted_for_an_estimate_the_service_gave(
     client, key_headers, name
 ):
-    estimate = client.post("/v1/estimates", json=ex.ESTIMATE_REQUEST).get_json()
-    pid = estimate["estimates"][0]["prediction_id"]
+    estimate = client.post("/v1/estimates", json=ex.ESTIMATE_REQUEST, headers=key_headers)
+    pid = estimate.get_json()["estimates"][0]["prediction_id"]
     post = {**ex.FEEDBACK_REQUEST[name]["value"], "prediction_id": pid}
     response = client.post("/v1/feedback", json=post, headers=key_headers)
     documented = ex.FEEDBACK_ACCEPTED["stored"]["value"]

@@ -68,11 +68,19 @@ def test_it_matches_the_offline_predictor(client, bundle_dir):
         assert {k: served[k] for k in expected} == expected
 
 
-def test_it_answers_a_full_batch_of_1000(client):
+def test_it_answers_a_full_batch_of_1000(keyed_client):
     listings = [golf(mileage=500 * i) for i in range(1000)]
-    estimates = _estimate(client, *listings)["estimates"]
+    estimates = _estimate(keyed_client, *listings)["estimates"]
     assert len(estimates) == 1000
     assert len({e["prediction_id"] for e in estimates}) == 1000
+
+
+def test_an_anonymous_batch_past_its_limit_is_400_naming_listings(client):
+    assert client.post("/v1/estimates", json={"listings": [golf()] * 100}).status_code == 200
+    refused = client.post("/v1/estimates", json={"listings": [golf()] * 101})
+    assert refused.status_code == 400 and refused.mimetype == "application/problem+json"
+    assert refused.get_json()["errors"][0]["field"] == "listings"
+    assert "API key" in refused.get_json()["detail"]
 
 
 def test_it_logs_every_estimate_with_inputs_outputs_and_version(client, app):

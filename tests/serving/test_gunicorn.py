@@ -20,7 +20,7 @@ from carprice.config import PROJECT_ROOT
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
 from tests import readback
-from tests.serving.conftest import golf, home_key
+from tests.serving.conftest import ONE_ADDRESS_LOAD, golf, home_key
 
 pytestmark = pytest.mark.slow
 CONF = PROJECT_ROOT / "serving" / "gunicorn.conf.py"
@@ -57,6 +57,7 @@ class Server:
             "CARPRICE_DB_URL": "",
             "OMP_NUM_THREADS": "1",
             "CARPRICE_BUNDLE": "",
+            **ONE_ADDRESS_LOAD,
             **(env or {}),
         }
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -154,3 +154,20 @@ def test_a_drained_batch_is_stored_once_even_when_part_of_it_was_stored_before(s
     store.log_estimates_once([_row(f"{i:032x}") for i in range(3, 10)])
     assert readback.count(store, "predictions") == 10
     assert readback.prediction(store, f"{4:032x}") is not None
+
+
+@pytest.mark.parametrize("prefix", ["x; DROP TABLE clients; --", "Upper_", "1t_", "t-", "t" * 33])
+def test_a_table_prefix_that_is_not_a_plain_name_is_refused(prefix, tmp_path):
+    with pytest.raises(ValueError, match="CARPRICE_DB_PREFIX"):
+        Store(f"sqlite:///{tmp_path / 'carprice.db'}", prefix)
+
+
+def test_store_errors_never_show_the_bound_values(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'carprice.db'}", "t_")
+    try:
+        with pytest.raises(sa.exc.SQLAlchemyError) as err, store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT * FROM missing WHERE secret = :s"), {"s": "cp_secret"})
+        assert "cp_secret" not in str(err.value)
+        assert "hidden due to hide_parameters" in str(err.value)
+    finally:
+        store.dispose()

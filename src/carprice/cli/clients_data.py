@@ -5,6 +5,8 @@
     carprice clients drop NAME [--reason TEXT]   drop its feedback from the next snapshot
     carprice clients report [--json]             feedback volume per market client, flags
                                                  and holds (synthetic clients never train)
+    carprice clients review                      hold flagged clients (before `make retrain`
+                                                 ingests), list make|models one client dominates
 
 Held and dropped feedback stays in the store; the next `carprice ingest` leaves it out of the
 snapshot until the client is released. `carprice monitor` holds a flagged client by itself.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from carprice.cli.args import UsageError, on_store
@@ -98,6 +101,38 @@ def cmd_report(store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(store, args: argparse.Namespace) -> int:
+    from carprice.monitor.client_review import ClientCheck, dominated_segments, review_clients
+
+    check = ClientCheck.from_params(load_params(args.params).get("clients"))
+    table, newly = review_clients(store, check)
+    judged = int((table["compared"] >= check.min_rows).sum()) if len(table) else 0
+    say(f"client review: {len(table):,} clients with feedback, {judged:,} judged")
+    for row in table[table["flagged"]].itertuples():
+        state = "put on hold now" if row.client in newly else f"already {row.held or 'released'}"
+        say(
+            f"client review: {row.client} flagged ({row.compared:,} sales, shift "
+            f"{row.log_shift:+.3f}, p={row.p_value:.1e}): {state}"
+        )
+    for seg in dominated_segments(store, check).itertuples():
+        say(
+            f"client review: {seg.client} reported {seg.sales:,} of {seg.segment_sales:,} sales "
+            f"({seg.share:.0%}) of {seg.make} {seg.model}: training caps its share"
+        )
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """The review on the service's store; without one there is no feedback to review."""
+    from carprice.config import Paths
+    from carprice.runtime.store import DB_FILE
+
+    if not os.environ.get("CARPRICE_DB_URL") and not (Paths.from_env().home / DB_FILE).exists():
+        say("client review: no store, no feedback to review")
+        return 0
+    return on_store(_review)(args)
+
+
 def add_data_commands(sub) -> None:
     """Register hold, release, drop and report on the `clients` subparsers."""
     hold = sub.add_parser("hold", help="hold a client's feedback out of training until released")
@@ -115,3 +150,6 @@ def add_data_commands(sub) -> None:
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.add_argument("--params", default="params.yaml", help="for the `clients` thresholds")
     report.set_defaults(func=on_store(cmd_report))
+    review = sub.add_parser("review", help="hold flagged clients; list dominated make|models")
+    review.add_argument("--params", default="params.yaml", help="for the `clients` thresholds")
+    review.set_defaults(func=cmd_review)

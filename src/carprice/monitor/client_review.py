@@ -8,10 +8,18 @@ least `min_reference_rows` sales of it, else the same make, else the sale is not
 
 A client's shift is the median of those differences, and a sign test (how many differences lie
 above zero, against a fair coin) gives its p-value. A client with at least `min_rows` compared
-sales, |shift| >= `max_log_shift` and p <= `max_p_value` (params.yaml `clients`) is flagged.
+sales, p <= `max_p_value` and |shift| >= `max_log_shift` (params.yaml `clients`) is flagged: the
+test decides, the shift only keeps a difference too small to matter from flagging. At the
+defaults (p <= 0.001, |shift| >= 0.05) a client reporting a steady 10% high (shift 0.095) is
+flagged within a few dozen sales compared against others' with the usual ~10% noise.
 A big flooder also moves the others' medians, so the flagged client furthest from the estimates
 is set aside and the rest judged again without it, until no one else is flagged. Anonymous
 feedback is a reference for the others but is not judged: there is no name to hold.
+
+Colluding keys that make up most of a segment set its reference themselves, so the review also
+lists the make|models with at least `min_rows` sales where one named client reported more than
+`max_segment_share` of them (`dominated_segments`); training caps such a client's share
+(params.yaml `feedback`, data/feedback.py).
 
 The sales, the volume and the medians are queried in the database
 (`runtime.logqueries.clients`); this module holds the rules: the check, the sign test, the
@@ -34,6 +42,7 @@ from carprice.runtime.logqueries import clients as queries
 from carprice.runtime.store import HOLD, Store
 
 COLUMNS = ["client", "feedback", "sold", "compared", "log_shift", "p_value", "flagged"]
+SEGMENT_COLUMNS = ["make", "model", "client", "sales", "segment_sales", "share"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,9 @@ class ClientCheck:
 
     min_rows: int = 30  # compared sales a client needs before it is judged
     min_reference_rows: int = 5  # other clients' sales of a car needed to compare against
-    max_log_shift: float = 0.15  # |median log-ratio difference| from which a client is apart
+    max_log_shift: float = 0.05  # |median log-ratio difference| from which a client is apart
     max_p_value: float = 0.001  # ... when the sign test is at least this sure
+    max_segment_share: float = 0.5  # one client's share of a make|model's sales that is flagged
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> ClientCheck:
@@ -52,6 +62,8 @@ class ClientCheck:
             raise ValueError("clients: min_rows and min_reference_rows must be at least 1")
         if check.max_log_shift <= 0 or not 0 < check.max_p_value < 1:
             raise ValueError("clients: max_log_shift must be > 0 and max_p_value in (0, 1)")
+        if not 0 < check.max_segment_share <= 1:
+            raise ValueError("clients: max_segment_share must be in (0, 1]")
         return check
 
 
@@ -141,6 +153,28 @@ def client_table(
 
         judged = judge_all(sales.names(), judge)
     return assemble(counts, judged)
+
+
+def dominated_segments(
+    store: Store, check: ClientCheck, since: dt.date | None = None
+) -> pd.DataFrame:
+    """The make|models with at least `min_rows` sales where one named client reported more than
+    `max_segment_share` of them, largest share first."""
+    found = pd.DataFrame(
+        queries.segment_sales(store, since), columns=["make", "model", "client", "sales"]
+    )
+    if found.empty:
+        return pd.DataFrame(columns=SEGMENT_COLUMNS)
+    found["segment_sales"] = found.groupby(["make", "model"])["sales"].transform("sum")
+    found["share"] = found["sales"] / found["segment_sales"]
+    flagged = found[
+        (found["client"] != queries.ANONYMOUS)
+        & (found["segment_sales"] >= check.min_rows)
+        & (found["share"] > check.max_segment_share)
+    ]
+    return flagged.sort_values(["share", "make", "model"], ascending=[False, True, True])[
+        SEGMENT_COLUMNS
+    ].reset_index(drop=True)
 
 
 def review_clients(

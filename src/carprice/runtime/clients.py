@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 KEY_PREFIX = "cp"
-SCOPES = ("estimate", "feedback")
+ALL_FEEDBACK = "feedback:all"  # may post feedback on any prediction (a sales pipeline)
+SCOPES = ("estimate", "feedback", ALL_FEEDBACK)
 MARKET, SYNTHETIC = "market", "synthetic"  # a real caller; load tests, gate 3 and probes
 KINDS = (MARKET, SYNTHETIC)
-DEFAULT_ESTIMATES_PER_MINUTE = 600  # estimate requests (each up to 1,000 listings) per minute
+DEFAULT_ESTIMATES_PER_MINUTE = 60_000  # listings estimated per minute (a request holds 1-1,000)
 DEFAULT_FEEDBACK_PER_DAY = 1_000  # feedback posts per UTC day
 WINDOW_SECONDS = {"estimate": 60, "feedback": 86_400}  # one quota window per scope
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -79,10 +80,11 @@ def verify(secret: str, salt: str, key_hash: str) -> bool:
 
 
 def client_from_row(row: dict) -> Client:
-    """Return the Client a `clients` row describes."""
+    """Return the Client a `clients` row describes (`feedback:all` includes `feedback`)."""
+    scopes = {s for s in row["scopes"].split(",") if s}
     return Client(
         name=row["name"],
-        scopes=frozenset(s for s in row["scopes"].split(",") if s),
+        scopes=frozenset(scopes | ({"feedback"} if ALL_FEEDBACK in scopes else set())),
         estimates_per_minute=row["estimates_per_minute"],
         feedback_per_day=row["feedback_per_day"],
     )

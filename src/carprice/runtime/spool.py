@@ -8,10 +8,12 @@ feedback that points at them (its dedupe key makes that exactly once as well), d
 batch from the spool only after the store committed it. A crash between the two steps repeats
 the batch, and the keys make the repeat a no-op.
 
-The spool is bounded: past `max_rows` it refuses new rows (`SpoolFull`) and the service answers
-503 with Retry-After rather than an estimate it could not log. Several worker processes share
-the file (WAL mode, busy timeout). Rows and posts keep every field they came with, the
-client that sent them and a feedback post's event and its time included.
+The spool is bounded: past `max_rows` it refuses new rows (`SpoolFull`; the service answers 503
+with Retry-After rather than an estimate it could not log), and rows of anonymous estimates past
+`anonymous_share` of it, so an anonymous flood while the store is slow leaves the rest to keyed
+clients. The rows held are a running tally (table `tally`, written in the transaction that adds
+or deletes them), not a count(*) under the write lock. Worker processes share the file (WAL mode,
+busy timeout). Rows and posts keep every field they came with, the client included.
 """
 
 from __future__ import annotations
@@ -36,7 +38,18 @@ _SCHEMA = (
     # One drainer at a time per spool: the holder renews its lease while it drains.
     "CREATE TABLE IF NOT EXISTS lease ("
     " id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, until REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tally (kind TEXT PRIMARY KEY, rows INTEGER NOT NULL)",
 )
+KEYED, ANONYMOUS = "keyed", "anonymous"  # the tally's kinds (feedback posts are keyed)
+_INSERT = "INSERT OR IGNORE INTO predictions (prediction_id, spooled_at, row, anonymous) VALUES"
+_INSERT += " (?, ?, ?, ?)"
+_ANONYMOUS_COLUMN = "anonymous INTEGER NOT NULL DEFAULT 0"
+_TALLY = (
+    f"INSERT INTO tally SELECT '{KEYED}', (SELECT count(*) FROM predictions WHERE anonymous = 0)"
+    f" + (SELECT count(*) FROM feedback) UNION ALL SELECT '{ANONYMOUS}', count(*)"
+    " FROM predictions WHERE anonymous = 1"
+)
+DEFAULT_ANONYMOUS_SHARE = 0.5
 LEASE_S = 10.0
 
 
@@ -83,17 +96,37 @@ def _wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
 class Spool:
     """A durable local queue of prediction rows and feedback posts (one SQLite file)."""
 
-    def __init__(self, path: Path, max_rows: int = DEFAULT_MAX_ROWS, synchronous: str = "FULL"):
+    def __init__(
+        self,
+        path: Path,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        synchronous: str = "FULL",
+        anonymous_share: float = DEFAULT_ANONYMOUS_SHARE,
+    ):
         """`synchronous` applies to prediction rows: FULL survives a power cut, NORMAL (WAL)
         survives a killed process. Feedback posts are always committed with FULL."""
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        if not 0 <= anonymous_share <= 1:
+            raise ValueError(f"anonymous_share must be in [0, 1], got {anonymous_share!r}")
         self.path, self.max_rows, self.synchronous = Path(path), int(max_rows), synchronous
+        self.anonymous_max = int(self.max_rows * anonymous_share)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        conn = self._conn()
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(predictions)")}
+        conn = self._begin()
+        try:  # a spool from before the tally: its rows count as keyed, counted once
+            if "anonymous" not in columns:
+                conn.execute(f"ALTER TABLE predictions ADD COLUMN {_ANONYMOUS_COLUMN}")
+            if conn.execute("SELECT count(*) FROM tally").fetchone()[0] == 0:
+                conn.execute(_TALLY)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -109,23 +142,31 @@ class Spool:
         conn.execute("BEGIN IMMEDIATE")
         return conn
 
-    def _room(self, conn: sqlite3.Connection, adding: int) -> None:
-        held = conn.execute(
-            "SELECT (SELECT count(*) FROM predictions) + (SELECT count(*) FROM feedback)"
-        ).fetchone()[0]
-        if held + adding > self.max_rows:
-            raise SpoolFull(f"the spool holds {held:,} rows (cap {self.max_rows:,})")
+    def _room(self, conn: sqlite3.Connection, keyed: int, anonymous: int = 0) -> None:
+        held = dict(conn.execute("SELECT kind, rows FROM tally").fetchall())
+        total = held.get(KEYED, 0) + held.get(ANONYMOUS, 0)
+        if total + keyed + anonymous > self.max_rows:
+            raise SpoolFull(f"the spool holds {total:,} rows (cap {self.max_rows:,})")
+        if anonymous and held.get(ANONYMOUS, 0) + anonymous > self.anonymous_max:
+            raise SpoolFull(f"anonymous rows are at their cap ({self.anonymous_max:,})")
+
+    @staticmethod
+    def _add(conn: sqlite3.Connection, kind: str, rows: int) -> None:
+        if rows:
+            conn.execute("UPDATE tally SET rows = max(rows + ?, 0) WHERE kind = ?", (rows, kind))
 
     def put_predictions(self, rows: list[dict]) -> None:
-        """Store prediction-log rows durably; raise SpoolFull past the cap."""
+        """Store prediction-log rows durably; raise SpoolFull past the cap (anonymous rows:
+        past their share)."""
         now = time.time()
+        values = [(r["prediction_id"], now, _encode(r), int(r.get("client") is None)) for r in rows]
+        anonymous = sum(v[3] for v in values)
         conn = self._begin()
         try:
-            self._room(conn, len(rows))
-            conn.executemany(
-                "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?)",
-                [(row["prediction_id"], now, _encode(row)) for row in rows],
-            )
+            self._room(conn, len(rows) - anonymous, anonymous)
+            for kind, flag in ((KEYED, 0), (ANONYMOUS, 1)):
+                mine = [v for v in values if v[3] == flag]
+                self._add(conn, kind, conn.executemany(_INSERT, mine).rowcount if mine else 0)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -137,11 +178,12 @@ class Spool:
         conn = self._begin()
         try:
             self._room(conn, 1)
-            conn.execute(
+            added = conn.execute(
                 "INSERT OR IGNORE INTO feedback (prediction_id, dedupe_key, spooled_at, post)"
                 " VALUES (?, ?, ?, ?)",
                 (post["prediction_id"], post["dedupe_key"], time.time(), _encode(post)),
-            )
+            ).rowcount
+            self._add(conn, KEYED, added)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -167,9 +209,11 @@ class Spool:
             raise
         return mine
 
-    def has_prediction(self, prediction_id: str) -> bool:
-        query = "SELECT 1 FROM predictions WHERE prediction_id = ?"
-        return self._conn().execute(query, (prediction_id,)).fetchone() is not None
+    def prediction_owner(self, prediction_id: str) -> tuple[bool, str | None]:
+        """(whether the prediction is spooled, the client that asked for it: None if anonymous)."""
+        query = "SELECT row FROM predictions WHERE prediction_id = ?"
+        found = self._conn().execute(query, (prediction_id,)).fetchone()
+        return (False, None) if found is None else (True, _decode(found[0]).get("client"))
 
     def predictions(self, limit: int) -> list[dict]:
         """Return up to `limit` spooled prediction rows, oldest first."""
@@ -187,13 +231,19 @@ class Spool:
         for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit is far above
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            conn.execute(f"DELETE FROM predictions WHERE prediction_id IN ({marks})", chunk)
+            for kind, flag in ((KEYED, 0), (ANONYMOUS, 1)):
+                gone = conn.execute(
+                    f"DELETE FROM predictions WHERE anonymous = ? AND prediction_id IN ({marks})",
+                    [flag, *chunk],
+                ).rowcount
+                self._add(conn, kind, -gone)
         conn.execute("COMMIT")
 
     def forget_feedback(self, keys: list[str]) -> None:
         """Delete feedback posts the store has committed."""
         conn = self._begin()
-        conn.executemany("DELETE FROM feedback WHERE dedupe_key = ?", [(k,) for k in keys])
+        query = "DELETE FROM feedback WHERE dedupe_key = ?"
+        self._add(conn, KEYED, -conn.executemany(query, [(k,) for k in keys]).rowcount)
         conn.execute("COMMIT")
 
     def stats(self) -> dict:

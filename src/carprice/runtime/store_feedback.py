@@ -114,3 +114,11 @@ class Feedback(Database):
                 if self.is_sqlite:
                     conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
         return feedback_id
+
+    def prediction_owner(self, prediction_id: str) -> tuple[bool, str | None]:
+        """(whether the prediction is logged, the client that asked for it: None if anonymous)."""
+        p = self.predictions
+        query = sa.select(p.c.client).where(p.c.prediction_id == prediction_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return (False, None) if row is None else (True, row[0])

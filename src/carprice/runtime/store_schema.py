@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -67,9 +68,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+PREFIX_PATTERN = re.compile(r"([a-z][a-z0-9_]{0,31})?")
+
+
 def make_engine(url: sa.URL) -> sa.Engine:
     """An engine for the store at `url`, set up for its database (see the module's text)."""
-    options: dict = {"json_serializer": dumps, "json_deserializer": orjson.loads}
+    # hide_parameters: an error's text names the statement, never the values (keys, prices)
+    options: dict = {
+        "json_serializer": dumps,
+        "json_deserializer": orjson.loads,
+        "hide_parameters": True,
+    }
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         if url.database:
@@ -95,6 +104,11 @@ class Database:
     """One engine and the store's tables, their names prefixed (tests share one database)."""
 
     def __init__(self, url: str, prefix: str = ""):
+        if not PREFIX_PATTERN.fullmatch(prefix):  # it becomes part of every table's name in SQL
+            raise ValueError(
+                f"table prefix {prefix!r} (CARPRICE_DB_PREFIX): use up to 32 lower-case letters, "
+                "digits and underscores, starting with a letter"
+            )
         self.url = sa.engine.make_url(url)
         self.prefix = prefix
         self.is_sqlite = self.url.get_backend_name() == "sqlite"

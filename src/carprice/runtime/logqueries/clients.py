@@ -42,6 +42,21 @@ def volume(
         return [(str(c), int(n), int(s)) for c, n, s in conn.execute(query).all()]
 
 
+def segment_sales(store: Store, since: dt.date | None = None) -> list[tuple[str, str, str, int]]:
+    """(make, model, client, sales) per make|model and client: each client's latest sale per
+    prediction logged from `since` on, priced or not (a segment the model does not price yet
+    is where one client's sales would weigh most)."""
+    make, model, name = field(store, "make"), field(store, "model"), client_name(store)
+    query = (
+        sa.select(make, model, name, sa.func.count())
+        .select_from(sales(store, since=since, per_client=True))
+        .where(make.is_not(None), model.is_not(None))
+        .group_by(make, model, name)
+    )
+    with store.engine.connect() as conn:
+        return [(str(a), str(b), str(c), int(n)) for a, b, c, n in conn.execute(query).all()]
+
+
 def _table() -> sa.Table:
     return sa.Table(
         "carprice_client_sales",

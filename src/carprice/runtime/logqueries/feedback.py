@@ -13,16 +13,26 @@ from carprice.runtime.store import Store
 
 
 def training_sales(store: Store, excluding: Iterable[str] = ()) -> list[dict]:
-    """The latest sale of every logged prediction, priced or not, of market traffic only (no
-    synthetic client's estimate or sale), without the feedback of the `excluding` clients:
-    prediction_id, the logged inputs, the estimate (None when the model did not price the car)
-    and the sold price, by prediction id."""
+    """The latest sale of every logged prediction per client (one client's sale never replaces
+    another's), priced or not, of market traffic only (no synthetic client's estimate or sale),
+    without the feedback of the `excluding` clients: prediction_id, the logged inputs, the
+    prediction's status, the estimate (None when the model did not price the car), the sold
+    price, the reporting client (None: anonymous) and the feedback id, by prediction id and
+    feedback id."""
     store = market(store)
     p, f = store.predictions, store.feedback
     query = (
-        sa.select(p.c.prediction_id, p.c.inputs, p.c.price, f.c.sold_price)
-        .select_from(sales(store, excluding=excluding))
-        .order_by(p.c.prediction_id)
+        sa.select(
+            p.c.prediction_id,
+            p.c.inputs,
+            p.c.status,
+            p.c.price,
+            f.c.sold_price,
+            f.c.client,
+            f.c.feedback_id,
+        )
+        .select_from(sales(store, excluding=excluding, per_client=True))
+        .order_by(p.c.prediction_id, f.c.feedback_id)
     )
     with store.engine.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings()]
