@@ -5,15 +5,15 @@ volume) fails, the rows go to this SQLite file under CARPRICE_HOME instead, comm
 `synchronous=FULL` before the answer leaves. A drainer moves them to the store when it is back:
 predictions first (their ids are the key, so a row drained twice is stored once), then the
 feedback that points at them (its dedupe key makes that exactly once as well), deleting each
-batch from the spool only after the store committed it. A crash between the two steps repeats
-the batch, and the keys make the repeat a no-op.
+batch from the spool only after the store committed it (a crash in between repeats the batch,
+which the keys make a no-op).
 
 The spool is bounded: past `max_rows` it refuses new rows (`SpoolFull`; the service answers 503
 with Retry-After rather than an estimate it could not log), and rows of anonymous estimates past
 `anonymous_share` of it, so an anonymous flood while the store is slow leaves the rest to keyed
 clients. The rows held are a running tally (table `tally`, written in the transaction that adds
 or deletes them), not a count(*) under the write lock. Worker processes share the file (WAL mode,
-busy timeout). Rows and posts keep every field they came with, the client included.
+busy timeout). Rows and posts keep every field they came with (the client too).
 """
 
 from __future__ import annotations
