@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 SPOOL_FILE = Path("spool") / "spool.db"
-DEFAULT_MAX_ROWS = 200_000
+DEFAULT_MAX_ROWS, DEFAULT_ANONYMOUS_SHARE = 200_000, 0.5  # rows; anonymous rows' share at most
 BUSY_TIMEOUT_S = 30.0
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS predictions ("
@@ -41,15 +41,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS tally (kind TEXT PRIMARY KEY, rows INTEGER NOT NULL)",
 )
 KEYED, ANONYMOUS = "keyed", "anonymous"  # the tally's kinds (feedback posts are keyed)
-_INSERT = "INSERT OR IGNORE INTO predictions (prediction_id, spooled_at, row, anonymous) VALUES"
-_INSERT += " (?, ?, ?, ?)"
+_INSERT = "INSERT OR IGNORE INTO predictions (prediction_id, spooled_at, row, anonymous) VALUES "
+_INSERT += "(?, ?, ?, ?)"
 _ANONYMOUS_COLUMN = "anonymous INTEGER NOT NULL DEFAULT 0"
 _TALLY = (
     f"INSERT INTO tally SELECT '{KEYED}', (SELECT count(*) FROM predictions WHERE anonymous = 0)"
     f" + (SELECT count(*) FROM feedback) UNION ALL SELECT '{ANONYMOUS}', count(*)"
     " FROM predictions WHERE anonymous = 1"
 )
-DEFAULT_ANONYMOUS_SHARE = 0.5
 LEASE_S = 10.0
 
 
