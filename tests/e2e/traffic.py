@@ -51,11 +51,13 @@ class TrafficStats:
 
 
 def taken_at(log: str) -> float:
-    """When the server of `log` took the port's new connections (time.time() seconds)."""
+    """When the server of `log` took the port's new connections (time.time() seconds): the log
+    line's time, written to the millisecond (truncated), plus that millisecond, so that a moment
+    counted as after it is after the line was written."""
     for line in log.splitlines():
         if TAKEN in line:
             entry = json.loads(line[line.index("{") :])
-            return dt.datetime.fromisoformat(entry["time"]).timestamp()
+            return dt.datetime.fromisoformat(entry["time"]).timestamp() + 0.001
     raise AssertionError(f"the server never logged {TAKEN!r}:\n{log[-3000:]}")
 
 
