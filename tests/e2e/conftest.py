@@ -26,6 +26,7 @@ from carprice.runtime import pointer
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
 from tests.conftest import TODAY, skip_unless_required
+from tests.serving.conftest import ONE_ADDRESS_LOAD
 
 BIN = Path(sys.executable).parent
 SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
@@ -72,6 +73,7 @@ class World:
     @property
     def env(self) -> dict[str, str]:
         env = {**os.environ, "CARPRICE_HOME": str(self.home), "CARPRICE_ROOT": str(self.root)}
+        env.update(ONE_ADDRESS_LOAD)  # production under the tier's traffic from one address
         for name in ("MLFLOW_TRACKING_URI", "CARPRICE_DB_URL", "CARPRICE_BUNDLE"):
             env.pop(name, None)
         return env

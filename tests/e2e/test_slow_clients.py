@@ -17,6 +17,7 @@ import pytest
 
 from carprice.release import container
 from tests.e2e.slow_clients import attack
+from tests.serving.conftest import ONE_ADDRESS_LOAD
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
@@ -40,7 +41,9 @@ def service(engine, small_bundle):
         tag = "localhost/carprice-slow-clients:test"
         image = container.build(small_bundle, tag)
     port, probe = container.free_port(), container.free_port()
-    env = {"CARPRICE_WORKERS": "2"}
+    # The normal client posts anonymous estimates as fast as it can from this one address: the
+    # per-address limit (tests/reliability/test_auth.py) is lifted, as in the other load tests.
+    env = {"CARPRICE_WORKERS": "2", **ONE_ADDRESS_LOAD}
     if engine.name == "podman":  # host network: the probe address is ours to pick
         env["CARPRICE_PROBE_BIND"] = f"127.0.0.1:{probe}"
     cid = engine.start(image, port, env)

@@ -17,7 +17,7 @@ from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import flask_post, replay
 from tests import readback
-from tests.serving.conftest import with_key
+from tests.serving.conftest import PIPELINE, with_key
 
 pytestmark = pytest.mark.slow
 START = dt.date(2026, 3, 2)  # the small model's training market is dated here
@@ -50,7 +50,9 @@ def app(small_bundle, tmp_path):
 @pytest.fixture
 def service(app, tmp_path):
     """The app's market caller (feedback needs a key), its store and database file."""
-    client = with_key(app.test_client(), feedback_per_day=100_000)
+    client = with_key(
+        app.test_client(), scopes=PIPELINE, feedback_per_day=100_000
+    )  # the sales pipeline
     db = tmp_path / "carprice.db"
     return flask_post(client), Store(f"sqlite:///{db}"), db
 

@@ -111,12 +111,12 @@ def test_the_psi_chart_draws_the_warn_and_alert_thresholds(monkeypatch):
     assert drawn["PSI per feature"] == [0.1, 0.25]
 
 
-@pytest.mark.parametrize("challenger", [None, "m-2"])
-def test_the_experiment_section_only_when_a_challenger_ran(challenger):
+@pytest.mark.parametrize("recorded", [False, True])
+def test_the_experiment_section_only_when_an_experiment_was_recorded(recorded):
     arm = {
         "arm": "champion",
         "model_version": "m-1",
-        "estimates": 5,
+        "listings": 5,
         "with_outcome": 0,
         "conversion": {"share": None, "ci": None, "n": 0},
         "days_to_sell": {"median": None, "ci": None},
@@ -124,11 +124,19 @@ def test_the_experiment_section_only_when_a_challenger_ran(challenger):
         "listing_deviation": {"median": None},
         "realised_mape": {"value": None, "ci": None, "n": 0},
     }
+    record = {
+        "id": "e1",
+        "share": 0.5,
+        "started_at": "2026-11-02T00:00:00+00:00",
+        "stopped_at": None,
+        "both_arms": 0,
+    }
     experiment = {
+        "experiment": record if recorded else None,
         "arms": [arm],
-        "challenger": challenger,
+        "srm": None,
         "comparison": None,
         "promotion": {"allowed": False, "reasons": ["no keyed estimates of both arms"]},
     }
     shown = text(page(a_result(), experiment))
-    assert ("A/B experiment" in shown) == (challenger is not None)
+    assert ("A/B experiment" in shown) == recorded

@@ -228,7 +228,7 @@ def render(report: dict, result: MonitorResult) -> str:
             )
         )
     experiment = report.get("experiment")
-    if experiment and experiment.get("challenger"):  # a challenger arm ran: an experiment
+    if experiment and experiment.get("experiment"):  # only when an experiment was recorded
         rows, arms = table_rows(experiment), len(experiment["arms"])
         sections.append(
             (

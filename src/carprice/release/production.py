@@ -11,8 +11,8 @@ that id), and once all its workers are ready the kernel hands it every new conne
 (serving/handover.py); the old container then finishes what it accepted and stops on SIGTERM.
 
 The container keeps its state in the host's CARPRICE_HOME, mounted at the same path and written
-as the invoking user: the SQLite prediction log (or CARPRICE_DB_URL, passed through) is the one
-`carprice monitor` reads.
+as the invoking user: the SQLite prediction log (or CARPRICE_DB_URL, passed through with the other
+service settings, SERVICE_SETTINGS) is the one `carprice monitor` reads.
 """
 
 from __future__ import annotations
@@ -141,6 +141,20 @@ def _wait_serving(port: int, image_id: str, in_a_row: int = 10) -> None:
         time.sleep(0.05)
 
 
+# The service's own settings, passed from the invoking environment into the container.
+SERVICE_SETTINGS = (
+    "CARPRICE_DB_URL",
+    "CARPRICE_DB_PREFIX",
+    "CARPRICE_ANONYMOUS_ESTIMATES",
+    "CARPRICE_ANONYMOUS_LISTINGS_PER_MINUTE",
+    "CARPRICE_ANONYMOUS_MAX_LISTINGS",
+    "CARPRICE_ESTIMATES_PER_MINUTE",
+    "CARPRICE_FEEDBACK_PER_DAY",
+    "CARPRICE_SPOOL_MAX_ROWS",
+    "CARPRICE_SPOOL_ANONYMOUS_SHARE",
+)
+
+
 def _start(engine: container.Engine, image_id: str, port: int, home: Path, workers: int) -> dict:
     """Start the image on `port` (shared by SO_REUSEPORT) plus a private admin port."""
     admin_port = container.free_port()
@@ -152,8 +166,7 @@ def _start(engine: container.Engine, image_id: str, port: int, home: Path, worke
         "CARPRICE_HOME": str(home),
         "CARPRICE_WORKERS": str(workers),
     }
-    if os.environ.get("CARPRICE_DB_URL"):
-        env["CARPRICE_DB_URL"] = os.environ["CARPRICE_DB_URL"]
+    env.update({name: os.environ[name] for name in SERVICE_SETTINGS if os.environ.get(name)})
     args = ["run", "-d", "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}"]
     args += ["--label", "org.carprice.role=production", "-v", f"{home}:{home}"]
     for key, value in env.items():

@@ -157,9 +157,12 @@ def replay_demo_store(home: Path, rows: int = 8000) -> tuple[Store, pd.DataFrame
     url = f"sqlite:///{home.resolve() / DB_FILE}"  # what `served` gives the service
     store = Store(url)
     store.create()
-    key = clients.add_client(store, "demo", "estimate,feedback", feedback_per_day=rows)
-    store.dispose()  # feedback needs an API key: the demo is one market client (its traffic
-    # is the simulated market the monitor judges, in a home of its own)
+    # The demo is the marketplace's sales pipeline: one market client (its traffic is the
+    # simulated market the monitor judges, in a home of its own) that reports every sale.
+    key = clients.add_client(
+        store, "demo", f"estimate,{clients.ALL_FEEDBACK}", feedback_per_day=rows
+    )
+    store.dispose()
     n = max(rows // 8, 300)
     with served(home, bundle) as base:
         post = http_post(base, key)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
 from carprice.runtime import pointer
-from carprice.runtime.clients import UNLIMITED, add_client
+from carprice.runtime.clients import ALL_FEEDBACK, UNLIMITED, add_client
 from carprice.runtime.store import Store, default_url
 from carprice.simulator.demo import serve_local, simulated_week, stop
 from carprice.simulator.replay import http_post, replay, replay_sellers
@@ -214,7 +214,8 @@ def main() -> int:
     service = serve(env)
     store = Store(default_url(home))
     store.create()
-    key = add_client(store, f"demo-{int(time.time())}", "estimate,feedback", UNLIMITED, UNLIMITED)
+    scopes = f"estimate,{ALL_FEEDBACK}"  # the marketplace's sales pipeline reports every sale
+    key = add_client(store, f"demo-{int(time.time())}", scopes, UNLIMITED, UNLIMITED)
     store.dispose()
     post = http_post(f"http://127.0.0.1:{PORT}", key)
     try:

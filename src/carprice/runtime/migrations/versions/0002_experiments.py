@@ -17,12 +17,20 @@ TIME = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # Like 0001, each step only adds what the store lacks: a store from before revisions whose
+    # tables were made by a later release's code already has some of it.
     prefix = context.config.attributes["prefix"]
+    inspector = sa.inspect(op.get_bind())
     log = f"{prefix}predictions"
-    op.add_column(log, sa.Column("experiment_id", sa.String(32)))
-    op.create_index(f"ix_{log}_experiment_id", log, ["experiment_id"])
-    op.add_column(f"{prefix}feedback", sa.Column("opinion", sa.String(16)))
-    op.add_column(f"{prefix}feedback", sa.Column("comment", sa.Text))
+    if "experiment_id" not in {c["name"] for c in inspector.get_columns(log)}:
+        op.add_column(log, sa.Column("experiment_id", sa.String(32)))
+        op.create_index(f"ix_{log}_experiment_id", log, ["experiment_id"])
+    have = {c["name"] for c in inspector.get_columns(f"{prefix}feedback")}
+    for column, type_ in (("opinion", sa.String(16)), ("comment", sa.Text)):
+        if column not in have:
+            op.add_column(f"{prefix}feedback", sa.Column(column, type_))
+    if f"{prefix}experiments" in inspector.get_table_names():
+        return
     op.create_table(
         f"{prefix}experiments",
         sa.Column("experiment_id", sa.String(32), primary_key=True),
