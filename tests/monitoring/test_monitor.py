@@ -9,7 +9,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from carprice.data.feedback import feedback_rows
+from carprice.data.feedback import NO_ESTIMATE, feedback_rows
 from carprice.monitor.verdict import MonitorThresholds
 from carprice.monitor.views import monitor_store
 from carprice.runtime.clients import SYNTHETIC
@@ -122,8 +122,12 @@ def test_sold_feedback_joins_the_next_snapshot_exactly_once(service, tmp_path):
     post, store, _ = service
     listings, sales = week(3, START + dt.timedelta(days=7), n=300)
     replay(post, listings, sales)
-    rows = feedback_rows(store).rows
-    assert len(rows) == len(sales) > 0
+    found = feedback_rows(store)
+    rows = found.rows
+    # every sale is a training row, but for sales of cars the model did not price: quarantined
+    unpriced = found.quarantine[found.quarantine["reasons"] == NO_ESTIMATE]
+    assert len(rows) + len(unpriced) == len(sales) and len(found.quarantine) == len(unpriced)
+    assert len(rows) > 0 and len(unpriced) > 0
     # A second (plausible) post on an already-sold prediction does not add a row.
     first = next(
         p for p in rows["prediction_id"] if readback.prediction(store, p)["price"] is not None
@@ -139,7 +143,7 @@ def test_sold_feedback_joins_the_next_snapshot_exactly_once(service, tmp_path):
     snap = ingest(raw, tmp_path / "snapshots", feedback=again)
     frame = pd.read_parquet(snap.parquet)
     fb = frame[frame["source"] == "feedback"]
-    assert len(fb) == len(sales) and fb["prediction_id"].is_unique
+    assert len(fb) == len(rows) and fb["prediction_id"].is_unique  # the training rows, once
     assert ingest(raw, tmp_path / "snapshots", feedback=again).snapshot_id == snap.snapshot_id
 
 
@@ -174,7 +178,9 @@ def test_a_load_test_beside_a_quiet_market_leaves_the_monitor_quiet(
     assert by_client["tests"]["kind"] == "market"
     assert result.usage["by_kind"]["synthetic"]["estimates"] == 600
     assert result.usage["by_kind"]["market"]["estimates"] == 1200
-    assert len(feedback_rows(store).rows) == len(quiet[1])  # training sees the market's only
+    found = feedback_rows(store)  # training sees the market's sales only (unpriced ones held)
+    assert len(found.rows) + len(found.quarantine) == len(quiet[1]) and len(found.rows) > 0
+    assert set(found.quarantine["reasons"]) <= {NO_ESTIMATE}
 
     everything = monitor_store(store, market_frame, thresholds, include_synthetic=True)
     assert everything.retrain is True
