@@ -88,7 +88,11 @@ def cmd_revoke(store, args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Register `carprice clients` and its subcommands on the `carprice` parser."""
-    p = sub.add_parser("clients", help="API keys of the service's clients: add, list, revoke")
+    p = sub.add_parser(
+        "clients",
+        help="the service's clients: keys (add, list, revoke) and their feedback (hold, "
+        "release, drop, report, review)",
+    )
     commands = p.add_subparsers(dest="clients_command", required=True, metavar="COMMAND")
     add = commands.add_parser("add", help="add a client; prints its API key once")
     add.add_argument("name", help="the client's name (lower-case letters, digits, . _ -)")
