@@ -42,8 +42,18 @@ def _loadtest(tmp_path: Path, bundle: Path, budgets: dict | None, duration: str)
     )
 
 
+# The passing side of the gate, with every request name budgeted ten times production's: a
+# 10 s run on a shared machine judges its p99 by its few slowest requests, so production's own
+# budgets are a benchmark (`make loadtest` against the champion), not a test. The failing side is
+# the test below.
+ROOMY = {
+    name: {k: 10 * v for k, v in budget.items()}
+    for name, budget in load_params(PROJECT_ROOT / "params.yaml")["load"]["budgets"].items()
+}
+
+
 def test_a_short_load_test_passes_its_budgets_with_no_error(bundle_dir, tmp_path):
-    proc = _loadtest(tmp_path, bundle_dir, None, "10s")
+    proc = _loadtest(tmp_path, bundle_dir, ROOMY, "10s")
     print(proc.stdout[-2000:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "load test: passed, within every budget" in proc.stdout
