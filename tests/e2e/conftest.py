@@ -31,15 +31,12 @@ from tests.serving.conftest import ONE_ADDRESS_LOAD
 BIN = Path(sys.executable).parent
 SMALL = {"num_boost_round": 150, "quantile_boost_round": 60}
 # A quick model on 12,000 simulated rows misses the production error bounds; this tier is about
-# the artifact and the release machinery, so gate 2 judges it against looser bounds (a one-tree
-# model still fails them by far); the baseline margins stay production's. Its interval is
-# not the claim here either: on these rows it covers about 85% (gate 2's coverage on the real
-# listings is held by tests/data/test_pipeline_real.py), so the tier accepts 70-90%.
+# the artifact and the release machinery, so gate 2 judges it against looser error bounds (a
+# one-tree model still fails them by far); the baseline margins and the interval's coverage
+# band stay production's.
 _BOUNDS = load_params(PROJECT_ROOT / "params.yaml")["gate2"]["bounds"]
 LOOSE_GATE2 = {
     "bounds": {s: {**b, "max_mape": 0.2, "max_median_ape": 0.15} for s, b in _BOUNDS.items()},
-    "coverage_min": 0.70,
-    "coverage_max": 0.90,
     "min_priced_share": 0.8,
     "segment_max_mape": 0.5,
     "segment_max_abs_bias": 0.35,

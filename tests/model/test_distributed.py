@@ -145,7 +145,8 @@ def test_calibration_on_partitions_gives_the_one_process_scores_and_errors(
 ):
     model, split = small_model
     local = LocalFitter(market_frame, split)
-    scores, errors = local.calibrate(model.calibrated_point, model.low, model.high)
+    calibration = local.calibrate(model.calibrated_point, model.low, model.high)
+    scores, errors = calibration["score"].to_numpy(), model_errors(calibration)
     rows = with_split(read_partitioned(partitioned), 0.2, 0.15)
     encoded = rows.map_partitions(encode_part, local.spec, meta=encode_part(rows._meta, local.spec))
     args = (model.calibrated_point, model.low, model.high)

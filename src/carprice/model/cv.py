@@ -32,10 +32,10 @@ from carprice.model.train import (
     TEST,
     TRAIN,
     LocalFitter,
+    Pricing,
     TrainParams,
     recipe,
     split_of,
-    withdrawn_models,
 )
 from carprice.runtime.listing import frame_model_keys
 
@@ -96,6 +96,10 @@ def run_fold(
     fit = variant.rows(fit) if variant.rows else fit
     side, y = fit["side"].to_numpy(), np.log(fit["price"].to_numpy(float))
     params = dataclasses.replace(train, lgb={**train.lgb, **variant.lgb})
+    pricing = None
+    if gate2 is not None:
+        known = frozenset(supported) if supported is not None else None
+        pricing = Pricing(known, gate2.withdraw_min_rows, gate2.withdraw_max_mape)
     points = []
     for member in range(variant.members):
         seeded = dataclasses.replace(params, seed=params.seed + member)
@@ -104,17 +108,14 @@ def run_fold(
             columns, encode, categorical = variant.features(fit, y, seeded.seed)
             extra = (columns, categorical)
         fitter = LocalFitter(fit, side, extra=extra)
-        model = recipe(fitter, seeded, lambda _msg: None)
+        model = recipe(fitter, seeded, lambda _msg: None, pricing)
         x = model.spec.encode_frame(held)
         x = np.hstack([x, encode(held)]) if encode else x
         points.append(model.point.predict(x))
         if member == 0:
             first, first_fitter, x_held = model, fitter, x
     model, fitter, cal = first, first_fitter, side == CALIBRATION
-    withdrawn = set()
-    if gate2 is not None:
-        limits = gate2.withdraw_min_rows, gate2.withdraw_max_mape
-        withdrawn = withdrawn_models(model.model_errors, *limits)
+    withdrawn = model.withdrawn
     keys = frame_model_keys(held)
     priced = ~keys.isin(withdrawn) & (keys.isin(supported) if supported is not None else True)
     point, q_low, q_high = (

@@ -5,15 +5,14 @@ content (so per partition it is the single-machine split), the FeatureSpec comes
 values and per-model medians computed on the cluster, each partition is encoded and scored by
 the same `encode_part` and `calibration_part` as on one machine, and the boosters are fitted by
 `lightgbm.dask`. What comes back to the driver: the aggregates, the boosters, and the
-calibration rows' conformity scores (one float per calibration row) for the exact interval
-quantile.
+calibration rows (car model, conformity score and error: a few values per calibration row) for
+the exact interval quantile on the priced models.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 
 from carprice.data.cluster import dask_client, worker_count
@@ -26,11 +25,11 @@ from carprice.model.train import (
     SPLIT,
     TEST,
     TRAIN,
+    Pricing,
     TrainedModel,
     TrainParams,
     calibration_part,
     encode_part,
-    model_errors,
     recipe,
     split_of,
 )
@@ -92,17 +91,22 @@ class DaskFitter:
             self.client, params, rounds, chosen[list(FEATURES)], chosen[LABEL], self.spec
         )
 
-    def calibrate(self, point, low, high) -> tuple[np.ndarray, pd.DataFrame]:
+    def calibrate(self, point, low, high) -> pd.DataFrame:
         meta = calibration_part(self.encoded._meta, point, low, high)
-        rows = self.encoded.map_partitions(calibration_part, point, low, high, meta=meta).persist()
-        return rows["score"].compute().to_numpy(), model_errors(rows)
+        rows = self.encoded.map_partitions(calibration_part, point, low, high, meta=meta)
+        return rows.compute()
 
 
 def train_partitions(
-    clean, params: TrainParams, client, say: Callable[[str], None] | None = None
+    clean,
+    params: TrainParams,
+    client,
+    say: Callable[[str], None] | None = None,
+    pricing: Pricing | None = None,
 ) -> TrainedModel:
     """Fit the encoder and the three boosters on the train rows of a clean Dask DataFrame."""
-    model = recipe(DaskFitter(clean, params, client), params, say or (lambda _msg: None))
+    fitter = DaskFitter(clean, params, client)
+    model = recipe(fitter, params, say or (lambda _msg: None), pricing)
     model.distributed = {
         "workers": worker_count(client),
         "partitions": int(clean.npartitions),
@@ -112,7 +116,9 @@ def train_partitions(
     return model
 
 
-def train_dataset(path, params: TrainParams, say: Callable[[str], None]) -> TrainedModel:
+def train_dataset(
+    path, params: TrainParams, say: Callable[[str], None], pricing: Pricing | None = None
+) -> TrainedModel:
     """Train on the cluster from a clean Parquet dataset (a partitioned folder or one file)."""
     from carprice.data.partitions import describe, read_partitioned
 
@@ -122,6 +128,6 @@ def train_dataset(path, params: TrainParams, say: Callable[[str], None]) -> Trai
             f"distributed training with lightgbm.dask on {params.distributed.where}: "
             f"{clean.npartitions} partitions"
         )
-        model = train_partitions(clean, params, client, say)
+        model = train_partitions(clean, params, client, say, pricing)
     model.distributed["partitioning"] = describe(path)
     return model

@@ -26,11 +26,11 @@ from carprice.model.report import write_evaluation
 from carprice.model.train import (
     TEST,
     TRAIN,
+    Pricing,
     TrainParams,
     split_of,
     supported_keys,
     train,
-    withdrawn_models,
 )
 from carprice.runtime.bundle import load_bundle, write_bundle
 from carprice.runtime.listing import split_model_key
@@ -60,17 +60,17 @@ def run_training(
     table = pd.read_csv(validated / "supported_models.csv", keep_default_na=False)
     tp = TrainParams.from_params(params["train"])
     gate2 = ModelThresholds.from_params(params["gate2"])
+    pricing = Pricing(
+        frozenset(supported_keys(table)), gate2.withdraw_min_rows, gate2.withdraw_max_mape
+    )
     if tp.distributed.enabled:
-        model = train_dataset(validated / "clean.parquet", tp, say)
+        model = train_dataset(validated / "clean.parquet", tp, say, pricing)
     else:
         clean = pd.read_parquet(validated / "clean.parquet")
         split = split_of(clean, tp.test_share, tp.calibration_share)
         say(f"training on {len(clean):,} clean rows from {validated}")
-        model = train(clean, split, tp, progress=say, rounds=rounds)
-    withdrawn = withdrawn_models(
-        model.model_errors, gate2.withdraw_min_rows, gate2.withdraw_max_mape
-    )
-    supported = supported_keys(table) - withdrawn
+        model = train(clean, split, tp, progress=say, rounds=rounds, pricing=pricing)
+    supported, withdrawn = model.priced, model.withdrawn
     version = "m-" + hashlib.sha256(model.point.model_to_string().encode()).hexdigest()[:12]
     lineage = {
         **snapshot_of(validated),

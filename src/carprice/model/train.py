@@ -5,7 +5,10 @@ of the same car) sends every listing of one car, relisted or not, to the same si
 never changes side between runs: `test` (held out for gate 2), `calibration` and `train`. The
 boosters learn on train rows only. Calibration rows, cars unseen by them, set the conformal offsets
 (conformalised quantile regression) and measure each car model's error, so that a model priced
-far off is withdrawn without touching test rows; gate 2 judges cars that no booster saw.
+far off is withdrawn without touching test rows; gate 2 judges cars that no booster saw. The
+offsets are set on the calibration rows of the car models the bundle will price (`Pricing`):
+rows of unsupported or withdrawn models are harder than the priced ones, and calibrating on them
+widens the band past its level on every priced car.
 
 The sequence is written once (`recipe`) and run by a fitter: `LocalFitter` here (`lgb.train` on
 one machine) or carprice.model.dask_train's (`lightgbm.dask` on partitions). Both encode rows
@@ -28,7 +31,7 @@ from carprice.data.cluster import DistributedParams
 from carprice.model.noise import car_key
 from carprice.runtime.bundle import BOOSTERS
 from carprice.runtime.features import FEATURES, INPUTS, FeatureSpec
-from carprice.runtime.listing import model_key
+from carprice.runtime.listing import frame_model_keys, model_key
 
 TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
 # Columns of an encoded partition besides the model features.
@@ -73,11 +76,30 @@ class TrainedModel:
     seconds: float
     distributed: dict | None = None  # workers, partitions and seed of a lightgbm.dask run
     calibrated_point: lgb.Booster | None = None  # the train-rows point model calibration judged
+    withdrawn: set[str] = field(default_factory=set)  # model keys Pricing withdrew
+    priced: set[str] | None = None  # model keys the bundle prices (None: every model)
 
     @property
     def boosters(self) -> dict[str, lgb.Booster]:
         """The boosters by their file name in a bundle (see carprice.runtime.bundle.BOOSTERS)."""
         return dict(zip(BOOSTERS, (self.point, self.low, self.high), strict=True))
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Which car models a bundle prices: gate 1's supported ones (None: all) less those whose
+    calibration MAPE is above `withdraw_max_mape` on at least `withdraw_min_rows` rows."""
+
+    supported: frozenset[str] | None
+    withdraw_min_rows: int
+    withdraw_max_mape: float
+
+    def decide(self, errors: pd.DataFrame) -> tuple[set[str] | None, set[str]]:
+        """Return (priced model keys or None for all, withdrawn model keys)."""
+        withdrawn = withdrawn_models(errors, self.withdraw_min_rows, self.withdraw_max_mape)
+        if self.supported is None:
+            return None, withdrawn
+        return set(self.supported) - withdrawn, withdrawn
 
 
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:
@@ -152,13 +174,15 @@ def model_errors(calibration) -> pd.DataFrame:
     )
 
 
-def recipe(fitter, params: TrainParams, say: Callable[[str], None]) -> TrainedModel:
-    """Point model, quantile models, conformal interval, withdrawal errors and refit.
+def recipe(
+    fitter, params: TrainParams, say: Callable[[str], None], pricing: Pricing | None = None
+) -> TrainedModel:
+    """Point model, quantile models, withdrawal, conformal interval and refit.
 
     A fitter has `spec`, `counts` (rows per side), `where` (for progress lines),
     `fit(params, rounds, sides, name)` returning a booster fitted on the rows of `sides`, and
-    `calibrate(point, low, high)` returning the calibration rows' conformity scores and the
-    per-model error table (`model_errors`).
+    `calibrate(point, low, high)` returning the calibration rows (`calibration_part`'s `make`,
+    `model`, `score` and `ape`, as pandas). Without `pricing` every model is priced.
     """
     started = time.perf_counter()
     common = {"seed": params.seed, "deterministic": True, "verbose": -1}
@@ -181,8 +205,12 @@ def recipe(fitter, params: TrainParams, say: Callable[[str], None]) -> TrainedMo
         )
         for q in (alpha, 1 - alpha)
     )
-    scores, errors = fitter.calibrate(point, low, high)
-    interval = conformal_interval(scores, params.interval_level)
+    rows = fitter.calibrate(point, low, high)
+    errors = model_errors(rows)
+    priced, withdrawn = pricing.decide(errors) if pricing else (None, set())
+    if priced is not None:
+        rows = rows[frame_model_keys(rows).isin(priced).to_numpy()]
+    interval = conformal_interval(rows["score"].to_numpy(), params.interval_level)
     calibrated = point
     if params.refit_point_with_calibration:
         # The decisions above used a point model that never saw calibration rows; the
@@ -200,6 +228,8 @@ def recipe(fitter, params: TrainParams, say: Callable[[str], None]) -> TrainedMo
         dict(fitter.counts),
         seconds,
         calibrated_point=calibrated,
+        withdrawn=withdrawn,
+        priced=priced,
     )
 
 
@@ -245,9 +275,8 @@ class LocalFitter:
         callbacks = [round_reporter(self.rounds, name)] if self.rounds else None
         return lgb.train(params, data, num_boost_round=rounds, callbacks=callbacks)
 
-    def calibrate(self, point, low, high) -> tuple[np.ndarray, pd.DataFrame]:
-        rows = calibration_part(self.encoded, point, low, high)
-        return rows["score"].to_numpy(), model_errors(rows)
+    def calibrate(self, point, low, high) -> pd.DataFrame:
+        return calibration_part(self.encoded, point, low, high)
 
 
 def train(
@@ -256,13 +285,15 @@ def train(
     params: TrainParams,
     progress: Callable[[str], None] | None = None,
     rounds: Rounds | None = None,
+    pricing: Pricing | None = None,
 ) -> TrainedModel:
     """Fit the encoder and the three boosters on the train rows of a clean frame, here.
 
     `progress` gets a message per booster; `rounds(done, total, booster)` each boosting round.
     (carprice.model.dask_train trains on a cluster when `train.distributed.enabled`.)
     """
-    return recipe(LocalFitter(frame, split, rounds), params, progress or (lambda _msg: None))
+    say = progress or (lambda _msg: None)
+    return recipe(LocalFitter(frame, split, rounds), params, say, pricing)
 
 
 def conformal_quantile(scores: np.ndarray, level: float) -> float:
