@@ -17,6 +17,7 @@ metrics. Reported:
   skips it) beside the product on SQLite
 - the service image (what production runs) as a third contender, measured in the same
   alternating wrk rounds: built with the benchmark bundle, or `--image ID`; `--no-image` skips it
+- the image logging to PostgreSQL (`image-pg`, with `--pg-url`) beside the image on SQLite
 - the same image with gunicorn's sync workers (`image-sync`, CARPRICE_WORKER_CLASS=sync): the
   cost of the slow-client defence, the gevent workers production runs
 - the product with an API key (`X-API-Key`, a client with a quota too large to reach) beside
@@ -291,10 +292,10 @@ def add_bench_client(home: Path) -> str:
         store.dispose()
 
 
-def drop_pg_tables(url: str) -> None:
+def drop_pg_tables(url: str, prefix: str) -> None:
     from carprice.runtime.store import Store
 
-    store = Store(url, PG_PREFIX)
+    store = Store(url, prefix)
     store.drop()
     store.dispose()
 
@@ -390,8 +391,11 @@ class Contenders:
     masters: dict[str, int] = dataclasses.field(default_factory=dict)
     scripts: dict[str, Path] = dataclasses.field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = dataclasses.field(default_factory=dict)
-    image: ImageServer | None = None
-    image_sync: ImageServer | None = None
+    images: dict[str, ImageServer] = dataclasses.field(default_factory=dict)
+
+    @property
+    def image(self) -> ImageServer | None:
+        return self.images.get("image")
 
     @classmethod
     def planned(cls, pg: bool, image: bool) -> Contenders:
@@ -401,6 +405,8 @@ class Contenders:
         if image:
             ports["image"] = 8303
             ports["image-sync"] = 8305
+        if image and pg:
+            ports["image-pg"] = 8306
         return cls(ports)
 
     def start(self, bundle: Path, work: Path, workers: int, pg_url: str | None, image: str | None):
@@ -419,20 +425,23 @@ class Contenders:
             self.masters["product"],
         )
         self.scripts = {name: script for name in self.ports} | {"product-auth": auth}
-        if image:
-            self.image = ImageServer(image, self.ports["image"], workers, work / "i.log")
-            self.masters["image"] = self.image.pid
-            sync = {"CARPRICE_WORKER_CLASS": "sync"}
-            port = self.ports["image-sync"]
-            self.image_sync = ImageServer(image, port, workers, work / "is.log", sync)
-            self.masters["image-sync"] = self.image_sync.pid
+        variants = {
+            "image": {},
+            "image-sync": {"CARPRICE_WORKER_CLASS": "sync"},
+            # the image logging to PostgreSQL (its own table prefix) beside the image on SQLite
+            "image-pg": {"CARPRICE_DB_URL": pg_url or "", "CARPRICE_DB_PREFIX": f"{PG_PREFIX}i_"},
+        }
+        for name, env in variants.items():
+            if image and name in self.ports:
+                log = work / f"{name}.log"
+                self.images[name] = ImageServer(image, self.ports[name], workers, log, env)
+                self.masters[name] = self.images[name].pid
 
     def stop(self) -> None:
         for proc in self.procs.values():
             stop(proc)
-        for image in (self.image, self.image_sync):
-            if image is not None:
-                image.stop()
+        for image in self.images.values():
+            image.stop()
 
 
 def throughput(servers: Contenders, seconds: int, repeats: int, figures: dict) -> None:
@@ -485,7 +494,9 @@ def main() -> int:
         finally:
             servers.stop()
             if pg_url:
-                drop_pg_tables(pg_url)
+                drop_pg_tables(pg_url, PG_PREFIX)
+                if image:
+                    drop_pg_tables(pg_url, f"{PG_PREFIX}i_")
         report(results)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
@@ -522,6 +533,16 @@ def report(results: dict) -> None:
                 )
                 each = ", ".join(f"{r['req_per_s']:,.0f}" for r in sync["wrk"])
                 print(f"{'  each run, image-sync':34}{each}")
+        image_pg = results.get("image-pg")
+        if image and image_pg and "req_per_s" in image_pg and "req_per_s" in image:
+            ratio = image_pg["req_per_s"] / image["req_per_s"]
+            print(
+                f"{'image on PostgreSQL req/s':34}{image_pg['req_per_s']:>28,.0f}"
+                f"   = {ratio:.2f} of the image on SQLite (target >= 0.90); "
+                f"non-2xx {image_pg['non_2xx']}"
+            )
+            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in image_pg["wrk"])
+            print(f"{'  each run, image-pg':34}{each}")
         pg = results.get("product-pg")
         if pg and "req_per_s" in pg:
             ratio = pg["req_per_s"] / product["req_per_s"]
