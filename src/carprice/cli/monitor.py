@@ -71,10 +71,19 @@ def cmd_store_maintain(args: argparse.Namespace) -> int:
 def cmd_store_upgrade(args: argparse.Namespace) -> int:
     store = _open_store()
     try:
-        before, after = store.upgrade()
+        before, after = store.upgrade(args.runtime_role or None)
     finally:
         store.dispose()
     print(f"store schema: {before or 'none'} -> {after}")
+    if args.runtime_role:
+        print(f"runtime role {args.runtime_role}: rights on the store's tables granted")
+    return 0
+
+
+def cmd_store_roles(args: argparse.Namespace) -> int:
+    from carprice.runtime.store_roles import roles_sql
+
+    print(roles_sql(args.runtime, args.migration, args.schema), end="")
     return 0
 
 
@@ -102,4 +111,19 @@ def add_commands(sub) -> None:
     u = actions.add_parser(
         "upgrade", help="migrate the store's schema to this release's, keeping every row"
     )
+    u.add_argument(
+        "--runtime-role",
+        default=os.environ.get("CARPRICE_RUNTIME_ROLE"),
+        help="PostgreSQL: then grant this role the service's rights on the tables "
+        "(default: $CARPRICE_RUNTIME_ROLE); run as the migration role",
+    )
     u.set_defaults(func=cmd_store_upgrade)
+    from carprice.runtime.store_roles import MIGRATION, RUNTIME
+
+    r = actions.add_parser(
+        "roles", help="print the psql script that makes the migration and runtime roles"
+    )
+    r.add_argument("--runtime", default=RUNTIME, help=f"the service's role (default {RUNTIME})")
+    r.add_argument("--migration", default=MIGRATION, help=f"the schema's owner ({MIGRATION})")
+    r.add_argument("--schema", default="public", help="the store's schema (default public)")
+    r.set_defaults(func=cmd_store_roles)
