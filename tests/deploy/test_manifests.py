@@ -300,7 +300,7 @@ def test_the_store_setup_job_makes_both_roles_then_grants_the_runtime_role_the_s
     assert volume["configMap"]["name"] == config_map["metadata"]["name"]
     assert "-f /sql/roles.sql" in roles["args"][0] and "ON_ERROR_STOP=1" in roles["args"][0]
     assert upgrade["image"] == "carprice:champion"
-    assert upgrade["command"][-2:] == ["store", "upgrade"]
+    assert upgrade["command"] == ["python3", "-m", "carprice.cli.store", "upgrade"]
     assert upgrade["args"] == ["--runtime-role", RUNTIME]
     service = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     # the pods connect with the Secret whose password the roles script gives the runtime role;
