@@ -140,3 +140,19 @@ def test_failed_key_checks_past_the_limit_get_429_from_that_address(bundle_dir, 
         assert answer.status_code == 200
     finally:
         app.extensions["carprice"].store.dispose()
+
+
+def test_the_service_will_not_check_keys_on_postgresql_without_a_pepper(pg_url, monkeypatch):
+    from flask import Flask
+
+    from serving import auth
+
+    monkeypatch.delenv(clients.PEPPER_SETTING, raising=False)
+    store = Store(pg_url, "unused_")  # no table is touched: the refusal comes first
+    try:
+        with pytest.raises(ValueError, match="CARPRICE_KEY_PEPPER is not set"):
+            auth.register(Flask(__name__), store)
+        with pytest.raises(ValueError, match="CARPRICE_KEY_PEPPER is not set"):
+            clients.add_client(store, "nobody", "estimate")  # nor make one
+    finally:
+        store.dispose()
