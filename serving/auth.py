@@ -8,29 +8,33 @@ A wrong, revoked or out-of-scope key: 403, with one detail text for all three. `
 holds the client's name for the request (None when anonymous), `flask.g.all_feedback` whether
 it holds scope `feedback:all` (feedback on any prediction, not only its own: serving/routes.py).
 
-Each worker keeps verified keys (and refused ones) for CARPRICE_KEY_CACHE_SECONDS (default 30):
-a revocation takes effect within that time. While the store does not answer, a key checked
-before keeps its last answer; a key never checked gets 503 (Retry-After), or is answered as
-anonymous on estimates while those are allowed. Quotas (serving/quotas.py): a client's own, else
-CARPRICE_ESTIMATES_PER_MINUTE (60000 listings) and CARPRICE_FEEDBACK_PER_DAY (1000); estimate
-counts reach the store every CARPRICE_QUOTA_SYNC_SECONDS (0.2) or CARPRICE_QUOTA_SYNC_REQUESTS
-(20). Estimates count listings, once the body is read (`admit_listings`, called by the route).
-Anonymous estimates count against their source address, CARPRICE_ANONYMOUS_LISTINGS_PER_MINUTE
-(1000) each and exactly, and may send at most CARPRICE_ANONYMOUS_MAX_LISTINGS (100) per request.
+Keys are checked by one HMAC under CARPRICE_KEY_PEPPER (serving/keys.py, carprice.runtime.clients);
+each worker keeps verified keys, and unknown key ids apart, for CARPRICE_KEY_CACHE_SECONDS
+(default 30): a revocation takes effect within that time. While the store does not answer, a key
+verified before keeps its client; any other key gets 503 (Retry-After), or is answered as
+anonymous on estimates while those are allowed. Failed key checks count against their source
+address: past CARPRICE_KEY_FAILURES_PER_MINUTE (100) an address gets 429 with Retry-After for
+every keyed call until the minute ends, before its key is looked at.
+
+Quotas (serving/quotas.py): a client's own, else CARPRICE_ESTIMATES_PER_MINUTE (60000 listings) and
+CARPRICE_FEEDBACK_PER_DAY (1000); estimate counts reach the store every CARPRICE_QUOTA_SYNC_SECONDS
+(0.2) or CARPRICE_QUOTA_SYNC_REQUESTS (20). Estimates count listings, once the body is read
+(`admit_listings`, called by the route). Anonymous estimates count against their source address,
+CARPRICE_ANONYMOUS_LISTINGS_PER_MINUTE (1000) each and exactly, and may send at most
+CARPRICE_ANONYMOUS_MAX_LISTINGS (100) per request.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app, g, request
 
 from carprice.runtime import clients
 from carprice.runtime.store import Store, StoreError
+from serving.keys import Keys
 from serving.problems import Problem, field_error
 from serving.quotas import Quotas
 
@@ -38,7 +42,7 @@ log = logging.getLogger("carprice.serving")
 SCOPE_OF = {"carprice.estimates": "estimate", "carprice.feedback": "feedback"}
 MODEL_INFO = "carprice.model_info"
 REFUSED = "the API key is not valid for this operation"  # wrong, revoked or out of scope alike
-CACHE_MAX = 10_000  # keys kept per worker; the cache starts afresh beyond it
+FAILURES = "failed key checks per minute from this address"
 
 
 def _setting(config, name: str, default: str) -> str:
@@ -69,6 +73,8 @@ class AuthConfig:
     quota_sync_requests: int = 20
     anonymous_listings_per_minute: int = 1_000  # per source address
     anonymous_max_listings: int = 100  # per request
+    key_failures_per_minute: int = 100  # failed key checks per source address
+    key_pepper: str = field(default="", repr=False)  # CARPRICE_KEY_PEPPER (clients.pepper)
 
     @classmethod
     def from_config(cls, config) -> AuthConfig:
@@ -86,53 +92,13 @@ class AuthConfig:
             quota_sync_requests=max(1, _number(config, "QUOTA_SYNC_REQUESTS", 20)),
             anonymous_listings_per_minute=_number(config, "ANONYMOUS_LISTINGS_PER_MINUTE", 1_000),
             anonymous_max_listings=max(1, _number(config, "ANONYMOUS_MAX_LISTINGS", 100)),
+            key_failures_per_minute=max(1, _number(config, "KEY_FAILURES_PER_MINUTE", 100)),
+            key_pepper=_setting(config, "KEY_PEPPER", ""),
         )
 
     @property
     def default_limits(self) -> dict[str, int]:
         return {"estimate": self.estimates_per_minute, "feedback": self.feedback_per_day}
-
-
-class Keys:
-    """Verify keys against the store; keep each answer for `ttl` seconds in this worker."""
-
-    def __init__(self, store: Store, ttl: float):
-        self.store, self.ttl = store, ttl
-        self._cache: dict[str, tuple[float, clients.Client | None]] = {}
-        self._lock = threading.Lock()
-
-    def client(self, key: str) -> clients.Client | None:
-        """Return the client a key belongs to, or None (unknown, wrong secret or revoked).
-
-        While the store does not answer, a key checked before keeps its last answer; a key
-        never checked raises the store's StoreError.
-        """
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        parsed = clients.parse_key(key)
-        if parsed is None:
-            return None  # not even a key: nothing to look up, nothing worth caching
-        try:
-            row = self.store.client_by_key_id(parsed[0])
-        except StoreError:
-            if hit is None:
-                raise
-            self._cache[key] = (now + self.ttl, hit[1])  # the store is away: the last answer
-            return hit[1]  # stands, asked again after another TTL
-        found = None
-        if (
-            row is not None
-            and not row["revoked"]
-            and clients.verify(parsed[1], row["key_salt"], row["key_hash"])
-        ):
-            found = clients.client_from_row(row)
-        with self._lock:
-            if len(self._cache) >= CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = (now + self.ttl, found)
-        return found
 
 
 def presented_key() -> str | None:
@@ -166,7 +132,7 @@ def _unauthorized(what: str) -> Problem:
 def register(app: Flask, store: Store) -> AuthConfig:
     """Check keys, scopes and quotas before each request; return the settings in force."""
     config = AuthConfig.from_config(app.config)
-    keys = Keys(store, config.key_cache_seconds)
+    keys = Keys(store, config.key_cache_seconds, clients.pepper(store, config.key_pepper))
     quotas = Quotas(store, config.quota_sync_seconds, config.quota_sync_requests)
     limits = config.default_limits
     app.extensions["carprice.auth"] = config
@@ -184,6 +150,13 @@ def register(app: Flask, store: Store) -> AuthConfig:
             if scope == "feedback" or (scope == "estimate" and not config.anonymous_estimates):
                 raise _unauthorized(f"{request.method} {request.path}")
             return None  # anonymous: estimates (as configured) and the model's version
+        address = _address()
+        failures = config.key_failures_per_minute
+        _refuse_over(
+            failures,
+            FAILURES,
+            quotas.used_up(address, clients.KEY_FAILURES, failures),
+        )
         try:
             client = keys.client(key)
         except StoreError as err:
@@ -196,6 +169,12 @@ def register(app: Flask, store: Store) -> AuthConfig:
                 "cannot verify the API key now; retry later",
                 headers={"Retry-After": "5"},
             ) from None
+        if client is None:
+            _refuse_over(
+                failures,
+                FAILURES,
+                quotas.admit(address, clients.KEY_FAILURES, failures, exact=True),
+            )
         if client is None or (scope is not None and scope not in client.scopes):
             raise Problem(403, "Forbidden", REFUSED)
         g.client, g.all_feedback = client.name, clients.ALL_FEEDBACK in client.scopes
@@ -209,6 +188,11 @@ def register(app: Flask, store: Store) -> AuthConfig:
         return None
 
     return config
+
+
+def _address() -> str:
+    """The quota counter name of the request's source address."""
+    return f"address:{request.remote_addr or '-'}"
 
 
 def _refuse_over(limit: int, what: str, retry_after: int | None) -> None:
@@ -236,7 +220,7 @@ def admit_listings(n: int) -> None:
         )
         return
     limit = config.anonymous_listings_per_minute
-    address = f"address:{request.remote_addr or '-'}"
+    address = _address()
     _refuse_over(
         limit,
         "anonymous listings per minute from this address",

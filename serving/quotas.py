@@ -2,7 +2,8 @@
 
 Windows are fixed: estimates per minute (each listing of a request counts: a request of 1,000
 listings uses 1,000) and feedback posts per UTC day (see carprice.runtime.clients.window).
-Anonymous estimates count the same way against their source address (serving/auth.py). A
+Anonymous estimates count the same way against their source address (serving/auth.py), and so
+do failed key checks (scope `key_failures`, per minute). A
 request that would take its caller past the quota gets 429 with Retry-After: the seconds until
 its window ends, and its count is handed back (a refused 1,000-listing request spends nothing).
 
@@ -93,6 +94,15 @@ class Quotas:
             current.shared = max(current.shared, total)
         self._prune(now)
         return retry_after if refused else None
+
+    def used_up(self, client: str, scope: str, limit: int) -> int | None:
+        """Return the Retry-After of a quota this worker last saw used up in the current
+        window, else None (no store call: the next `admit` asks the store)."""
+        start, retry_after = window(scope, time.time())
+        with self._lock:
+            current = self._windows.get((client, scope))
+            seen = current.shared + current.pending if current and current.start == start else 0
+        return retry_after if seen >= limit else None
 
     def _refund(self, client: str, scope: str, start: int, units: int, total: int) -> int:
         try:

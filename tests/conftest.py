@@ -16,6 +16,10 @@ from carprice.data.rules import ValidationRules
 
 REAL_LISTINGS = PROJECT_ROOT.parent / "shared" / "data" / "autoscout24-listings.csv"
 TODAY = dt.date(2026, 11, 27)  # fixed so that year rules do not move under the tests
+# A shared (PostgreSQL) store's keys need a pepper (carprice.runtime.clients.pepper): the tests,
+# their servers and their commands share this one, as a deployment's service and CLI do.
+TEST_PEPPER = "tests-pepper-of-at-least-32-characters"
+os.environ.setdefault("CARPRICE_KEY_PEPPER", TEST_PEPPER)
 
 
 @pytest.fixture(scope="session")

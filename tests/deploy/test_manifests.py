@@ -268,3 +268,65 @@ def test_a_client_gets_its_key_from_a_secret_and_the_label_the_network_policy_ad
     assert "X-API-Key: $(CARPRICE_API_KEY)" in container["args"]
     service = by_kind()["Service"]["metadata"]["name"]
     assert container["args"][-1].startswith(f"http://{service}/v1/")
+
+
+STORE = PROJECT_ROOT / "deploy" / "k8s" / "store"
+
+
+def test_the_store_roles_script_is_the_one_carprice_store_roles_prints(capsys):
+    from carprice.cli.main import main
+
+    assert main(["store", "roles"]) == 0
+    assert (STORE / "roles.sql").read_text() == capsys.readouterr().out
+
+
+def _env(container: dict) -> dict:
+    """A container's variables: literal values, or (Secret, key) pairs."""
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    return {
+        **{e["name"]: e["value"] for e in container["env"] if "value" in e},
+        **{name: (ref["name"], ref["key"]) for name, ref in refs.items()},
+    }
+
+
+def test_the_store_setup_job_makes_both_roles_then_grants_the_runtime_role_the_service_uses():
+    from carprice.runtime.store_roles import MIGRATION, RUNTIME, roles_sql
+
+    [config_map, job] = sorted(kustomize(STORE), key=lambda d: d["kind"])
+    assert config_map["data"]["roles.sql"] == roles_sql(RUNTIME, MIGRATION)
+    pod = job["spec"]["template"]["spec"]
+    [roles], [upgrade] = pod["initContainers"], pod["containers"]
+    volume = {v["name"]: v for v in pod["volumes"]}[roles["volumeMounts"][0]["name"]]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert "-f /sql/roles.sql" in roles["args"][0] and "ON_ERROR_STOP=1" in roles["args"][0]
+    assert upgrade["image"] == "carprice:champion"
+    assert upgrade["command"] == ["python3", "-m", "carprice.cli.store", "upgrade"]
+    assert upgrade["args"] == ["--runtime-role", RUNTIME]
+    service = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    # the pods connect with the Secret whose password the roles script gives the runtime role;
+    # the schema is changed with the migration role's, which the pods never see
+    assert _env(roles)["RUNTIME_PASSWORD"] == ("carprice-db", "password")
+    assert _env(service)["CARPRICE_DB_URL"] == ("carprice-db", "url")
+    assert _env(upgrade)["CARPRICE_DB_URL"] == ("carprice-db-migrate", "url")
+    assert _env(roles)["MIGRATION_PASSWORD"] == ("carprice-db-migrate", "password")
+    assert "carprice-db-migrate" not in json.dumps(service)
+    assert _env(service)["CARPRICE_KEY_PEPPER"] == ("carprice-keys", "pepper")
+
+
+def test_compose_makes_the_roles_and_runs_the_service_as_the_runtime_role():
+    from sqlalchemy.engine import make_url
+
+    from carprice.runtime.store_roles import MIGRATION, RUNTIME
+
+    services = load(PROJECT_ROOT / "deploy" / "docker-compose.yml")["services"]
+    roles, upgrade, service = (services[n] for n in ("store-roles", "store-upgrade", "carprice"))
+    source, target = roles["volumes"][0].split(":")[:2]
+    assert (PROJECT_ROOT / "deploy" / source).resolve() == STORE / "roles.sql"
+    assert roles["command"][-2:] == ["-f", target]
+    assert upgrade["command"][-2:] == ["--runtime-role", RUNTIME]
+    assert upgrade["image"] == service["image"]
+    assert make_url(upgrade["environment"]["CARPRICE_DB_URL"]).username == MIGRATION
+    assert make_url(service["environment"]["CARPRICE_DB_URL"]).username == RUNTIME
+    assert upgrade["depends_on"]["store-roles"]["condition"] == "service_completed_successfully"
+    assert service["depends_on"]["store-upgrade"]["condition"] == "service_completed_successfully"
+    assert service["environment"]["CARPRICE_KEY_PEPPER"].startswith("${CARPRICE_KEY_PEPPER:?")

@@ -38,13 +38,11 @@ LISTINGS, FLOOD, HONEST = 6000, 300, 900
 
 def _key(store: Store, name: str, scopes: str = "estimate,feedback") -> str:
     """Add a client with `scopes` and generous quotas; return its API key."""
-    made = clients.new_key()
+    made = clients.new_key(clients.pepper(store))
     store.add_client(
         {
             "name": name,
-            "key_id": made.key_id,
-            "key_salt": made.salt,
-            "key_hash": made.key_hash,
+            **made.row(),
             "scopes": scopes,
             "estimates_per_minute": 100_000,
             "feedback_per_day": 100_000,

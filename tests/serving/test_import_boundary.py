@@ -53,3 +53,31 @@ def test_the_app_starts_and_answers_without_pandas_sklearn_or_mlflow(bundle_dir,
     assert report["loaded"] == []
     # Only lightgbm's optional probes may have asked for them.
     assert {name.split(".")[0] for name in report["attempts"]} <= {"pandas", "sklearn"}
+
+
+# The store setup Job runs the store commands from the service image (deploy/k8s/store).
+STORE_PROBE = """
+import importlib.abc, runpy, sys
+FORBIDDEN = {forbidden!r}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in FORBIDDEN:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, Block())
+sys.argv = ["carprice.cli.store", "upgrade"]
+runpy.run_module("carprice.cli.store", run_name="__main__")
+"""
+
+
+def test_the_store_commands_run_without_the_tooling_the_image_lacks(tmp_path):
+    tooling = (*FORBIDDEN, "tqdm", "jsonschema", "statsmodels", "scipy", "lightgbm", "numpy")
+    result = subprocess.run(
+        [sys.executable, "-c", STORE_PROBE.format(forbidden=tooling)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "CARPRICE_DB_URL": f"sqlite:///{tmp_path / 'store.db'}"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("-> 0004")

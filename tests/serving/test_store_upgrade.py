@@ -4,12 +4,14 @@ release, keeping its rows, on SQLite and PostgreSQL; the service refuses an olde
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from carprice.cli.main import main
+from carprice.runtime import clients
 from carprice.runtime.logqueries.feedback import feedback_events
 from carprice.runtime.store import SchemaOutdated, Store
 from carprice.runtime.store_partitions import is_partitioned
@@ -18,6 +20,14 @@ from tests import readback
 from tests.serving.test_store import _row
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# A key made before the pepper (revision 0004): its secret, salt and scrypt hash.
+LEGACY_SECRET, LEGACY_SALT = "s" * 43, "ab" * 16
+LEGACY_KEY = {
+    "key_salt": LEGACY_SALT,
+    "key_hash": hashlib.scrypt(
+        LEGACY_SECRET.encode(), salt=bytes.fromhex(LEGACY_SALT), n=2**12, r=8, p=1, dklen=32
+    ).hex(),
+}
 UTC = dt.UTC
 
 
@@ -36,7 +46,7 @@ def last_release_store(url: str, prefix: str) -> Store:
             store.feedback.insert(),
             [{"prediction_id": "a" * 32, "sold_price": 9000.0, "received_at": now}],
         )
-        client = dict(name="acme", key_id="k" * 12, key_salt="s", key_hash="h", scopes="estimate")
+        client = dict(name="acme", key_id="k" * 12, scopes="estimate", **LEGACY_KEY)
         conn.execute(store.clients.insert(), [{**client, "created_at": now}])
         hold = dict(client="acme", kind="hold", held_at=now, reason="review")
         conn.execute(store.holds.insert(), [hold])
@@ -64,6 +74,11 @@ def test_the_last_release_store_is_upgraded_keeping_its_rows(db, upgrade_command
         assert readback.prediction(store, "a" * 32)["client"] == "acme"
         assert readback.feedback_for(store, "a" * 32)[0]["sold_price"] == 9000.0
         assert [(c["name"], c["kind"]) for c in store.list_clients()] == [("acme", "market")]
+        # revision 0004: the old key keeps working by its scrypt hash until re-issued
+        legacy = store.client_by_key_id("k" * 12)
+        assert legacy["key_scheme"] == "scrypt"
+        assert clients.verify(LEGACY_SECRET, legacy, clients.pepper(store))
+        assert not clients.verify("t" * 43, legacy, clients.pepper(store))
         assert store.held_clients()[0]["client"] == "acme"
         store.log_estimates_once([_row("b" * 32, client="zed", arm="challenger")])
         at = dt.datetime(2025, 11, 20, tzinfo=UTC)

@@ -50,6 +50,7 @@ def _row(row: dict) -> dict:
         "name": row["name"],
         "key_id": row["key_id"],
         "kind": row["kind"],
+        "key_scheme": row["key_scheme"],  # scrypt: made before the pepper, to be re-issued
         "scopes": row["scopes"].split(","),
         "estimates_per_minute": row["estimates_per_minute"],
         "feedback_per_day": row["feedback_per_day"],

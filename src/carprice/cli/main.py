@@ -10,11 +10,21 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from carprice.cli import clients, data, experiment, model, monitor, release, serve, simulator
+from carprice.cli import (
+    clients,
+    data,
+    experiment,
+    model,
+    monitor,
+    release,
+    serve,
+    simulator,
+    store,
+)
 from carprice.cli.args import HelpFormatter
 from carprice.cli.progress import quiet_library_bars
 
-DISTRICTS = (data, model, release, experiment, monitor, simulator, serve, clients)
+DISTRICTS = (data, model, release, experiment, monitor, store, simulator, serve, clients)
 
 
 def package_version() -> str:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
 from pathlib import Path
 
 from carprice.cli.args import date_arg
@@ -36,50 +33,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
-def retention_days(params: dict) -> int | None:
-    """params.yaml `prediction_log.retention_days`: a positive whole number, or null (keep all)."""
-    section = params.get("prediction_log") or {}
-    unknown = set(section) - {"retention_days"}
-    if unknown:
-        raise ValueError(f"unknown prediction_log parameters: {sorted(unknown)}")
-    days = section.get("retention_days")
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
-        raise ValueError(f"prediction_log.retention_days must be a whole number >= 1, got {days!r}")
-    return days
-
-
-def _open_store():
-    from carprice.runtime.store import Store, default_url
-
-    return Store(default_url(Paths.from_env().home), os.environ.get("CARPRICE_DB_PREFIX", ""))
-
-
-def cmd_store_maintain(args: argparse.Namespace) -> int:
-    days = retention_days(load_params(args.params))
-    if args.retention_days is not None:
-        days = retention_days({"prediction_log": {"retention_days": args.retention_days}})
-    store = _open_store()
-    try:
-        store.create()
-        report = store.maintain(days, dt.datetime.now(dt.UTC).date())
-    finally:
-        store.dispose()
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-def cmd_store_upgrade(args: argparse.Namespace) -> int:
-    store = _open_store()
-    try:
-        before, after = store.upgrade()
-    finally:
-        store.dispose()
-    print(f"store schema: {before or 'none'} -> {after}")
-    return 0
-
-
 def add_commands(sub) -> None:
-    """Register the monitor and store subcommands on the `carprice` parser."""
+    """Register the monitor subcommand on the `carprice` parser."""
     p = sub.add_parser("monitor", help="usage, drift and realised error; exit 10 = retrain")
     p.add_argument("--since", type=date_arg, help="only traffic from this date (YYYY-MM-DD)")
     p.add_argument("--out", default="reports/monitoring", help="folder for the monitoring report")
@@ -90,16 +45,3 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--params", default="params.yaml", help="parameters: monitoring thresholds")
     p.set_defaults(func=cmd_monitor)
-    store = sub.add_parser("store", help="the prediction log's upkeep and schema")
-    actions = store.add_subparsers(dest="action", required=True)
-    m = actions.add_parser(
-        "maintain",
-        help="make the coming days' log partitions (PostgreSQL); delete estimates past retention",
-    )
-    m.add_argument("--retention-days", type=int, help="override prediction_log.retention_days")
-    m.add_argument("--params", default="params.yaml", help="parameters: prediction_log")
-    m.set_defaults(func=cmd_store_maintain)
-    u = actions.add_parser(
-        "upgrade", help="migrate the store's schema to this release's, keeping every row"
-    )
-    u.set_defaults(func=cmd_store_upgrade)

@@ -2,10 +2,18 @@
 
 A key reads `cp_<id>_<secret>`: the id (12 hex digits) names one row of the `clients` table, so
 a check is one lookup; the secret (43 url-safe characters, 256 random bits) proves the caller
-holds the key. The store keeps the id, a per-key salt and scrypt(secret, salt) only, so the
-key is shown once, when it is made, and a copy of the table does not give it away. The secret's
-256 bits make guessing hopeless whatever the hash costs, so scrypt runs with a small work factor
-(about 10 ms): a flood of wrong keys cannot tie up the workers.
+holds the key. The store keeps the id and HMAC-SHA256(pepper, secret) only, so the key is shown
+once, when it is made, and a copy of the table does not give it away. The secret's 256 bits make
+guessing hopeless whatever the hash costs, so the check is one HMAC (microseconds): a flood of
+wrong keys cannot tie up the workers. The pepper (CARPRICE_KEY_PEPPER, at least 32 characters)
+stays outside the store; without it a copy of the table cannot even be checked against a key.
+A SQLite store (one machine: development, tests, gate 3) may run without it on a fixed,
+public development pepper; any other store refuses to make or check keys without it.
+
+Keys made before the pepper (store revision 0004) keep their scrypt hash (`key_scheme`
+`scrypt`) and are still checked that way: re-hashing them on use would need the service to
+write `clients`, the right least privilege takes away. Re-issue them (`carprice clients list`
+shows the scheme).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -26,10 +35,18 @@ MARKET, SYNTHETIC = "market", "synthetic"  # a real caller; load tests, gate 3 a
 KINDS = (MARKET, SYNTHETIC)
 DEFAULT_ESTIMATES_PER_MINUTE = 60_000  # listings estimated per minute (a request holds 1-1,000)
 DEFAULT_FEEDBACK_PER_DAY = 1_000  # feedback posts per UTC day
-WINDOW_SECONDS = {"estimate": 60, "feedback": 86_400}  # one quota window per scope
+KEY_FAILURES = "key_failures"  # failed key checks, counted per source address
+WINDOW_SECONDS = {"estimate": 60, "feedback": 86_400, KEY_FAILURES: 60}  # a window per scope
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_PATTERN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})")
-_SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
+_SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}  # keys made before revision 0004
+HMAC, SCRYPT = "hmac", "scrypt"  # the `key_scheme` of a clients row
+PEPPER_SETTING = "CARPRICE_KEY_PEPPER"
+PEPPER_MIN_CHARS = 32
+DEVELOPMENT_PEPPER = b"carprice development pepper: SQLite stores only"  # public, by design
+# What an unknown id's secret is compared with: the check of an unknown, a revoked and a wrong
+# key is the same one HMAC and one constant-time comparison.
+_NO_DIGEST = "0" * 64
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,16 @@ class NewKey:
     key_id: str
     salt: str
     key_hash: str
+    scheme: str = HMAC
+
+    def row(self) -> dict:
+        """The key's columns of a `clients` row."""
+        return {
+            "key_id": self.key_id,
+            "key_salt": self.salt,
+            "key_hash": self.key_hash,
+            "key_scheme": self.scheme,
+        }
 
 
 @dataclass(frozen=True)
@@ -57,15 +84,32 @@ class Client:
         return defaults[scope] if own is None else own
 
 
-def hash_secret(secret: str, salt: str) -> str:
-    """Return the hex scrypt hash of a key's secret under its salt."""
-    return hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), **_SCRYPT).hex()
+def pepper(store, value: str | None = None) -> bytes:
+    """Return the key pepper: `value`, else CARPRICE_KEY_PEPPER; without either, the public
+    development pepper for a SQLite store, else raise ValueError naming the setting."""
+    text = value if value else os.environ.get(PEPPER_SETTING, "")
+    if not text:
+        if store.is_sqlite:
+            return DEVELOPMENT_PEPPER
+        raise ValueError(
+            f"{PEPPER_SETTING} is not set: a shared store's keys need a server-side pepper of at "
+            f"least {PEPPER_MIN_CHARS} characters (e.g. `openssl rand -base64 33`), the same for "
+            "the service and `carprice clients`"
+        )
+    if len(text) < PEPPER_MIN_CHARS:
+        raise ValueError(f"{PEPPER_SETTING} must have at least {PEPPER_MIN_CHARS} characters")
+    return text.encode()
 
 
-def new_key() -> NewKey:
-    """Make a key with a random id, secret and salt."""
-    key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_hex(16)
-    return NewKey(f"{KEY_PREFIX}_{key_id}_{secret}", key_id, salt, hash_secret(secret, salt))
+def digest(secret: str, key_pepper: bytes) -> str:
+    """Return the hex HMAC-SHA256 of a key's secret under the pepper."""
+    return hmac.new(key_pepper, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def new_key(key_pepper: bytes) -> NewKey:
+    """Make a key with a random id and secret, hashed under the pepper."""
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    return NewKey(f"{KEY_PREFIX}_{key_id}_{secret}", key_id, "", digest(secret, key_pepper))
 
 
 def parse_key(text: str) -> tuple[str, str] | None:
@@ -74,9 +118,18 @@ def parse_key(text: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def verify(secret: str, salt: str, key_hash: str) -> bool:
-    """Whether a secret matches the stored hash (compared in constant time)."""
-    return hmac.compare_digest(hash_secret(secret, salt), key_hash)
+def verify(secret: str, row: dict | None, key_pepper: bytes) -> bool:
+    """Whether a secret matches a `clients` row's hash (None: an unknown id, never a match).
+
+    An unknown id costs what a known one does: the secret's HMAC is compared, in constant time,
+    with a digest no secret has. A revoked row is checked like a live one (the caller refuses
+    it after). Only a key made before the pepper runs scrypt.
+    """
+    if row is not None and row.get("key_scheme") == SCRYPT:
+        made = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(row["key_salt"]), **_SCRYPT)
+        return hmac.compare_digest(made.hex(), row["key_hash"])
+    expected = row["key_hash"] if row is not None else _NO_DIGEST
+    return hmac.compare_digest(digest(secret, key_pepper), expected) and row is not None
 
 
 def client_from_row(row: dict) -> Client:
@@ -132,13 +185,11 @@ def add_client(
     scopes = parse_scopes(scopes if isinstance(scopes, str) else ",".join(scopes))
     if kind not in KINDS:
         raise ValueError(f"--kind: unknown kind {kind!r} (known: {', '.join(KINDS)})")
-    made = new_key()
+    made = new_key(pepper(store))
     store.add_client(
         {
             "name": check_name(name),
-            "key_id": made.key_id,
-            "key_salt": made.salt,
-            "key_hash": made.key_hash,
+            **made.row(),
             "scopes": ",".join(scopes),
             "estimates_per_minute": estimates_per_minute,
             "feedback_per_day": feedback_per_day,

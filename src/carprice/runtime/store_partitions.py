@@ -39,6 +39,14 @@ def is_partitioned(conn: sa.Connection, table: str) -> bool:
     return conn.execute(query, {"name": table}).first() is not None
 
 
+def owns(conn: sa.Connection, table: str) -> bool:
+    """Whether the connection's role owns `table` (only an owner adds partitions)."""
+    query = sa.text(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(:name)"
+    )
+    return bool(conn.execute(query, {"name": table}).scalar())
+
+
 def partitions(conn: sa.Connection, table: str) -> dict[dt.date, str]:
     """The day partitions of `table`: day -> partition name."""
     query = sa.text(

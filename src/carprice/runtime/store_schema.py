@@ -23,6 +23,7 @@ import orjson
 import sqlalchemy as sa
 
 from carprice.runtime import store_partitions as partitions
+from carprice.runtime import store_roles
 from carprice.runtime.store_tables import client_tables, experiments_table, holds_table, tables
 
 DB_FILE = "carprice.db"
@@ -34,7 +35,7 @@ PG_CONNECT_TIMEOUT_S = 3
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 # The newest revision in migrations/versions (a test checks it): a start checks the store's
 # revision against it without loading Alembic, which only stamps and migrates.
-HEAD = "0003"
+HEAD = "0004"
 UPGRADE = "carprice store upgrade"
 
 
@@ -175,17 +176,23 @@ class Database:
             return
         with self.engine.connect() as conn:
             partitioned = partitions.is_partitioned(conn, self.predictions.name)
+            # the runtime role owns no table: `carprice store maintain` makes its days
+            partitioned = partitioned and partitions.owns(conn, self.predictions.name)
         if partitioned:
             today = dt.datetime.now(dt.UTC).date()
             partitions.ensure_days(self.engine, self.predictions.name, today, partitions.DAYS_AHEAD)
 
-    def upgrade(self) -> tuple[str | None, str]:
+    def upgrade(self, runtime_role: str | None = None) -> tuple[str | None, str]:
         """Bring the schema to this code's revision, keeping every row; return the revisions
         before and after. A new store is created at it; a store from before migrations first
-        gains what the last release without them had."""
+        gains what the last release without them had. On PostgreSQL, `runtime_role` is then
+        given its rights on the tables (runtime/store_roles.py)."""
+        if runtime_role is not None and self.is_sqlite:
+            raise ValueError("--runtime-role: a SQLite store has no roles")
         before = self.revision()
         if before is None and self._is_new():
             self._create_at_head()
+            self._grant(runtime_role)
             return None, HEAD
         from alembic import command
         from alembic.config import Config
@@ -198,7 +205,13 @@ class Database:
             )
             command.upgrade(config, "head")
         self._make_days()
+        self._grant(runtime_role)
         return before, HEAD
+
+    def _grant(self, runtime_role: str | None) -> None:
+        if runtime_role is not None:
+            with self.engine.begin() as conn:
+                store_roles.grant_runtime(conn, self, runtime_role)
 
     def drop(self) -> None:
         """Drop every table of the store and its revision (throw-away stores only)."""

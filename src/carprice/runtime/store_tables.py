@@ -100,10 +100,11 @@ def holds_table(meta: sa.MetaData, prefix: str = "") -> sa.Table:
 def client_tables(meta: sa.MetaData, prefix: str = "") -> tuple[sa.Table, sa.Table]:
     """Return the API clients table and their quota counters on `meta`.
 
-    clients         one row per client: name, key id, salt and scrypt hash of the key's secret
-                    (never the key), scopes (comma-separated), own quotas (NULL: the service's
-                    default), revoked flag and times, and the kind: `market` (a real
-                    caller) or `synthetic` (load tests, gate 3, probes: left out of the
+    clients         one row per client: name, key id, the hash of the key's secret (never the key)
+                    and its scheme: `hmac` (HMAC-SHA256 under the pepper, no salt) or `scrypt`
+                    (salted, keys made before revision 0004), scopes (comma-separated), own quotas
+                    (NULL: the service's default), revoked flag and times, and the kind: `market`
+                    (a real caller) or `synthetic` (load tests, gate 3, probes: left out of the
                     monitor's judgement and of training)
     quota_counters  requests counted per client, scope and window (start in epoch seconds),
                     shared by every worker and replica
@@ -122,6 +123,7 @@ def client_tables(meta: sa.MetaData, prefix: str = "") -> tuple[sa.Table, sa.Tab
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
         sa.Column("kind", sa.String(16), nullable=False, server_default="market"),
+        sa.Column("key_scheme", sa.String(8), nullable=False, server_default="scrypt"),
     )
     counters = sa.Table(
         f"{prefix}quota_counters",
