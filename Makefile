@@ -118,10 +118,10 @@ releases: ## list the release history (CARPRICE_HOME/releases/history.jsonl)
 	@cat $${CARPRICE_HOME:-var}/releases/history.jsonl 2>/dev/null || echo "no releases yet"
 
 serve: $(STAMP) ## production: run the champion image (the one gate 3 tested) on 127.0.0.1:PORT
-	$(BIN)/carprice serve --port $(PORT)
+	@$(BIN)/carprice serve --port $(PORT)
 
 serve-stop: $(STAMP) ## stop the production container
-	$(BIN)/carprice serve --stop
+	@$(BIN)/carprice serve --stop
 
 serve-local: $(STAMP) ## development: this checkout under gunicorn in the foreground (PORT=8000)
 	$(BIN)/carprice serve --local --port $(PORT)

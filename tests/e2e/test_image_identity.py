@@ -8,12 +8,15 @@ The other image is the release's own image with one more label: the same service
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from carprice.config import load_params
 from carprice.release import container, gate3, production
+from tests.e2e.conftest import BIN
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
 
@@ -83,3 +86,20 @@ def test_serve_refuses_a_container_of_another_image_with_a_forged_image_id(
     assert other_image.removeprefix("sha256:")[:12] in str(refused.value)
     assert production.state(home) is None  # nothing recorded as serving
     assert world.engine.run("ps", "-q", "--filter", f"ancestor={other_image}").strip() == ""
+
+
+def test_serve_says_in_one_line_that_the_engine_lacks_the_champion_image(engine, tmp_path):
+    home = tmp_path / "home"
+    missing = "sha256:" + "0" * 64
+    production.record_champion(home, production.champion_record("1", "m", missing, None))
+    proc = subprocess.run(
+        [str(BIN / "carprice"), "serve", "--port", str(container.free_port())],
+        env={**os.environ, "CARPRICE_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith(f"carprice serve: {engine.name} run failed")
+    assert production.state(home) is None

@@ -200,6 +200,9 @@ def production(world):
     port = container.free_port()
     proc = world.carprice("serve", "--port", str(port), "--workers", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # what serves, where and how to stop it, on stderr; no bare id: scripts read the state file
+    assert proc.stdout == "" and f"serves on http://127.0.0.1:{port}" in proc.stderr
+    assert production_state(world.home)["port"] == port
     yield port
     world.carprice("serve", "--stop")
 

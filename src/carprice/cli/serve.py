@@ -1,7 +1,9 @@
 """The serve subcommand of `carprice`: production (the champion image) or a local process.
 
 `carprice serve` runs the champion image, the one gate 3 tested, as a container on the port and
-returns; promote and rollback replace that container without failing a request.
+returns, saying which release and image serve where and how to stop them; promote and rollback
+replace that container without failing a request. Scripts read the container's id, image and ports
+from CARPRICE_HOME/run/production.json (`production.state`), not from this command's output.
 `carprice serve --local` runs the service from this checkout under gunicorn in the foreground,
 for development.
 """
@@ -60,7 +62,7 @@ def cmd_serve_local(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.local:
         return cmd_serve_local(args)
-    from carprice.release import production
+    from carprice.release import container, production
 
     home = Paths.from_env().home
     if args.stop:
@@ -70,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError("--bundle and --host apply to --local; production serves the champion")
     try:
         record = production.serve(home, args.port, args.workers or 2, say)
-    except production.ProductionError as err:
+    except (production.ProductionError, container.EngineError) as err:
         print(f"carprice serve: {err}", file=sys.stderr)
         return 1
     say(
@@ -78,14 +80,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"http://127.0.0.1:{record['port']} from image {record['image_id'][:19]}; "
         "stop it with `make serve-stop`"
     )
-    print(record["container"])
     return 0
 
 
 def add_commands(sub) -> None:
     """Register the serve subcommand on the `carprice` parser."""
     p = sub.add_parser(
-        "serve", help="run the champion image on PORT (or --local: this checkout, foreground)"
+        "serve",
+        help="run the champion image on PORT (or --local: this checkout, foreground)",
+        description="Run the champion image, the one gate 3 tested, as a container on "
+        "127.0.0.1:PORT and return once it is ready; the container's id, image and ports are "
+        "recorded in CARPRICE_HOME/run/production.json. --stop stops it. --local runs this "
+        "checkout under gunicorn in the foreground instead, for development.",
     )
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (--local: --host)")
     p.add_argument("--workers", type=int, help="gunicorn workers (default: 2; --local: per core)")
