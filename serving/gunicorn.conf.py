@@ -9,8 +9,8 @@ CARPRICE_PROBE_BIND (an address of its own for /healthz and /readyz, say 0.0.0.0
 nothing else and estimate traffic cannot take its connections), CARPRICE_METRICS_BIND (an address
 of its own for /metrics, say 0.0.0.0:8002: it answers nothing else and the other addresses then
 refuse /metrics, so a network policy can open it to Prometheus alone), CARPRICE_WORKERS (default:
-one per core), CARPRICE_WORKER_CLASS (default serving.workers.GeventWorker, gevent's: see "Slow clients"
-below; CARPRICE_THREADS for gthread),
+one per core), CARPRICE_WORKER_CLASS (default serving.workers.GeventWorker, gevent's: see
+"Slow clients" below; CARPRICE_THREADS for gthread),
 CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
 deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL, CARPRICE_DRAIN_SECONDS (default 0: after
 SIGTERM a worker answers /readyz with 503 and keeps serving this long, so a load balancer stops
