@@ -7,30 +7,48 @@
 # none (a bare Debian base made with debootstrap, see scripts/container-setup.sh). The build stage
 # alone gets a C compiler and the Python headers: it compiles the tree scorer extension
 # (carprice.runtime._treescore); the service image has no compiler.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+#
+# Pinned inputs. The base image by digest: a tag moves with every rebuild of the image, a digest
+# names one image for good. The default is Docker's official python:3.11-slim-bookworm (Python
+# 3.11.16 on Debian 12), by the digest of its multi-platform index as docker-library/repo-info
+# records it (repos/python/remote/3.11-slim-bookworm.md, the build of 2026-08-25); it was not
+# pulled on the machine that wrote this line. scripts/build-image.sh passes the local base by its
+# own digest instead. The Python packages by version and hash (serving/requirements.lock, `make
+# lock`), the Debian packages by version: those of Debian 12 (bookworm), the base's suite; a base
+# of another suite needs its versions as build arguments. A pinned version that its mirror no
+# longer has fails the build instead of installing another.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02
 
 FROM ${BASE_IMAGE} AS build
 # PIP_CERT: a CA bundle mounted at build time where HTTPS is re-signed; it never enters the image.
 ARG PIP_CERT
+ARG PYTHON3_VERSION=3.11.2-1+b1
+ARG GCC_VERSION=4:12.2.0-3
+ARG LIBC6_DEV_VERSION=2.36-9+deb12u14
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN apt-get update \
     && if ! command -v python3 >/dev/null; then \
-         apt-get install -y --no-install-recommends python3 python3-venv; \
+         apt-get install -y --no-install-recommends \
+           python3=${PYTHON3_VERSION} python3-venv=${PYTHON3_VERSION}; \
        fi \
     && if ! python3 -c 'import os, sys, sysconfig; \
            sys.exit(not os.path.isfile(os.path.join(sysconfig.get_path("include"), "Python.h")))'; \
-       then apt-get install -y --no-install-recommends python3-dev; \
+       then apt-get install -y --no-install-recommends python3-dev=${PYTHON3_VERSION}; \
        fi \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && apt-get install -y --no-install-recommends gcc=${GCC_VERSION} libc6-dev=${LIBC6_DEV_VERSION} \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/tools \
     && python3 -m venv --without-pip /opt/venv
 # The serving requirements only (no pandas, pandera, scikit-learn or mlflow), into a venv without
-# pip; test suites shipped inside wheels are dropped. An empty PIP_CERT would make pip look for a
-# CA file named "": it is unset then.
-COPY serving/requirements.txt /tmp/requirements.txt
+# pip: every package from the hashed lock, dependencies included, so pip installs nothing the lock
+# does not name and refuses any file whose hash it does not list; `pip check` fails the build if
+# the lock misses a dependency. Test suites shipped inside wheels are dropped. An empty PIP_CERT
+# would make pip look for a CA file named "": it is unset then.
+COPY serving/requirements.lock /tmp/requirements.lock
 RUN [ -n "${PIP_CERT:-}" ] || unset PIP_CERT; \
-    /opt/tools/bin/pip --python /opt/venv/bin/python install -r /tmp/requirements.txt \
+    /opt/tools/bin/pip --python /opt/venv/bin/python install \
+      --require-hashes --no-deps -r /tmp/requirements.lock \
+    && /opt/tools/bin/pip --python /opt/venv/bin/python check \
     && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 # carprice itself without dependencies, apart from the venv: a code change rebuilds this layer only.
 # Installing it compiles the tree scorer extension; the build fails if the extension is missing.
@@ -41,10 +59,12 @@ RUN [ -n "${PIP_CERT:-}" ] || unset PIP_CERT; \
     && PYTHONPATH=/opt/carprice /opt/venv/bin/python -c 'import carprice.runtime._treescore'
 
 FROM ${BASE_IMAGE}
+ARG PYTHON3_VERSION=3.11.2-1+b1
+ARG LIBGOMP1_VERSION=12.2.0-14+deb12u1
 # libgomp1: LightGBM's OpenMP runtime. python3 only when the base image has none.
 RUN apt-get update \
-    && if command -v python3 >/dev/null; then extra=; else extra=python3; fi \
-    && apt-get install -y --no-install-recommends libgomp1 $extra \
+    && if command -v python3 >/dev/null; then extra=; else extra=python3=${PYTHON3_VERSION}; fi \
+    && apt-get install -y --no-install-recommends libgomp1=${LIBGOMP1_VERSION} $extra \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
     && useradd --uid 10001 --user-group --no-log-init --shell /usr/sbin/nologin \
        --home-dir /var/lib/carprice --create-home carprice

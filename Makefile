@@ -35,7 +35,7 @@ FOLDS ?=
 
 .PHONY: help setup retrain seed-raw ingest validate train tune quality-study evaluate package image e2e promote \
 	rollback reproduce serve serve-stop serve-local releases container-setup monitor retrain-if-needed demo-loop \
-	loadtest mlflow-ui notebooks simulate test test-fast reliability audit lint format bench bench-monitor bench-distributed bench-serving \
+	loadtest mlflow-ui notebooks simulate test test-fast reliability audit lock lint format bench bench-monitor bench-distributed bench-serving \
 	clean
 
 help: ## list the targets (names in bold on a terminal, unless NO_COLOR is set)
@@ -177,6 +177,15 @@ reliability: $(STAMP) ## faults, fuzzing and hostile input against a real gunico
 
 audit: $(STAMP) ## known-vulnerability audit of the pinned dependencies (pip-audit)
 	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r serving/requirements.txt
+
+# The image installs serving/requirements.lock only (pip --require-hashes --no-deps): every package
+# it needs, each pinned to the version requirements.txt pins where it pins one, with the hashes of
+# all its files on PyPI. uv resolves it for every platform at once (--universal).
+lock: $(STAMP) ## rewrite the image's hashed lock serving/requirements.lock from serving/requirements.txt (uv)
+	$(BIN)/python -m pip install --quiet "$$(grep '^uv==' requirements-dev.txt)"
+	$(BIN)/uv pip compile serving/requirements.txt --constraints requirements.txt --universal \
+	  --python-version 3.11 --generate-hashes --native-tls --custom-compile-command 'make lock' \
+	  --output-file serving/requirements.lock
 
 lint: $(STAMP) ## ruff lint and format check, import rules between districts (import-linter)
 	$(BIN)/ruff check .

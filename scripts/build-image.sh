@@ -10,6 +10,8 @@
 # Dockerfile's default BUNDLE argument names.
 #
 # Environment: CARPRICE_BASE_IMAGE (override the base), CARPRICE_CONTAINER_ENGINE (docker|podman).
+# The base goes to the build by digest (the local podman base: its own digest, read here) and is
+# recorded in the image's label org.carprice.base_image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "[build-image] $*" >&2; }
@@ -24,7 +26,10 @@ engine="${CARPRICE_CONTAINER_ENGINE:-$(scripts/container-setup.sh)}"
 args=(build --tag "$tag" --label "org.carprice.model_version=$version")
 case "$engine" in
   docker)
-    [ -n "${CARPRICE_BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$CARPRICE_BASE_IMAGE")
+    # The Dockerfile's default base (pinned by digest) unless CARPRICE_BASE_IMAGE names another,
+    # which should carry its digest too.
+    base="${CARPRICE_BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)}"
+    args+=(--build-arg "BASE_IMAGE=$base")
     ;;
   podman)
     cache="${CARPRICE_CONTAINER_CACHE:-/var/cache/carprice}"
@@ -32,6 +37,14 @@ case "$engine" in
     export CONTAINERS_CONF="${CONTAINERS_CONF:-$cache/containers.conf}"
     suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-bookworm}")
     base="${CARPRICE_BASE_IMAGE:-localhost/carprice-base:${CARPRICE_BASE_SUITE:-${suite:-bookworm}}}"
+    # The base by its digest, read once here: the build uses the image the tag names now, even if
+    # the tag moves meanwhile (container-setup.sh re-importing it), and the image records it.
+    if [[ "$base" != *@sha256:* ]]; then
+      digest=$(podman image inspect --format '{{.Digest}}' "$base")
+      name="$base"
+      [[ "${name##*/}" == *:* ]] && name="${name%:*}"  # the tag, not a registry's port
+      base="$name@$digest"
+    fi
     # docker format keeps HEALTHCHECK; host network and the host CA (mounted, never copied) let
     # apt and pip reach the mirrors of this sandbox.
     args+=(--format docker --network host --build-arg "BASE_IMAGE=$base")
@@ -42,6 +55,7 @@ case "$engine" in
     ;;
   *) say "unknown container engine: $engine"; exit 2 ;;
 esac
+args+=(--label "org.carprice.base_image=$base")  # what the image was built on, by digest
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -50,7 +64,7 @@ cp Dockerfile .dockerignore pyproject.toml setup.py README.md "$context/"
 cp -r src/carprice "$context/src/"
 find "$context/src" -name __pycache__ -prune -exec rm -rf {} +
 find "$context/src" -name "*.so" -delete  # the image compiles its own extension
-cp serving/*.py serving/requirements.txt "$context/serving/"
+cp serving/*.py serving/requirements.txt serving/requirements.lock "$context/serving/"
 cp -r "$bundle" "$context/data/model/package/bundle"
 
 say "$engine: building $tag"

@@ -29,10 +29,13 @@ DEFAULTS = {
     "QUOTA_SYNC_REQUESTS": None,  # ... or after this many requests [20]
     # The probe listener (serving/gunicorn.conf.py): its port answers the probes and nothing else
     "PROBE_BIND": None,  # default: $CARPRICE_PROBE_BIND (none: the probes share the main port)
+    # ... and the metrics listener's port answers /metrics only, which the main port then refuses
+    "METRICS_BIND": None,  # default: $CARPRICE_METRICS_BIND (none: /metrics on the main port)
     "ANONYMOUS_LISTINGS_PER_MINUTE": None,  # anonymous listings per source address [1000]
     "ANONYMOUS_MAX_LISTINGS": None,  # listings in one anonymous request [100]
 }
 PROBES = ("/healthz", "/readyz")
+METRICS = ("/metrics",)
 
 
 def create_app(config: Mapping | None = None) -> Flask:
@@ -46,7 +49,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     runtime = Runtime.start(app.config)
     app.extensions["carprice"] = runtime
     _instrument(app, runtime)
-    _probe_listener(app)
+    _own_listeners(app)
     auth.register(app, runtime.store)  # after the timer starts: refusals are timed too
     return app
 
@@ -74,14 +77,30 @@ def _instrument(app: Flask, runtime: Runtime) -> None:
         return response
 
 
-def _probe_listener(app: Flask) -> None:
-    """Answer only the probes on the probe listener's port: 404 for anything else there."""
-    bind = app.config["PROBE_BIND"] or os.environ.get("CARPRICE_PROBE_BIND", "")
-    port = bind.strip().rsplit(":", 1)[-1] if bind.strip() else None
-    if not port:
+def _port(bind: str | None) -> str | None:
+    bind = (bind or "").strip()
+    return bind.rsplit(":", 1)[-1] if bind else None
+
+
+def _own_listeners(app: Flask) -> None:
+    """Answer only the probes on the probe listener's port and only /metrics on the metrics
+    listener's (404 for anything else there); with a metrics listener, the other ports refuse
+    /metrics, so the estimate port tells nothing about the traffic."""
+    own = {}
+    for key, paths, name in (("PROBE_BIND", PROBES, "probe"), ("METRICS_BIND", METRICS, "metrics")):
+        port = _port(app.config[key] or os.environ.get(f"CARPRICE_{key}"))
+        if port:
+            own[port] = (paths, f"the {name} port answers {' and '.join(paths)} only")
+    if not own:
         return
+    metrics_elsewhere = any(paths == METRICS for paths, _ in own.values())
 
     @app.before_request
-    def _probes_only():
-        if request.environ.get("SERVER_PORT") == port and request.path not in PROBES:
-            raise Problem(404, "Not Found", "the probe port answers /healthz and /readyz only")
+    def _own_paths_only():
+        port = request.environ.get("SERVER_PORT")
+        if port in own:
+            paths, detail = own[port]
+            if request.path not in paths:
+                raise Problem(404, "Not Found", detail)
+        elif metrics_elsewhere and request.path in METRICS:
+            raise Problem(404, "Not Found", "/metrics is answered on the metrics port only")

@@ -6,9 +6,11 @@ Environment: CARPRICE_BIND (default 0.0.0.0:8000; several addresses comma-separa
 CARPRICE_REUSE_PORT=1 (share the port with the next release's server: serving/handover.py),
 CARPRICE_IMAGE_ID (the id of the running image, reported by GET /v1/model),
 CARPRICE_PROBE_BIND (an address of its own for /healthz and /readyz, say 0.0.0.0:8001: it answers
-nothing else and estimate traffic cannot take its connections), CARPRICE_WORKERS (default: one per
-core), CARPRICE_WORKER_CLASS (default serving.workers.GeventWorker, gevent's: see "Slow clients"
-below; CARPRICE_THREADS for gthread),
+nothing else and estimate traffic cannot take its connections), CARPRICE_METRICS_BIND (an address
+of its own for /metrics, say 0.0.0.0:8002: it answers nothing else and the other addresses then
+refuse /metrics, so a network policy can open it to Prometheus alone), CARPRICE_WORKERS (default:
+one per core), CARPRICE_WORKER_CLASS (default serving.workers.GeventWorker, gevent's: see
+"Slow clients" below; CARPRICE_THREADS for gthread),
 CARPRICE_ACCESS_LOG=1 (access lines on stdout), CARPRICE_BUNDLE (serve this bundle instead of the
 deploy pointer), CARPRICE_HOME, CARPRICE_DB_URL, CARPRICE_DRAIN_SECONDS (default 0: after
 SIGTERM a worker answers /readyz with 503 and keeps serving this long, so a load balancer stops
@@ -24,6 +26,7 @@ import os
 
 bind = [b.strip() for b in os.environ.get("CARPRICE_BIND", "0.0.0.0:8000").split(",") if b.strip()]
 probe_bind = os.environ.get("CARPRICE_PROBE_BIND", "").strip()  # bound on starting: _listen
+metrics_bind = os.environ.get("CARPRICE_METRICS_BIND", "").strip()  # likewise
 # CARPRICE_REUSE_PORT=1: the production handover (serving/handover.py) - a new container binds the
 # same port beside the old one and takes every new connection once its workers are ready. The
 # master binds (one socket per server); gunicorn's own reuse_port would bind one per worker.
@@ -152,18 +155,20 @@ def on_starting(server):
 
 
 def _listen(server):
-    """Bind the listeners in the master: the probe listener beside CARPRICE_BIND or --bind, and
-    every one with SO_REUSEPORT for the handover. The configured `bind` is left as it was, so a
-    reload (which reads it again and rebinds if it changed) keeps these listeners."""
-    if not (probe_bind or handover):
+    """Bind the listeners in the master: the probe and metrics listeners beside CARPRICE_BIND or
+    --bind, and every one with SO_REUSEPORT for the handover. The configured `bind` is left as it
+    was, so a reload (which reads it again and rebinds if it changed) keeps these listeners."""
+    own = [b for b in (probe_bind, metrics_bind) if b]
+    if not (own or handover):
         return  # the arbiter binds
     from gunicorn import sock
 
     from serving.handover import shared_listeners
 
     configured = server.cfg.bind
-    if probe_bind and probe_bind not in configured:
-        server.cfg.set("bind", [*configured, probe_bind])
+    extra = [b for b in own if b not in configured]
+    if extra:
+        server.cfg.set("bind", [*configured, *extra])
     try:
         make = shared_listeners if handover else sock.create_sockets
         server.LISTENERS = make(server.cfg, server.log)

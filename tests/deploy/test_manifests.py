@@ -44,14 +44,14 @@ def test_each_kubernetes_manifest_validates_against_the_api_schema(path):
 
 
 def test_a_broken_manifest_is_caught_by_the_validator():
-    broken = load(PROJECT_ROOT / "deploy" / "k8s" / "deployment.yaml")
+    broken = load(PROJECT_ROOT / "deploy" / "k8s" / "statefulset.yaml")
     broken["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, "1.37.0", strict=True)
 
 
-def test_the_deployment_probes_readiness_and_liveness_separately():
-    container = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+def test_the_pods_probe_readiness_and_liveness_separately():
+    container = by_kind()["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -59,7 +59,7 @@ def test_the_deployment_probes_readiness_and_liveness_separately():
 
 def test_the_probes_use_their_own_listener_which_nothing_else_reaches():
     kinds = by_kind()
-    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container = kinds["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     config = kinds["ConfigMap"]["data"]
     assert int(config["CARPRICE_PROBE_BIND"].rsplit(":", 1)[1]) == ports["probes"]
@@ -73,18 +73,61 @@ def test_the_probes_use_their_own_listener_which_nothing_else_reaches():
 
 def test_termination_grace_outlasts_gunicorns_graceful_timeout():
     graceful = int(re.search(r"^graceful_timeout = (\d+)", GUNICORN, re.M).group(1))
-    spec = by_kind()["Deployment"]["spec"]["template"]["spec"]
+    spec = by_kind()["StatefulSet"]["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] > graceful + 5  # + the preStop sleep
     assert spec["securityContext"]["runAsNonRoot"] is True
 
 
-def test_service_hpa_and_budget_point_at_the_deployment():
+def test_service_hpa_and_budget_point_at_the_statefulset():
     kinds = by_kind()
-    labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    statefulset = kinds["StatefulSet"]
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
     for key, value in kinds["Service"]["spec"]["selector"].items():
         assert labels[key] == value
-    assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == "carprice"
+    assert statefulset["spec"]["serviceName"] == kinds["Service"]["metadata"]["name"]
+    assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": statefulset["metadata"]["name"],
+    }
     assert kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_each_replica_keeps_its_spool_on_a_claim_of_its_own_at_the_spool_path():
+    from carprice.runtime.spool import SPOOL_FILE
+
+    kinds = by_kind()
+    spec = kinds["StatefulSet"]["spec"]
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    pod = spec["template"]["spec"]
+    assert claim["metadata"]["name"] not in {v["name"] for v in pod["volumes"]}  # no emptyDir
+    [container] = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    # the service writes $CARPRICE_HOME/spool/spool.db: that folder is the claim
+    home = kinds["ConfigMap"]["data"]["CARPRICE_HOME"]
+    assert mounts[claim["metadata"]["name"]] == f"{home}/{SPOOL_FILE.parent}"
+    assert "CARPRICE_HOME" not in {e["name"] for e in container.get("env", [])}  # no override
+    # the non-root user can write to the claim's filesystem
+    security = pod["securityContext"]
+    assert security["fsGroup"] == security["runAsGroup"] != 0
+    # a scale-down or a deleted StatefulSet leaves the claim, and the rows it holds
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+
+
+def test_replicas_start_in_parallel_and_roll_one_at_a_time_behind_readiness():
+    spec = by_kind()["StatefulSet"]["spec"]
+    assert spec["podManagementPolicy"] == "Parallel"  # the HPA's scale-ups start at once
+    assert spec["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"partition": 0, "maxUnavailable": 1},
+    }
+    assert spec["replicas"] >= 2  # so one replica serves while another is replaced
+    assert by_kind()["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
 
 
 def test_the_configuration_only_sets_variables_the_service_reads():
@@ -93,22 +136,68 @@ def test_the_configuration_only_sets_variables_the_service_reads():
         assert name in GUNICORN or name in read
 
 
-def test_the_network_policy_admits_only_clients_and_prometheus_to_the_service_pods():
+def _rule_ports(rule: dict) -> set[tuple]:
+    return {(p["port"], p["protocol"]) for p in rule["ports"]}
+
+
+def test_metrics_have_a_port_of_their_own_which_prometheus_is_pointed_at():
     kinds = by_kind()
-    policy = kinds["NetworkPolicy"]
-    labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    selector = policy["spec"]["podSelector"]["matchLabels"]
+    template = kinds["StatefulSet"]["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+    config = kinds["ConfigMap"]["data"]
+    assert int(config["CARPRICE_METRICS_BIND"].rsplit(":", 1)[1]) == ports["metrics"]
+    assert len(set(ports.values())) == len(ports)  # http, probes and metrics apart
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
+    assert template["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert {p["targetPort"] for p in kinds["Service"]["spec"]["ports"]} == {"http"}
+
+
+def test_the_network_policy_admits_clients_and_prometheus_only_each_to_its_port():
+    kinds = by_kind()
+    policy = kinds["NetworkPolicy"]["spec"]
+    labels = kinds["StatefulSet"]["spec"]["template"]["metadata"]["labels"]
+    selector = policy["podSelector"]["matchLabels"]
     assert selector and selector.items() <= labels.items()  # it selects the service pods
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    port_names = {p["name"] for p in container["ports"]}
-    sources = []
-    for rule in policy["spec"]["ingress"]:
-        assert {p["port"] for p in rule["ports"]} <= port_names  # only the HTTP port
-        for peer in rule["from"]:
-            assert "ipBlock" not in peer  # no address ranges: pods by label only
-            sources.append(peer["podSelector"]["matchLabels"])
-    assert sources == [{"carprice/client": "true"}, {"app.kubernetes.io/name": "prometheus"}]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    clients, prometheus = policy["ingress"]
+    # clients: pods with the client label in the service's own namespace (no namespace
+    # selector), on the HTTP port
+    assert clients["from"] == [{"podSelector": {"matchLabels": {"carprice/client": "true"}}}]
+    assert _rule_ports(clients) == {("http", "TCP")}
+    # Prometheus: its pods in the namespace named by the API server's own label, on the metrics
+    # port only
+    assert prometheus["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    assert _rule_ports(prometheus) == {("metrics", "TCP")}
+
+
+def test_the_network_policy_lets_the_pods_reach_dns_and_postgresql_only():
+    dns, postgres = by_kind()["NetworkPolicy"]["spec"]["egress"]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert _rule_ports(dns) == {(53, "UDP"), (53, "TCP")}
+    assert _rule_ports(postgres) == {(5432, "TCP")}
+    assert set(postgres) == {"ports"}  # the database's address is the operator's: port only
+
+
+def test_every_namespace_in_the_network_policy_is_pinned_by_its_name():
+    policy = by_kind()["NetworkPolicy"]["spec"]
+    peers = [p for r in policy["ingress"] for p in r["from"]]
+    peers += [p for r in policy["egress"] for p in r.get("to", [])]
+    for peer in peers:
+        assert "ipBlock" not in peer  # no address ranges: pods by label only
+        if "namespaceSelector" in peer:
+            # never {} (every namespace) nor a label a namespace owner sets
+            assert set(peer["namespaceSelector"]) == {"matchLabels"}, peer
+            assert list(peer["namespaceSelector"]["matchLabels"]) == ["kubernetes.io/metadata.name"]
 
 
 def test_the_compose_stack_validates_and_wires_the_store_and_scraping():
@@ -130,12 +219,12 @@ def test_compose_runs_the_champion_image_and_builds_nothing():
     assert "build" not in service  # only the image gate 3 tested ships, never a local rebuild
 
 
-def test_the_kustomization_lists_every_manifest_and_names_the_deployments_image():
+def test_the_kustomization_lists_every_manifest_and_names_the_statefulsets_image():
     kustomization = load(KUSTOMIZATION)
     assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
     assert kustomization["kind"] == "Kustomization"
     assert sorted(kustomization["resources"]) == [p.name for p in K8S]
-    container = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container = by_kind()["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     # a plain name kustomize rewrites: no tag, no digest, no registry of its own
     assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", container["image"]), container["image"]
     [entry] = kustomization["images"]
@@ -163,8 +252,8 @@ def kustomize(folder: Path) -> list[dict]:
 def test_kustomize_renders_valid_manifests_with_the_champion_tag():
     docs = kustomize(KUSTOMIZATION.parent)
     assert sorted(d["kind"] for d in docs) == sorted(by_kind())
-    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "carprice:champion"
+    [statefulset] = [d for d in docs if d["kind"] == "StatefulSet"]
+    assert statefulset["spec"]["template"]["spec"]["containers"][0]["image"] == "carprice:champion"
 
 
 def make_targets() -> set[str]:

@@ -273,15 +273,19 @@ def test_gunicorn_refuses_to_start_on_an_older_store_schema(make_bundle, tmp_pat
     assert "`carprice store upgrade` first." in log
 
 
-def test_the_probe_port_answers_the_probes_only_and_slow_clients_starve_neither(
+def test_the_probe_and_metrics_ports_answer_their_paths_only_and_slow_clients_starve_neither(
     make_bundle, tmp_path
 ):
     from tests.e2e.slow_clients import attack
 
     home = tmp_path / "home"
     pointer.swap_pointer(home, make_bundle("gun-probe"))
-    probe = _free_port()
-    server = Server(home, tmp_path / "probe.log", env={"CARPRICE_PROBE_BIND": f"127.0.0.1:{probe}"})
+    probe, metrics = _free_port(), _free_port()
+    env = {
+        "CARPRICE_PROBE_BIND": f"127.0.0.1:{probe}",
+        "CARPRICE_METRICS_BIND": f"127.0.0.1:{metrics}",
+    }
+    server = Server(home, tmp_path / "probe.log", env=env)
     try:
         server.wait_ready()
         assert (
@@ -295,11 +299,23 @@ def test_the_probe_port_answers_the_probes_only_and_slow_clients_starve_neither(
             status, problem = _call(probe, method, path, body)
             assert status == 404 and "probe port" in problem["detail"], (path, problem)
         assert server.call("POST", "/v1/estimates", {"listings": [golf()]})[0] == 200
+        status, text = _call(metrics, "GET", "/metrics")
+        assert status == 200 and 'carprice_estimates_total{status="ok"}' in text, text[:500]
+        for method, path, body in (
+            ("POST", "/v1/estimates", {"listings": [golf()]}),
+            ("GET", "/readyz", None),
+            ("GET", "/openapi.json", None),
+        ):
+            status, problem = _call(metrics, method, path, body)
+            assert status == 404 and "metrics port" in problem["detail"], (path, problem)
+        status, problem = server.call("GET", "/metrics")  # the estimate port tells nothing
+        assert status == 404 and "metrics port" in problem["detail"], problem
         figures = attack(server.port, probe, connections=64, interval=1.0, seconds=8.0)
         os.kill(server.proc.pid, signal.SIGHUP)  # a reload reads the settings again
         time.sleep(3)
         server.wait_ready()
         assert _call(probe, "GET", "/readyz")[0] == 200
+        assert _call(metrics, "GET", "/metrics")[0] == 200
     finally:
         server.stop()
     assert server.log.read_text().count("Listening at") == 1  # the reload kept the listeners

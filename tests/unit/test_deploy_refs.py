@@ -28,9 +28,9 @@ def compose_image(paths: dict[str, Path]) -> str:
 
 
 def rendered_image(folder: Path) -> str:
-    """The Deployment's image once the overlay is applied (kubectl kustomize)."""
-    [deployment] = [d for d in kustomize(folder) if d["kind"] == "Deployment"]
-    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    """The StatefulSet's image once the overlay is applied (kubectl kustomize)."""
+    [statefulset] = [d for d in kustomize(folder) if d["kind"] == "StatefulSet"]
+    return statefulset["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def test_the_overlay_pins_the_champion_by_digest_and_points_at_the_base(tmp_path):
@@ -70,9 +70,9 @@ def test_without_a_digest_the_champion_is_pinned_by_tag(tmp_path):
     assert compose_image(paths) == "carprice:m-0123"
 
 
-def test_the_deployment_uses_the_name_the_overlay_rewrites():
-    deployment = yaml.safe_load((BASE / "deployment.yaml").read_text())
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_NAME
+def test_the_statefulset_uses_the_name_the_overlay_rewrites():
+    statefulset = yaml.safe_load((BASE / "statefulset.yaml").read_text())
+    assert statefulset["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE_NAME
     compose = yaml.safe_load((PROJECT_ROOT / "deploy" / "docker-compose.yml").read_text())
     assert "CARPRICE_IMAGE" in compose["services"]["carprice"]["image"]
 

@@ -31,7 +31,7 @@ import yaml
 from carprice.config import PROJECT_ROOT
 from carprice.runtime.home import home_dir
 
-IMAGE_NAME = "carprice"  # the container image name in deploy/k8s/deployment.yaml
+IMAGE_NAME = "carprice"  # the container image name in deploy/k8s/statefulset.yaml
 BASE = PROJECT_ROOT / "deploy" / "k8s"
 KUSTOMIZATION = Path("k8s") / "kustomization.yaml"
 COMPOSE_ENV = Path("compose.env")
