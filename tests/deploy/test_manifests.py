@@ -391,7 +391,7 @@ def test_the_store_setup_job_makes_both_roles_then_grants_the_runtime_role_the_s
     assert upgrade["image"] == "carprice:champion"
     assert upgrade["command"] == ["python3", "-m", "carprice.cli.store", "upgrade"]
     assert upgrade["args"] == ["--runtime-role", RUNTIME]
-    service = by_kind()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    service = by_kind()["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     # the pods connect with the Secret whose password the roles script gives the runtime role;
     # the schema is changed with the migration role's, which the pods never see
     assert _env(roles)["RUNTIME_PASSWORD"] == ("carprice-db", "password")
