@@ -53,9 +53,11 @@ LISTING = EXAMPLE_LISTING
 BODY = json.dumps({"listings": [LISTING]})
 # Every contender's load comes from one address: its anonymous per-address limit is lifted out
 # of reach, so the count still runs on each request but never refuses one (non-2xx stays 0).
-ONE_ADDRESS = {
+# A store other than SQLite needs the key pepper to start (a throw-away one here).
+BENCH_SETTINGS = {
     "CARPRICE_ANONYMOUS_LISTINGS_PER_MINUTE": "1000000000",
     "CARPRICE_ANONYMOUS_MAX_LISTINGS": "1000",
+    "CARPRICE_KEY_PEPPER": os.urandom(32).hex(),
 }
 
 
@@ -266,7 +268,7 @@ def _peers(
                 "CARPRICE_BUNDLE": str(bundle),
                 "CARPRICE_HOME": str(work / "home"),
                 "CARPRICE_DB_URL": "",
-                **ONE_ADDRESS,
+                **BENCH_SETTINGS,
             },
         ),
     }
@@ -278,7 +280,7 @@ def _peers(
                 "CARPRICE_HOME": str(work / "home-pg"),
                 "CARPRICE_DB_URL": pg_url,
                 "CARPRICE_DB_PREFIX": PG_PREFIX,
-                **ONE_ADDRESS,
+                **BENCH_SETTINGS,
             },
         )
     return peers
@@ -321,7 +323,7 @@ class ImageServer:
         env = {
             "CARPRICE_BIND": f"127.0.0.1:{port}",
             "CARPRICE_WORKERS": str(workers),
-            **ONE_ADDRESS,
+            **BENCH_SETTINGS,
             **(env or {}),
         }
         args = ["run", "-d", "--network", "host"]
