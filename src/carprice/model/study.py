@@ -31,6 +31,7 @@ GROUPED, UNGROUPED = "grouped by car", "ungrouped rows"
 # mileage also means more km per year, so no constraint on both can hold at once.
 MONOTONE = {"mileage": -1, "km_per_year": -1, "hp": 1, "hp_rel": 1}
 OTHER, NONE = "(other)", "(none)"
+KNOBS = ("bagging_members", "token_min_rows", "smoothing_weight", "fractions", "band_min_rows")
 
 
 @dataclass(frozen=True)
@@ -219,9 +220,7 @@ def run_study(
         "num_boost_round": s.train.num_boost_round,
         "quantile_boost_round": s.train.quantile_boost_round,
         "interval_level": level,
-        **{k: getattr(s, k) for k in ("bagging_members", "token_min_rows", "smoothing_weight")},
-        "fractions": s.fractions,
-        "band_min_rows": s.band_min_rows,
+        **{k: getattr(s, k) for k in KNOBS},
         "segment_rows": seg,
         "floor_min_listings": s.bounds.min_group_listings,
     }

@@ -18,10 +18,9 @@ import pandas as pd
 import yaml
 
 from carprice.config import Paths, params_hash
-from carprice.data.gate import DataThresholds
+from carprice.data.gate import DataThresholds, data_gate
 from carprice.data.ingest import read_listings
 from carprice.data.rules import ValidationRules, validate
-from carprice.data.sufficiency import sufficiency
 from carprice.model import registry
 from carprice.model.cv import CURRENT
 from carprice.model.gate import ModelThresholds
@@ -33,13 +32,6 @@ from carprice.model.tune import TuneParams
 
 EXPERIMENT = "carprice-quality-study"
 Say = Callable[[str], None]
-# --quick: a small, fast version for tests and trials, not for conclusions.
-QUICK = {
-    "num_boost_round": 200,
-    "quantile_boost_round": 60,
-    "bagging_members": 2,
-    "fractions": (0.25, 0.5),
-}
 # The model-quality targets, on held-out real listings: (name, measure, low, high).
 TARGETS = (
     ("listings priced", "priced", 0.95, None),
@@ -50,25 +42,22 @@ TARGETS = (
 
 
 def settings_from(params: dict, quick: bool) -> StudySettings:
-    """Return the study settings: the shipped training parameters (smaller with `quick`)."""
-    train = TrainParams.from_params(params["train"])
-    gate2 = ModelThresholds.from_params(params["gate2"])
-    settings = StudySettings(train, gate2, BoundsRule.from_params(params["gate2"]))
-    if not quick:
-        return settings
-    faster = {**train.lgb, "learning_rate": 0.1}  # 200 rounds at 0.02 would stop far too early
-    rounds = {k: QUICK[k] for k in ("num_boost_round", "quantile_boost_round")}
-    quick_train = dataclasses.replace(train, lgb=faster, **rounds)
-    knobs = {k: v for k, v in QUICK.items() if k not in rounds}
-    return dataclasses.replace(settings, train=quick_train, **knobs)
+    """Return the study settings: the shipped training parameters, or with `quick` a small, fast
+    version for tests and trials, not for conclusions."""
+    train, gate2 = TrainParams.from_params(params["train"]), params["gate2"]
+    knobs = {"bagging_members": 2, "fractions": (0.25, 0.5)} if quick else {}
+    if quick:  # 200 rounds at 0.02 would stop far too early
+        faster = {**train.lgb, "learning_rate": 0.1}
+        train = dataclasses.replace(train, lgb=faster, num_boost_round=200, quantile_boost_round=60)
+    thresholds, bounds = ModelThresholds.from_params(gate2), BoundsRule.from_params(gate2)
+    return StudySettings(train, thresholds, bounds, **knobs)
 
 
 def clean_listings(listings: Path, params: dict, say: Say):
     """Read listings and apply gate 1's rules; return clean rows and supported model keys."""
     raw, _ = read_listings(Path(listings), progress=say)
     result = validate(raw, ValidationRules.from_params(params["validation"]))
-    gate1 = DataThresholds.from_params(params["gate1"])
-    table = sufficiency(result.clean, result.quarantine, gate1.min_rows_per_model)
+    table, _ = data_gate(result, DataThresholds.from_params(params["gate1"]))
     say(f"gate 1 rules: {len(result.clean):,} clean rows, {len(result.quarantine):,} quarantined")
     return result.clean, supported_keys(table)
 
