@@ -1,13 +1,9 @@
-"""Gate 1 on Dask partitions: carprice.data.rules' per-partition steps, each run on the worker
-that holds the rows, gathered into gate 1's usual outputs.
+"""Gate 1 on partitions, gathered: the per-partition results become gate 1's usual outputs.
 
-The snapshot's rows are numbered, then spread over partitions by make on the cluster
-(`carprice.data.partitions.bucket_of`), so every (make, model) and every duplicate (duplicates
-share their make) lies in one partition. The driver fetches one partition's result at a time.
-Clean rows are appended to a Parquet file (one row group per partition, in partition order) and
-only the columns the data report plots are kept; quarantined rows are kept whole (they are
-written and reported row by row). Counts are summed, so the report, the sufficiency table and
-the verdict are those of one process.
+The driver fetches one partition's result at a time. Clean rows are appended to a Parquet file
+(one row group per partition, in partition order) and only the columns the data report plots
+are kept; quarantined rows are kept whole (they are written and reported row by row). Counts
+are summed, so the report, the sufficiency table and the verdict are those of one process.
 """
 
 from __future__ import annotations
@@ -15,55 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from carprice.data.dask_rules import HISTOGRAMS, run_rules
 from carprice.data.gate import DataThresholds, GateResult, check_data_gate
-from carprice.data.partitions import bucket_of, read_partitioned
-from carprice.data.rules import (
-    BUCKET,
-    ROW,
-    ValidationResult,
-    ValidationRules,
-    column_problems,
-    finish,
-    judge,
-    outlier_fit,
-)
+from carprice.data.partitions import read_partitioned
+from carprice.data.rules import ValidationResult, ValidationRules, column_problems
 from carprice.data.sufficiency import clean_counts, quarantined_counts, table_of
 
 PARTITIONS_PER_WORKER = 4  # partitions by make, unless train.distributed.partitions says
-HISTOGRAMS = ["price", "mileage", "year", "hp"]  # what the data report plots of clean rows
-
-
-def spread(raw, buckets: int):
-    """Number the rows in snapshot order and move them into `buckets` partitions by make."""
-    lengths = raw.map_partitions(len).compute().to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype("int64")
-
-    def number(frame: pd.DataFrame, partition_info=None) -> pd.DataFrame:
-        start = int(offsets[partition_info["number"]])
-        return frame.assign(
-            **{
-                ROW: np.arange(start, start + len(frame), dtype="int64"),
-                BUCKET: bucket_of(frame["make"], buckets),
-            }
-        )
-
-    meta = raw._meta.assign(**{ROW: np.array([], "int64"), BUCKET: np.array([], "int64")})
-    return raw.map_partitions(number, meta=meta).shuffle(on=BUCKET, npartitions=buckets)
-
-
-def run_rules(client, raw, rules: ValidationRules, buckets: int) -> list:
-    """Run every rule on the cluster; return futures of each partition's PartitionResult."""
-    import dask
-
-    parts = spread(raw, buckets).to_delayed()
-    judged = client.compute([dask.delayed(judge)(p, rules) for p in parts])
-    ref_year, coef = outlier_fit(
-        judged, rules, lambda step, futures, **kw: client.gather(client.map(step, futures, **kw))
-    )
-    return client.map(finish, judged, rules=rules, ref_year=ref_year, coef=coef)
 
 
 def _collect(futures, clean_file: Path) -> tuple:

@@ -3,7 +3,7 @@
 The rules are written once, per partition: the per-row rules and duplicates (`judge`), the
 outlier rule's statistics (`candidate_stats`, `partition_equations`: its pooled linear fit is
 solved from normal equations summed over the partitions) and the split (`finish`). On one
-machine, `validate` runs them on one partition, the whole frame; carprice.data.dask_gate maps
+machine, `validate` runs them on one partition, the whole frame; carprice.data.dask_rules maps
 the same functions over partitions by make, where every (make, model) and every duplicate lies
 in one partition.
 """
