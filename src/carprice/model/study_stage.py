@@ -107,15 +107,10 @@ def run_quality_study(
     return summary
 
 
-def _current(summary: dict) -> dict:
-    return next(
-        c for c in summary["candidates"] if c["candidate"] == CURRENT and c["folds"] == GROUPED
-    )
-
-
 def target_rows(summary: dict) -> list[dict]:
     """Judge the current model's CV numbers against the model-quality targets."""
-    current, out = _current(summary), []
+    out, rows = [], summary["candidates"]
+    current = next(c for c in rows if c["candidate"] == CURRENT and c["folds"] == GROUPED)
     for name, measure, low, high in TARGETS:
         value = float(current[measure])
         met = (low is None or value >= low) and (high is None or value <= high)
