@@ -18,20 +18,17 @@ from carprice.model.noise import same_car
 from carprice.model.study import (
     GROUPED,
     MONOTONE,
+    NONE,
     UNGROUPED,
     candidates,
-    monotone,
+    model_tokens,
     relist_counts,
     run_study,
-)
-from carprice.model.study_features import (
-    NONE,
-    SmoothedEncoder,
-    model_tokens,
-    out_of_fold_smoothing,
+    smoothed,
+    smoothing,
 )
 from carprice.model.study_stage import EXPERIMENT, run_quality_study, settings_from
-from carprice.model.study_tables import VARIANTS, cqr, cqr_unseen_cars
+from carprice.model.study_tables import VARIANTS, interval
 from carprice.model.train import TEST, conformal_quantile, split_of, train
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.listing import frame_model_keys
@@ -74,25 +71,25 @@ def result(cars, supported, settings):
 
 def test_no_test_split_row_reaches_any_fold(result, cars):
     split = pd.Series(split_of(cars, 0.2, 0.15), index=cars.index)
-    studied = result.fold_of.index
+    studied = result["fold_of"].index
     assert split[split == TEST].index.intersection(studied).empty
     assert set(studied) == set(split[split != TEST].index)  # and every other row does
-    assert set(result.fold_of) == set(range(FOLDS))
-    assert result.settings["rows"] == len(studied)
+    assert set(result["fold_of"]) == set(range(FOLDS))
+    assert result["settings"]["rows"] == len(studied)
 
 
 def test_a_relisted_car_lands_in_one_fold_and_ungrouped_folds_would_split_some(result, cars):
-    rows = cars.loc[result.fold_of.index]
+    rows = cars.loc[result["fold_of"].index]
     key = same_car(rows)
-    assert result.relists["relisted_cars"] > 50
-    assert result.fold_of.groupby(key).nunique().max() == 1
-    assert result.relists["cars_split_across_folds"] == 0
+    assert result["relists"]["relisted_cars"] > 50
+    assert result["fold_of"].groupby(key).nunique().max() == 1
+    assert result["relists"]["cars_split_across_folds"] == 0
     by_row = fold_plan(rows, FOLDS, 42, grouped=False)
     assert relist_counts(rows, by_row)["cars_split_across_folds"] > 0
 
 
 def test_the_candidate_table_holds_every_candidate_with_finite_numbers(result, settings):
-    table = result.candidates
+    table = result["candidates"]
     grouped = table[table["folds"] == GROUPED]
     assert list(grouped["candidate"]) == [v.name for v in candidates(settings)]
     assert list(table[table["folds"] == UNGROUPED]["candidate"]) == [CURRENT]
@@ -101,17 +98,17 @@ def test_the_candidate_table_holds_every_candidate_with_finite_numbers(result, s
     assert ((table["mape"] > 0) & (table["mape"] < 1)).all()
     assert all(len(f) == FOLDS for f in table["fold_mapes"])
     assert set(grouped["verdict"]) <= {"reference", "better", "worse", "within noise"}
-    intervals = result.intervals
+    intervals = result["intervals"]
     assert list(intervals["interval"]) == list(VARIANTS)
     assert np.isfinite(intervals[["coverage", "interval_width"]].to_numpy(float)).all()
 
 
 def test_the_learning_curve_trains_on_more_rows_at_each_step(result):
-    curve = result.curve
+    curve = result["learning_curve"]
     assert curve["training_rows"].is_monotonic_increasing
     assert curve["training_rows"].nunique() == len(curve)
     assert curve["fraction"].iloc[-1] == 1.0
-    current = result.candidates.query("candidate == @CURRENT and folds == @GROUPED").iloc[0]
+    current = result["candidates"].query("candidate == @CURRENT and folds == @GROUPED").iloc[0]
     assert curve["mape"].iloc[-1] == pytest.approx(current["mape"])
     assert curve["mape"].iloc[0] > curve["mape"].iloc[-1]  # fewer rows, worse prices
 
@@ -119,7 +116,8 @@ def test_the_learning_curve_trains_on_more_rows_at_each_step(result):
 def test_the_monotone_candidate_is_monotone_on_a_probe(cars, settings):
     spec = FeatureSpec.fit(cars)
     x, y = spec.encode_frame(cars), np.log(cars["price"].to_numpy(float))
-    params = {**settings.train.lgb, **monotone(), "learning_rate": 0.2, "verbose": -1}
+    monotone = next(v for v in candidates(settings) if v.name == "monotone").lgb
+    params = {**settings.train.lgb, **monotone, "learning_rate": 0.2, "verbose": -1}
     data = lgb.Dataset(x, y, categorical_feature=spec.categorical_features)
     booster = lgb.train(params, data, num_boost_round=80)
     probe = cars.iloc[:40]
@@ -142,8 +140,7 @@ def test_model_names_split_into_a_family_and_a_trim_word():
 def test_a_rare_model_leans_on_its_make_and_a_common_one_on_itself():
     frame = pd.DataFrame({"make": ["A"] * 41, "model": ["common"] * 40 + ["rare"]})
     y = np.r_[np.full(40, 9.0), 11.0]
-    enc = SmoothedEncoder.fit(frame, y, weight=20.0)
-    common, rare = enc.transform(frame.iloc[[0, 40]])[:, 0]
+    common, rare = smoothed(frame, y, weight=20.0)(frame.iloc[[0, 40]])[:, 0]
     assert common == pytest.approx(9.0, abs=0.1)
     assert 9.0 < rare < 9.5  # one row of 11.0 hardly moves it off the make
 
@@ -151,7 +148,7 @@ def test_a_rare_model_leans_on_its_make_and_a_common_one_on_itself():
 def test_out_of_fold_smoothing_never_encodes_a_row_with_its_own_price():
     frame = pd.DataFrame({"make": ["A"] * 30 + ["B"], "model": ["x"] * 30 + ["solo"]})
     y = np.r_[np.full(30, 9.0), 15.0]
-    column, _ = out_of_fold_smoothing(frame, y, weight=5.0, folds=5, seed=1)
+    column, _, _ = smoothing(5.0, folds=5)(frame, y, 1)
     assert column[-1, 0] < 12.0  # without its own row, make B is unknown: the overall mean
 
 
@@ -213,8 +210,8 @@ def test_calibrating_on_unseen_cars_ignores_relistings_of_training_cars():
     cal = pd.DataFrame({"y": y, "point": point, "q_low": point - 0.1, "q_high": point + 0.1})
     cal["unseen"] = ~seen
     held = pd.DataFrame({"log_point": np.zeros(5), "q_low": -0.1, "q_high": 0.1})
-    low_all, high_all = cqr(cal, held, 0.8, 100)
-    low_new, high_new = cqr_unseen_cars(cal, held, 0.8, 100)
+    low_all, high_all = interval(cal, held, 0.8, 100)
+    low_new, high_new = interval(cal, held, 0.8, 100, **VARIANTS["cqr-unseen-cars"][1])
     assert (high_new - low_new)[0] > (high_all - low_all)[0] * 1.5
     expected = conformal_quantile(np.abs(y[~seen]) - 0.1, 0.8)
     assert high_new[0] == pytest.approx(0.1 + expected)

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT, Paths
-from carprice.model.noise import same_car
-from carprice.model.train import TEST, TrainParams, split_of
+from carprice.model.train import TrainParams
 from carprice.model.tune import TuneParams, search
 from carprice.model.tune_stage import EXPERIMENT, params_diff, propose, run_tuning
 from tests.conftest import run_cli
@@ -76,30 +75,6 @@ def test_the_same_seed_gives_the_same_table_and_another_seed_other_candidates(
     pd.testing.assert_frame_equal(result.table[columns], again.table[columns])
     other = search(cars, train_params, dataclasses.replace(tune_params, seed=4))
     assert not other.table[list(SPACE)].equals(result.table[list(SPACE)])
-
-
-def test_no_test_split_row_reaches_any_fold(result, cars, train_params):
-    split = pd.Series(split_of(cars, train_params.test_share, train_params.calibration_share))
-    split.index = cars.index
-    searched = result.fold_of.index
-    assert (split[split == TEST].index.intersection(searched)).empty
-    assert set(searched) == set(split[split != TEST].index)  # and every other row does
-    assert set(result.fold_of) == set(range(FOLDS))
-    assert result.settings["rows"] == len(searched)
-
-
-def test_a_car_never_straddles_two_folds(result):
-    folds_per_car = result.fold_of.groupby(result.groups).nunique()
-    assert folds_per_car.max() == 1
-    assert len(folds_per_car) == result.settings["groups"] > FOLDS
-
-
-def test_relistings_of_one_car_share_a_group_and_other_cars_do_not(cars):
-    car = cars.iloc[[0]]
-    relisted = car.assign(mileage=car["mileage"] // 10_000 * 10_000 + 9_999)
-    older = car.assign(year=car["year"] - 1)
-    keys = same_car(pd.concat([car, relisted, older])).tolist()
-    assert keys[0] == keys[1] != keys[2]
 
 
 def test_the_proposed_diff_names_the_chosen_values(result):

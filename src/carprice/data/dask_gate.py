@@ -16,19 +16,10 @@ import pandas as pd
 from carprice.data.dask_rules import HISTOGRAMS, run_rules
 from carprice.data.gate import DataThresholds, GateResult, check_data_gate
 from carprice.data.partitions import read_partitioned
-from carprice.data.rules import ValidationResult, ValidationRules
+from carprice.data.rules import ValidationResult, ValidationRules, column_problems
 from carprice.data.sufficiency import clean_counts, quarantined_counts, table_of
 
 PARTITIONS_PER_WORKER = 4  # partitions by make, unless train.distributed.partitions says
-
-
-def _problems(rules: ValidationRules, columns, rows: int, non_null: Counter) -> list[str]:
-    """Column-level problems of the whole snapshot, as `row_flags` words them."""
-    return [
-        f"required column {c!r} is {'missing' if c not in columns else 'empty'}"
-        for c in rules.required_fields
-        if c not in columns or (rows and non_null[c] == 0)
-    ]
 
 
 def _collect(futures, clean_file: Path) -> tuple:
@@ -80,7 +71,7 @@ def validate_on_partitions(
     futures = run_rules(client, raw, rules, partitions)
     plotted, quarantine, counts, non_null, models = _collect(futures, clean_file)
     rows_in = len(plotted) + len(quarantine)
-    problems = _problems(rules, list(raw.columns), rows_in, non_null)
+    problems = column_problems(rules, list(raw.columns), rows_in, non_null)
     result = ValidationResult(plotted, quarantine, dict(sorted(counts.items())), problems)
     table = table_of(models, quarantined_counts(quarantine), thresholds.min_rows_per_model)
     gate = check_data_gate(

@@ -5,7 +5,8 @@ comparable across rows. A pooled linear fit of log price on age, log mileage and
 those effects; what is left is compared with its group median, scaled by the group's median
 absolute deviation (MAD). A (make, model) with too few rows for stable statistics is not judged:
 borrowing its make's statistics flags rare but real variants (a camper van among hatchbacks).
-Two passes: the second fit ignores the rows the first one flagged.
+Two passes: the second fit ignores the rows the first one flagged (carprice.data.rules runs
+them, per partition).
 """
 
 from __future__ import annotations
@@ -75,21 +76,3 @@ def solve(equations: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     xtx, xty = sum(e[0] for e in equations), sum(e[1] for e in equations)
     coef, *_ = np.linalg.lstsq(xtx, xty, rcond=None)
     return coef
-
-
-def price_outliers(frame: pd.DataFrame, candidates: np.ndarray, rules: OutlierRules) -> np.ndarray:
-    """Flag candidate rows whose log price is far from similar cars of the same (make, model).
-
-    The fit is the partitioned one (carprice.data.dask_rules) on one partition.
-    """
-    flags = np.zeros(len(frame), dtype=bool)
-    if int(candidates.sum()) < rules.min_group_rows:
-        return flags
-    rows = judgeable(frame, candidates)
-    x, y = design(rows), np.log(rows["price"].to_numpy(dtype=float))
-    keep = np.ones(len(rows), dtype=bool)
-    for _ in range(2):
-        coef = solve([normal_equations(x, y, keep)])
-        keep = kept(rows, y - x @ coef, rules)
-    flags[frame.index.get_indexer(rows.index)] = ~keep
-    return flags

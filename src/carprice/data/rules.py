@@ -1,4 +1,12 @@
-"""Gate 1 data rules: every input row ends up clean or quarantined with its reason codes."""
+"""Gate 1 data rules: every input row ends up clean or quarantined with its reason codes.
+
+The rules are written once, per partition: the per-row rules and duplicates (`judge`), the
+outlier rule's statistics (`candidate_stats`, `partition_equations`: its pooled linear fit is
+solved from normal equations summed over the partitions) and the split (`finish`). On one
+machine, `validate` runs them on one partition, the whole frame; carprice.data.dask_rules maps
+the same functions over partitions by make, where every (make, model) and every duplicate lies
+in one partition.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +18,20 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from carprice.data.outliers import OutlierRules, price_outliers
+from carprice.data.outliers import (
+    OutlierRules,
+    design,
+    judgeable,
+    kept,
+    normal_equations,
+    solve,
+)
 from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, listing_schema
 from carprice.runtime import listing
 
 DUPLICATE = "duplicate"
 PRICE_OUTLIER = "price_outlier"
+ROW, BUCKET = "_row", "_bucket"  # a partition's row numbers in the snapshot, its make's bucket
 
 
 @dataclass(frozen=True)
@@ -100,21 +116,14 @@ def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
 
 def row_flags(
     df: pd.DataFrame, rules: ValidationRules
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], list[str]]:
-    """Apply the per-row rules: the source rows, the coerced frame, reason flags, problems.
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """Apply the per-row rules: the source rows, the coerced frame and the reason flags.
 
     Each row is judged alone, so any partition of the rows gets the same flags.
     """
     source = df.reset_index(drop=True)
     frame, flags = _coerce(source)
     n = len(frame)
-    problems = [
-        f"required column {c!r} is missing"
-        if c not in source.columns
-        else f"required column {c!r} is empty"
-        for c in rules.required_fields
-        if c not in source.columns or (n and frame[c].isna().all())
-    ]
     try:
         rules_schema(rules).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
@@ -129,7 +138,7 @@ def row_flags(
     for name in NUMERIC_COLUMNS:  # a value that is there but unreadable is not "missing"
         if f"missing_{name}" in flags:
             flags[f"missing_{name}"] &= ~flags[f"not_numeric_{name}"]
-    return source, frame, flags, problems
+    return source, frame, flags
 
 
 def any_flag(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
@@ -141,12 +150,94 @@ def any_flag(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
 
 
 def validate(df: pd.DataFrame, rules: ValidationRules) -> ValidationResult:
-    """Split listings into clean rows and quarantined rows with their reason codes."""
-    source, frame, flags, problems = row_flags(df, rules)
+    """Split listings into clean rows and quarantined rows with their reason codes: the
+    per-partition rules on one partition, the whole frame."""
+    judged = judge(df.assign(**{ROW: np.arange(len(df))}), rules)
+    ref_year, coef = outlier_fit(
+        [judged], rules, lambda step, parts, **kw: [step(p, **kw) for p in parts]
+    )
+    part = finish(judged, rules, ref_year, coef)
+    problems = column_problems(rules, df.columns, len(df), part.non_null)
+    return ValidationResult(part.clean, part.quarantine, part.reason_counts, problems)
+
+
+def column_problems(rules: ValidationRules, columns, rows: int, non_null: dict) -> list[str]:
+    """Column-level problems: a required column missing, or empty (`non_null` counts)."""
+    return [
+        f"required column {c!r} is {'missing' if c not in columns else 'empty'}"
+        for c in rules.required_fields
+        if c not in columns or (rows and non_null.get(c, 0) == 0)
+    ]
+
+
+@dataclass
+class PartitionResult:
+    """One partition's clean rows, quarantined rows (snapshot row numbers) and counts."""
+
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    reason_counts: dict[str, int]
+    non_null: dict[str, int]  # non-missing values of each required column
+
+
+def judge(part: pd.DataFrame, rules: ValidationRules) -> tuple:
+    """Per-row rules and duplicates of one partition (rows numbered in `_row`), in row order."""
+    part = part.sort_values(ROW)
+    rows = part[ROW].to_numpy()
+    source, frame, flags = row_flags(part.drop(columns=[ROW, BUCKET], errors="ignore"), rules)
     dirty = any_flag(flags, len(frame))
     flags[DUPLICATE] = frame.duplicated(keep="first").to_numpy()
-    flags[PRICE_OUTLIER] = price_outliers(frame, ~dirty, rules.outlier)
-    return split_rows(source, frame, flags, problems, rules)
+    return rows, source, frame, flags, dirty
+
+
+def candidate_stats(judged: tuple) -> tuple[int, float]:
+    """Outlier candidates (rows passing the per-row rules) and their newest judgeable year."""
+    _, _, frame, _, dirty = judged
+    rows = judgeable(frame, ~dirty)
+    return int((~dirty).sum()), float(rows["year"].max()) if len(rows) else -np.inf
+
+
+def _fit_rows(judged: tuple, ref_year: float):
+    _, _, frame, _, dirty = judged
+    rows = judgeable(frame, ~dirty)
+    return rows, design(rows, ref_year), np.log(rows["price"].to_numpy(dtype=float))
+
+
+def partition_equations(judged: tuple, rules: ValidationRules, ref_year: float, coef=None):
+    """X'X and X'y of the rows the outlier fit keeps (all judgeable rows in the first pass)."""
+    rows, x, y = _fit_rows(judged, ref_year)
+    keep = np.ones(len(rows), bool) if coef is None else kept(rows, y - x @ coef, rules.outlier)
+    return normal_equations(x, y, keep)
+
+
+def outlier_fit(judged: list, rules: ValidationRules, gather_map) -> tuple[float, object]:
+    """The outlier rule's reference year and pooled fit (None with too few candidates), in two
+    passes: the second ignores the rows the first flags. `gather_map(step, parts, **kw)` runs a
+    step on every partition and returns the results."""
+    stats = gather_map(candidate_stats, judged)
+    ref_year, coef = max(s[1] for s in stats), None
+    if sum(s[0] for s in stats) >= rules.outlier.min_group_rows:
+        for _ in range(2):
+            step = partition_equations
+            coef = solve(gather_map(step, judged, rules=rules, ref_year=ref_year, coef=coef))
+    return ref_year, coef
+
+
+def finish(judged: tuple, rules: ValidationRules, ref_year: float, coef) -> PartitionResult:
+    """Flag outliers with the final fit and split the partition into clean and quarantined."""
+    rows, source, frame, flags, _ = judged
+    flags = dict(flags)
+    outliers = np.zeros(len(frame), dtype=bool)
+    if coef is not None:
+        fit_rows, x, y = _fit_rows(judged, ref_year)
+        outliers[frame.index.get_indexer(fit_rows.index)] = ~kept(
+            fit_rows, y - x @ coef, rules.outlier
+        )
+    flags[PRICE_OUTLIER] = outliers
+    result = split_rows(source, frame, flags, [], rules)
+    quarantine = result.quarantine.assign(row=rows[result.quarantine["row"].to_numpy()])
+    non_null = {c: int(frame[c].notna().sum()) for c in rules.required_fields if c in frame}
+    return PartitionResult(result.clean, quarantine, result.reason_counts, non_null)
 
 
 def split_rows(source, frame, flags, problems, rules) -> ValidationResult:

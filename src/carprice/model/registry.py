@@ -39,8 +39,8 @@ class RegisteredBundle:
     tags: dict[str, str]
 
 
-def configure(paths: Paths | None = None) -> str:
-    """Point MLflow at the configured tracking store and return its URI."""
+def configure(paths: Paths | None = None, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the configured tracking store and `experiment`; return the store's URI."""
     import mlflow
 
     paths = paths or Paths.from_env()
@@ -61,10 +61,10 @@ def configure(paths: Paths | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     _exported = os.environ.get("MLFLOW_TRACKING_URI")
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+    if mlflow.get_experiment_by_name(experiment) is None:
         location = paths.artifacts.as_uri() if direct else None
-        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
+        mlflow.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
     return uri
 
 

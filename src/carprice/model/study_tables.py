@@ -19,61 +19,57 @@ from carprice.model.metrics import error_metrics
 from carprice.model.noise import floor_rows
 from carprice.model.train import conformal_quantile
 
-
-def _cqr_scores(cal) -> np.ndarray:
-    return np.maximum(cal["q_low"] - cal["y"], cal["y"] - cal["q_high"]).to_numpy()
-
-
-def _by_band(scores, cal, held, level: float, min_rows: int) -> np.ndarray:
-    """Per held row: the conformal quantile of its price band's scores (global when small)."""
-    cal_band, held_band = (np.digitize(np.exp(p), PRICE_BANDS[1:-1]) for p in (cal, held))
-    out = np.full(len(held_band), conformal_quantile(scores, level))
-    for band in np.unique(held_band):
-        mine = cal_band == band
-        if mine.sum() >= min_rows:
-            out[held_band == band] = conformal_quantile(scores[mine], level)
-    return out
-
-
-def cqr(cal, held, level, min_rows):
-    """Conformalised quantile regression: one symmetric offset (what training ships)."""
-    off = conformal_quantile(_cqr_scores(cal), level)
-    return held["q_low"] - off, held["q_high"] + off
-
-
-def cqr_unseen_cars(cal, held, level, min_rows):
-    """CQR calibrated only on calibration rows whose car is not among the train rows."""
-    return cqr(cal[cal["unseen"]], held, level, min_rows)
-
-
-def cqr_asymmetric(cal, held, level, min_rows):
-    """CQR with one offset per side, each covering its half of the miss rate."""
-    one_side = 1 - (1 - level) / 2
-    low = conformal_quantile((cal["q_low"] - cal["y"]).to_numpy(), one_side)
-    high = conformal_quantile((cal["y"] - cal["q_high"]).to_numpy(), one_side)
-    return held["q_low"] - low, held["q_high"] + high
-
-
-def cqr_by_price_band(cal, held, level, min_rows):
-    """CQR with one symmetric offset per price band of the estimate."""
-    off = _by_band(_cqr_scores(cal), cal["point"], held["log_point"], level, min_rows)
-    return held["q_low"] - off, held["q_high"] + off
-
-
-def residual_by_price_band(cal, held, level, min_rows):
-    """Point estimate +- the conformal quantile of absolute log residuals, per price band."""
-    scores = np.abs(cal["y"] - cal["point"]).to_numpy()
-    off = _by_band(scores, cal["point"], held["log_point"], level, min_rows)
-    return held["log_point"] - off, held["log_point"] + off
-
-
+# name: (what it is, keyword arguments of `interval`)
 VARIANTS = {
-    "cqr": cqr,
-    "cqr-unseen-cars": cqr_unseen_cars,
-    "cqr-asymmetric": cqr_asymmetric,
-    "cqr-by-price-band": cqr_by_price_band,
-    "residual-by-price-band": residual_by_price_band,
+    "cqr": ("Conformalised quantile regression: one symmetric offset (what training ships).", {}),
+    "cqr-unseen-cars": (
+        "CQR calibrated only on calibration rows whose car is not among the train rows.",
+        {"unseen": True},
+    ),
+    "cqr-asymmetric": (
+        "CQR with one offset per side, each covering its half of the miss rate.",
+        {"sides": True},
+    ),
+    "cqr-by-price-band": (
+        "CQR with one symmetric offset per price band of the estimate.",
+        {"by_band": True},
+    ),
+    "residual-by-price-band": (
+        "Point estimate +- the conformal quantile of absolute log residuals, per price band.",
+        {"by_band": True, "residual": True},
+    ),
 }
+
+
+def interval(cal, held, level, min_rows, unseen=False, sides=False, by_band=False, residual=False):
+    """Return the log band of the held rows, calibrated on the calibration rows `cal`.
+
+    The conformity score is CQR's max(q_low - y, y - q_high), or |y - point| (`residual`, a band
+    around the point); `unseen`: only rows whose car is not among the train rows; `sides`: one
+    offset per side, each covering half the miss rate; `by_band`: one offset per price band of
+    the estimate, the global one where a band has fewer than `min_rows` rows.
+    """
+    cal = cal[cal["unseen"]] if unseen else cal
+    if sides:
+        one_side = 1 - (1 - level) / 2
+        low = conformal_quantile((cal["q_low"] - cal["y"]).to_numpy(), one_side)
+        high = conformal_quantile((cal["y"] - cal["q_high"]).to_numpy(), one_side)
+        return held["q_low"] - low, held["q_high"] + high
+    if residual:
+        scores = np.abs(cal["y"] - cal["point"]).to_numpy()
+    else:
+        scores = np.maximum(cal["q_low"] - cal["y"], cal["y"] - cal["q_high"]).to_numpy()
+    off = conformal_quantile(scores, level)
+    if by_band:
+        points = (cal["point"], held["log_point"])
+        cal_band, held_band = (np.digitize(np.exp(p), PRICE_BANDS[1:-1]) for p in points)
+        off = np.full(len(held_band), off)
+        for band in np.unique(held_band):
+            mine = cal_band == band
+            if mine.sum() >= min_rows:
+                off[held_band == band] = conformal_quantile(scores[mine], level)
+    low, high = (held["log_point"],) * 2 if residual else (held["q_low"], held["q_high"])
+    return low - off, high + off
 
 
 def worst_segment(rows, held, ref_year: int, min_rows: int) -> tuple[float, str]:
@@ -125,11 +121,11 @@ def interval_table(current, rows, ref_year, level, band_rows, segment_rows) -> p
     """One row per interval variant around the current point model: coverage and width."""
     held, cals, _ = current
     out = []
-    for name, variant in VARIANTS.items():
+    for name, (about, options) in VARIANTS.items():
         parts = []
         for k, cal in enumerate(cals):
             part = held[held["fold"] == k]
-            parts.append(with_band(part, *variant(cal, part, level, band_rows)))
+            parts.append(with_band(part, *interval(cal, part, level, band_rows, **options)))
         banded = pd.concat(parts)
         worst, where = worst_segment(rows, banded, ref_year, segment_rows)
         out.append(
@@ -138,7 +134,7 @@ def interval_table(current, rows, ref_year, level, band_rows, segment_rows) -> p
                 **spread(per_fold(banded), ("coverage", "interval_width")),
                 "worst_segment_coverage": worst,
                 "worst_segment": where,
-                "about": (variant.__doc__ or "").strip().splitlines()[0],
+                "about": about,
             }
         )
     return pd.DataFrame(out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,22 +48,12 @@ class TuneParams:
 
 @dataclass
 class TuneResult:
-    """The CV table (one row per candidate, best first) and where each searched row went."""
+    """The CV table (one row per candidate, best first) and the chosen settings."""
 
     table: pd.DataFrame
     chosen: dict[str, Any]  # the full train.lgb block with the best candidate's values
-    fold_of: pd.Series  # validation fold of every searched row, by the frame's index
-    groups: pd.Series  # car identity of every searched row
     seconds: float
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def best(self) -> pd.Series:
-        return self.table.iloc[0]
-
-    @property
-    def current(self) -> pd.Series:
-        return self.table[self.table["source"] == CURRENT].iloc[0]
+    settings: dict[str, Any]  # rows and cars (groups) searched, boosting rounds
 
 
 def distributions(space: dict[str, Any]) -> dict[str, Any]:
@@ -74,46 +64,35 @@ def distributions(space: dict[str, Any]) -> dict[str, Any]:
     """
     out = {}
     for name, spec in space.items():
+        low, high = (spec.get(k) if isinstance(spec, dict) else None for k in ("low", "high"))
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
         if isinstance(spec, list) and spec:
             out[name] = spec
-        elif isinstance(spec, dict) and _ordered(spec.get("low"), spec.get("high")):
-            low, high = spec["low"], spec["high"]
-            if spec.get("int"):
-                out[name] = stats.randint(int(low), int(high) + 1)
-            elif spec.get("log"):
-                out[name] = stats.loguniform(low, high)
-            else:
-                out[name] = stats.uniform(low, high - low)
+        elif numbers and low < high:
+            out[name] = (
+                stats.randint(int(low), int(high) + 1)
+                if spec.get("int")
+                else stats.loguniform(low, high)
+                if spec.get("log")
+                else stats.uniform(low, high - low)
+            )
         else:
             raise ValueError(f"tune.space.{name}: expected a list or {{low, high}} with low < high")
     return out
-
-
-def _ordered(low, high) -> bool:
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
-    return numbers and low < high
 
 
 def _plain(value):
     """A sampled value as params.yaml would hold it (floats to 3 significant digits)."""
     if isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, float | np.floating):
-        return float(f"{float(value):.3g}")
-    return value
-
-
-def candidates(tune: TuneParams, current: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the current settings of the searched keys, then `tune.candidates` samples."""
-    sampler = ParameterSampler(distributions(tune.space), tune.candidates, random_state=tune.seed)
-    drawn = [{k: _plain(v) for k, v in sorted(c.items())} for c in sampler]
-    return [{k: current.get(k) for k in sorted(tune.space)}, *drawn]
+    return float(f"{float(value):.3g}") if isinstance(value, float | np.floating) else value
 
 
 def search(
     frame: pd.DataFrame, train: TrainParams, tune: TuneParams, steps: Steps | None = None
 ) -> TuneResult:
-    """Score the candidates with grouped K-fold CV on the non-test rows of a clean frame."""
+    """Score the current settings and the sampled ones with grouped K-fold CV on the non-test
+    rows of a clean frame."""
     started = time.perf_counter()
     rows = cv_rows(frame, train)
     plan = fold_plan(rows, tune.folds, tune.seed)
@@ -127,33 +106,28 @@ def search(
         lgb={**train.lgb, **threads},
         quantile_lgb={**train.quantile_lgb, **threads},
     )
-    cands = candidates(tune, train.lgb)
+    keys = sorted(tune.space)
+    sampler = ParameterSampler(distributions(tune.space), tune.candidates, random_state=tune.seed)
+    cands = [{k: train.lgb.get(k) for k in keys}]
+    cands += [{k: _plain(v) for k, v in sorted(c.items())} for c in sampler]
     variants = [
         Variant(str(i), lgb={k: v for k, v in c.items() if v is not None})
         for i, c in enumerate(cands)
     ]
     results = cross_validate(rows, plan, variants, params, steps=steps)
-    keys = sorted(tune.space)
-    table = cv_table(cands, [results[v.name] for v in variants], keys)
-    chosen = {**train.lgb, **{k: _plain(table.iloc[0][k]) for k in keys}}
-    groups = same_car(rows)
-    settings = {"rows": len(rows), "groups": int(groups.nunique()), "num_boost_round": rounds}
-    seconds = time.perf_counter() - started
-    return TuneResult(table, chosen, plan, groups, seconds, settings)
-
-
-def cv_table(cands: list[dict], results: list, keys: list[str]) -> pd.DataFrame:
-    """One row per candidate: its values, fold MAPEs, mean/std MAPE and median APE, fit time."""
-    rows = []
-    for i, (cand, (held, _, seconds)) in enumerate(zip(cands, results, strict=True)):
+    table = []
+    for i, cand in enumerate(cands):
+        held, _, seconds = results[str(i)]
         folds = per_fold(held.assign(priced=True))
         row = {"candidate": i, "source": CURRENT if i == 0 else "sampled", **cand}
         for name in ("mape", "median_ape"):
             row[f"mean_{name}"] = float(folds[name].mean())
             row[f"std_{name}"] = float(folds[name].std(ddof=0))
         row |= {f"fold{k}_mape": float(v) for k, v in enumerate(folds["mape"])}
-        rows.append({**row, "mean_fit_seconds": float(np.mean(list(seconds.values())))})
-    table = pd.DataFrame(rows)
-    table = table.sort_values(["mean_mape", "candidate"], kind="stable", ignore_index=True)
+        table.append({**row, "mean_fit_seconds": float(np.mean(list(seconds.values())))})
+    table = pd.DataFrame(table).sort_values(["mean_mape", "candidate"], ignore_index=True)
     table.insert(0, "rank", range(1, len(table) + 1))
-    return table
+    chosen = {**train.lgb, **{k: _plain(table.iloc[0][k]) for k in keys}}
+    groups = int(same_car(rows).nunique())
+    settings = {"rows": len(rows), "groups": groups, "num_boost_round": rounds}
+    return TuneResult(table, chosen, time.perf_counter() - started, settings)

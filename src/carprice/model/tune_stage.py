@@ -21,9 +21,10 @@ import yaml
 from carprice import htmlreport as hr
 from carprice.config import Paths, params_hash
 from carprice.model import registry
+from carprice.model.cv import CURRENT
 from carprice.model.lineage import git_commit, log_snapshot_input, snapshot_of, source_tags
 from carprice.model.train import TrainParams
-from carprice.model.tune import TuneParams, TuneResult, search
+from carprice.model.tune import TuneParams, search
 
 EXPERIMENT = "carprice-tuning"
 Say = Callable[[str], None]
@@ -112,23 +113,16 @@ def run_tuning(
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = Path(out) / stamp
     folder.mkdir(parents=True, exist_ok=True)
-    diff = params_diff(text, propose(text, result.chosen), params_file.name)
-    summary = _summary(result, tune, validated, stamp, bool(diff))
-    result.table.to_csv(folder / "cv_table.csv", index=False)
-    (folder / "params.diff").write_text(diff, encoding="utf-8")
-    (folder / "chosen.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (folder / "tune.html").write_text(_page(result, summary, diff), encoding="utf-8")
-    summary["run_id"] = _log_run(result, tune, params, validated, folder, paths)
-    if write and diff:
-        params_file.write_text(propose(text, result.chosen), encoding="utf-8")
-        say(f"{params_file}: train.lgb updated with the chosen settings")
-    summary.update(folder=str(folder), diff=diff)
-    return summary
-
-
-def _summary(result: TuneResult, tune: TuneParams, validated, stamp: str, changed: bool) -> dict:
-    best, current = result.best, result.current
-    return {
+    proposed = propose(text, result.chosen)
+    diff = params_diff(text, proposed, params_file.name)
+    table = result.table
+    best, current = table.iloc[0], table[table["source"] == CURRENT].iloc[0]
+    scores = {
+        f"{name}_cv_{measure}": float(row[f"mean_{measure}"])
+        for name, row in (("best", best), ("current", current))
+        for measure in ("mape", "median_ape")
+    }
+    summary = {
         "created_at": stamp,
         "data": str(validated),
         "candidates": tune.candidates,
@@ -136,18 +130,25 @@ def _summary(result: TuneResult, tune: TuneParams, validated, stamp: str, change
         **result.settings,
         "seconds": round(result.seconds, 1),
         "best": {"candidate": int(best["candidate"]), "source": best["source"]},
-        "best_cv_mape": float(best["mean_mape"]),
-        "best_cv_median_ape": float(best["mean_median_ape"]),
-        "current_cv_mape": float(current["mean_mape"]),
-        "current_cv_median_ape": float(current["mean_median_ape"]),
+        **scores,
         "current_rank": int(current["rank"]),
-        "changes_params": changed,
+        "changes_params": bool(diff),
         "chosen_lgb": result.chosen,
     }
+    table.to_csv(folder / "cv_table.csv", index=False)
+    (folder / "params.diff").write_text(diff, encoding="utf-8")
+    (folder / "chosen.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (folder / "tune.html").write_text(_page(table, summary, diff), encoding="utf-8")
+    metrics = {**scores, "rows": result.settings["rows"], "search_seconds": result.seconds}
+    summary["run_id"] = _log_run(tune, params, result.chosen, metrics, validated, folder, paths)
+    if write and diff:
+        params_file.write_text(proposed, encoding="utf-8")
+        say(f"{params_file}: train.lgb updated with the chosen settings")
+    summary.update(folder=str(folder), diff=diff)
+    return summary
 
 
-def _page(result: TuneResult, summary: dict, diff: str) -> str:
-    table = result.table
+def _page(table: pd.DataFrame, summary: dict, diff: str) -> str:
     verdict = (
         f"best: candidate {summary['best']['candidate']} ({summary['best']['source']}), "
         f"CV MAPE {summary['best_cv_mape']:.2%} vs {summary['current_cv_mape']:.2%} for the "
@@ -172,37 +173,20 @@ def _page(result: TuneResult, summary: dict, diff: str) -> str:
     return hr.page("carprice hyper-parameter search", (True, verdict), sections, about=about)
 
 
-def _log_run(result, tune, params, validated, folder: Path, paths: Paths) -> str:
+def _log_run(tune, params, chosen, metrics, validated, folder: Path, paths: Paths) -> str:
     """Log the search as a run of its own experiment; return the run id."""
     import mlflow
 
-    uri = registry.configure(paths)
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        direct = uri.split(":", 1)[0].split("+", 1)[0] in registry.DATABASES
-        location = paths.artifacts.as_uri() if direct else None
-        experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    registry.configure(paths, EXPERIMENT)
     lineage = {**snapshot_of(validated), "params_hash": params_hash(params)}
     commit = git_commit()
-    best, current = result.best, result.current
-    with mlflow.start_run(experiment_id=experiment_id, run_name=folder.name) as run:
+    with mlflow.start_run(run_name=folder.name) as run:
         mlflow.log_params({f"tune.{k}": str(v) for k, v in params["tune"].items()})
         mlflow.log_params({"tune.used.candidates": tune.candidates, "tune.used.folds": tune.folds})
-        mlflow.log_params({f"chosen.{k}": str(v) for k, v in result.chosen.items()})
+        mlflow.log_params({f"chosen.{k}": str(v) for k, v in chosen.items()})
         mlflow.set_tags({**{k: str(v) for k, v in lineage.items()}, "git_commit": commit})
         mlflow.set_tags(source_tags(commit, "carprice tune"))
         log_snapshot_input(validated, lineage)
-        mlflow.log_metrics(
-            {
-                "best_cv_mape": float(best["mean_mape"]),
-                "best_cv_median_ape": float(best["mean_median_ape"]),
-                "current_cv_mape": float(current["mean_mape"]),
-                "current_cv_median_ape": float(current["mean_median_ape"]),
-                "rows": result.settings["rows"],
-                "search_seconds": result.seconds,
-            }
-        )
+        mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(folder), "tune")
     return run.info.run_id

@@ -44,13 +44,6 @@ def feedback_key(
     return dedupe_key(prediction_id, listing_price, sold_price, sold_at, event, stated_at, *said)
 
 
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Return a time as UTC-aware (SQLite gives stored UTC times back without a zone)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
 class Feedback(Database):
     """Writing feedback durably and reading it back."""
 
