@@ -514,6 +514,33 @@ def main() -> int:
     return 0
 
 
+# Contenders reported as a share of another one's throughput, measured in the same rounds:
+# (contender, reference, what the line says, target share).
+RATIOS = (
+    ("image", "bare", "image (container)", 0.80),
+    ("image", "image-sync", "image (gevent) vs its sync workers", 0.90),
+    ("image-pg", "image", "image on PostgreSQL vs on SQLite", 0.90),
+    ("product-pg", "product", "product on PostgreSQL vs on SQLite", 0.90),
+    ("product-auth", "product", "product with an API key vs anonymous", 0.95),
+)
+
+
+def _ratio_line(results: dict, name: str, of: str, label: str, target: float) -> None:
+    """Print a contender's median req/s as a share of its reference's, and each round's pair."""
+    mine, theirs = results.get(name, {}), results.get(of, {})
+    if "req_per_s" not in mine or "req_per_s" not in theirs:
+        return
+    ratio = mine["req_per_s"] / theirs["req_per_s"]
+    print(
+        f"{label + ' req/s':44}{mine['req_per_s']:>10,.0f}   = {ratio:.2f} of {of} "
+        f"(target >= {target:.2f}); non-2xx {mine['non_2xx']}, "
+        f"CPU {mine['server_cpu_us_per_request']:,.0f} µs/request"
+    )
+    runs = zip(theirs["wrk"], mine["wrk"], strict=True)
+    pairs = ", ".join(f"{t['req_per_s']:,.0f}/{m['req_per_s']:,.0f}" for t, m in runs)
+    print(f"{'  each round, ' + of + '/' + name:44}{pairs}")
+
+
 def report(results: dict) -> None:
     bare, product, inproc = results["bare"], results["product"], results["in_process"]
     print(f"{'':34}{'bare handler':>14}{'product':>14}")
@@ -523,58 +550,10 @@ def report(results: dict) -> None:
             f"{'wrk -c8 req/s (median)':34}{bare['req_per_s']:>14,.0f}"
             f"{product['req_per_s']:>14,.0f}   product = {share:.0%} of bare (target >= 70%)"
         )
-        image = results.get("image")
-        if image and "req_per_s" in image:
-            ratio = image["req_per_s"] / bare["req_per_s"]
-            runtime = results.get("image_runtime", {})
-            print(
-                f"{'image (container) req/s (median)':34}{image['req_per_s']:>28,.0f}"
-                f"   image = {ratio:.2f} of bare (target >= 0.80); scorer "
-                f"{runtime.get('scorer')}, non-2xx {image['non_2xx']}"
-            )
-            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in image["wrk"])
-            print(f"{'  each run, image':34}{each}")
-            sync = results.get("image-sync")
-            if sync and "req_per_s" in sync:
-                ratio = image["req_per_s"] / sync["req_per_s"]
-                print(
-                    f"{'image with sync workers req/s':34}{sync['req_per_s']:>28,.0f}"
-                    f"   image (gevent) = {ratio:.2f} of it (target >= 0.90); "
-                    f"non-2xx {sync['non_2xx']}"
-                )
-                each = ", ".join(f"{r['req_per_s']:,.0f}" for r in sync["wrk"])
-                print(f"{'  each run, image-sync':34}{each}")
-        image_pg = results.get("image-pg")
-        if image and image_pg and "req_per_s" in image_pg and "req_per_s" in image:
-            ratio = image_pg["req_per_s"] / image["req_per_s"]
-            print(
-                f"{'image on PostgreSQL req/s':34}{image_pg['req_per_s']:>28,.0f}"
-                f"   = {ratio:.2f} of the image on SQLite (target >= 0.90); "
-                f"non-2xx {image_pg['non_2xx']}"
-            )
-            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in image_pg["wrk"])
-            print(f"{'  each run, image-pg':34}{each}")
-        pg = results.get("product-pg")
-        if pg and "req_per_s" in pg:
-            ratio = pg["req_per_s"] / product["req_per_s"]
-            print(
-                f"{'product on PostgreSQL req/s':34}{pg['req_per_s']:>28,.0f}"
-                f"   = {ratio:.2f} of the product on SQLite (target >= 0.90); "
-                f"non-2xx {pg['non_2xx']}, CPU {pg['server_cpu_us_per_request']:,.0f} µs/request"
-            )
-            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in pg["wrk"])
-            print(f"{'  each run, product-pg':34}{each}")
-        authed = results.get("product-auth")
-        if authed and "req_per_s" in authed:
-            ratio = authed["req_per_s"] / product["req_per_s"]
-            print(
-                f"{'product with an API key req/s':34}{authed['req_per_s']:>28,.0f}"
-                f"   = {ratio:.3f} of anonymous (target >= 0.95); non-2xx {authed['non_2xx']}, "
-                f"CPU {authed['server_cpu_us_per_request']:,.0f} µs/request"
-            )
-            runs = zip(product["wrk"], authed["wrk"], strict=True)
-            pairs = ", ".join(f"{p['req_per_s']:,.0f}/{a['req_per_s']:,.0f}" for p, a in runs)
-            print(f"{'  each run, anonymous/key':34}{pairs}")
+        if "image_runtime" in results:
+            print(f"{'image scorer':34}{results['image_runtime'].get('scorer')}")
+        for name, of, label, target in RATIOS:
+            _ratio_line(results, name, of, label, target)
         runs = zip(bare["wrk"], product["wrk"], strict=True)
         pairs = ", ".join(f"{b['req_per_s']:,.0f}/{p['req_per_s']:,.0f}" for b, p in runs)
         print(f"{'  each run, bare/product':34}{pairs}")
