@@ -321,6 +321,7 @@ class ImageServer:
         env = {
             "CARPRICE_BIND": f"127.0.0.1:{port}",
             "CARPRICE_WORKERS": str(workers),
+            "CARPRICE_KEY_PEPPER": os.environ["CARPRICE_KEY_PEPPER"],
             **BENCH_SETTINGS,
             **(env or {}),
         }
