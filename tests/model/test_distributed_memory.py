@@ -48,10 +48,11 @@ THREADS = {
 }
 # How a refused allocation ends the job: numpy, C++ (LightGBM), pyarrow's allocator, the C
 # library, and pyarrow's report of numpy refusing the array it wraps a column's values in
-# ("Wrapping Manual failed", seen under the cap in `to_numpy`).
+# ("Wrapping Manual failed", "Wrapping Pre-registered failed": the value it wraps is a listing's
+# category, any of its spellings; seen under the cap in `to_numpy`).
 MEMORY_ERROR = re.compile(
     r"MemoryError|Unable to allocate|std::bad_alloc|Out of memory|Cannot allocate memory"
-    r"|ArrowException: Unknown error: Wrapping \w+ failed"
+    r"|ArrowException: Unknown error: Wrapping [^\n]+ failed"
 )
 
 
