@@ -107,5 +107,8 @@ def stop(home: Path, say: Say) -> str:
     """Return production to the champion alone, if it serves an experiment; say what ran."""
     if not in_container(home) or not (production.state(home) or {}).get("experiment"):
         return "production serves no experiment in a container"
-    record = production.switch_experiment(home, None, say)
+    try:
+        record = production.switch_experiment(home, None, say)
+    except production.ProductionError as err:
+        raise ExperimentError(f"production still serves the experiment: {err}") from None
     return f"production container {record['container'][:12]} serves the champion alone"
