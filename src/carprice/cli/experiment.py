@@ -89,9 +89,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from carprice.release import experiment
 
     paths = Paths.from_env()
-    say(
-        experiment.stop(paths.home, say)
-    )  # the champion alone first: the window holds every A/B row
+    try:  # the champion alone first: the window holds every A/B row
+        say(experiment.stop(paths.home, say))
+    except experiment.ExperimentError as err:
+        print(f"experiment not stopped: {err}", file=sys.stderr)
+        return 1
     store = _open_store(paths)
     try:
         record = store.stop_experiment()
