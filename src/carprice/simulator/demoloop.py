@@ -288,8 +288,8 @@ def main() -> int:
     finally:
         if service is not None:
             stop(service)
-        cli("experiment", "stop", env=env, ok=(0, 1))  # the next demo starts its own
         cli("serve", "--stop", env=env, ok=(0, 1))  # the production container, if it ran
+        cli("experiment", "stop", env=env, ok=(0, 1))  # the next demo starts its own
     step("demo finished; reports under reports/demo-monitoring/")
     return 0
 
