@@ -17,6 +17,7 @@ DEFAULTS = {
     "BUNDLE": None,  # champion bundle directory; default: the deploy pointer
     "CHALLENGER_BUNDLE": None,  # shadow bundle directory; default: deploy/challenger
     "AB_SHARE": None,  # share of keyed listings the challenger prices; default $CARPRICE_AB_SHARE
+    "EXPERIMENT_ID": None,  # the experiment record A/B serves; default $CARPRICE_EXPERIMENT_ID
     "CARPRICE_HOME": None,  # default: $CARPRICE_HOME or ./var
     "DB_URL": None,  # default: $CARPRICE_DB_URL or SQLite under CARPRICE_HOME
     "DB_PREFIX": None,  # table-name prefix; default: $CARPRICE_DB_PREFIX or none

@@ -231,11 +231,20 @@ def readyz():
     # What runs is no secret to an operator's probe: the scorer and the image id (the release
     # tooling waits on them); lineage and parameters stay behind a key on /v1/model.
     body = {"status": "ready", "model_version": rt.champion.version, "runtime": _runtime_info(rt)}
-    if rt.ab_active:  # the A/B experiment this worker serves
+    if rt.ab_active:  # the A/B experiment this worker serves, and what prices each arm
+        image = body["runtime"]["image_id"]
         body["experiment"] = {
             "id": rt.experiment_id,
             "challenger_version": rt.challenger.version,
             "share": rt.ab_share,
+            "arms": {
+                arm: {
+                    "image_id": image,
+                    "model_version": model.version,
+                    "bundle_checksums_sha256": model.bundle.checksums_sha256,
+                }
+                for arm, model in (("champion", rt.champion), ("challenger", rt.challenger))
+            },
         }
     return _json(body)
 

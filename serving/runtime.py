@@ -8,7 +8,10 @@ carprice.runtime.treecode). A challenger that fails to load is only logged.
 
 With a challenger loaded and an A/B share above 0 (`AB_SHARE`, else CARPRICE_AB_SHARE; 0..1,
 default 0) the challenger prices that share of the listings that carry a `listing_key`
-(carprice.runtime.experiment); with share 0 it only shadows the champion.
+(carprice.runtime.experiment); with share 0 it only shadows the champion. `EXPERIMENT_ID` (else
+CARPRICE_EXPERIMENT_ID) names the experiment record to serve, as the production container is
+started for one (carprice.release.experiment): its salt and share come from that record in the
+store, and a worker that cannot join it serves the champion alone (no experiment on /readyz).
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class Runtime:
     local_first: bool = False  # rows go to the spool first; the drainer batches them on
     ab_share: float = 0.0  # share of keyed listings the challenger prices (0: shadow only)
     experiment: dict | None = None  # the running experiment of these two models, if recorded
+    experiment_named: str | None = None  # the experiment id the configuration names, if any
     _drainer: threading.Thread | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -121,15 +125,25 @@ class Runtime:
         """Serve the running experiment of this champion and challenger (`carprice experiment
         start`): its salt assigns the arms, its share replaces the configured one and its id
         goes into every log row. Without one, A/B runs unsalted and no analysis reads it."""
+        named = self.experiment_named
         try:
-            running = self.store.running_experiment()
+            running = self.store.experiment(named) if named else self.store.running_experiment()
         except StoreError as err:
+            running = None
             log.error("experiment record not read, A/B serves no experiment: %s", err)
-            return
         versions = (self.champion and self.champion.version, self.challenger.version)
-        if running and (running["champion_version"], running["challenger_version"]) == versions:
+        if (
+            running
+            and running["stopped_at"] is None
+            and (running["champion_version"], running["challenger_version"]) == versions
+        ):
             self.experiment = running
             self.ab_share = running["share"]
+        elif named:  # never an A/B without the experiment it was started for
+            self.ab_share = 0.0
+            log.error(
+                "experiment %s is not running for %s against %s: champion only", named, *versions
+            )
         else:
             log.warning("A/B with no running experiment of %s against %s", *versions)
 
@@ -233,6 +247,9 @@ class Runtime:
         # (WAL, synchronous=NORMAL), as the SQLite store's rows do.
         spool = open_spool(home, "NORMAL" if first else "FULL")
         runtime = cls(home=home, store=store, spool=spool, local_first=first, ab_share=share)
+        runtime.experiment_named = (
+            config.get("EXPERIMENT_ID") or os.environ.get("CARPRICE_EXPERIMENT_ID") or None
+        )
         runtime.start_drainer()
         runtime.load_champion(champion_path(home, config.get("BUNDLE")))
         runtime.load_challenger(challenger_path(home, config.get("CHALLENGER_BUNDLE")))

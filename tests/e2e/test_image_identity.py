@@ -52,8 +52,8 @@ def _swap_image(monkeypatch, release_id: str, other: str) -> None:
             args = (*args[:-1], other)
         return run(self, *args, **kwargs)
 
-    def swapped_start(self, _image, port, env=None):
-        return start(self, other, port, env)
+    def swapped_start(self, _image, port, env=None, mounts=()):
+        return start(self, other, port, env, mounts)
 
     monkeypatch.setattr(container.Engine, "run", swapped_run)
     monkeypatch.setattr(container.Engine, "start", swapped_start)

@@ -2,7 +2,9 @@
 
 The tests run in file order on one session's history: release 1 is made by the `world` fixture;
 a second, good challenger is packaged once with a tampered bundle (gate 3 must stop it), then
-properly, and promoted; the rollback goes back to release 1.
+properly; an A/B experiment of it runs in the production container (a tampered copy of its
+bundle is refused first) and it is promoted by that experiment; the rollback goes back to
+release 1.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from carprice.config import load_params
 from carprice.release import container, promote
 from carprice.release.production import state as production_state
 from carprice.runtime.bundle import BOOSTERS, JSON_FILES
 from carprice.runtime.home import file_sha256
+from carprice.runtime.store import Store, default_url
 from tests.e2e.conftest import write_params
-from tests.e2e.experiment import run_experiment
+from tests.e2e.experiment import replay_experiment
 from tests.e2e.traffic import SLOW_S, Traffic, taken_at
 
 pytestmark = [pytest.mark.slow, pytest.mark.container]
@@ -245,50 +248,126 @@ def _assert_switched_cleanly(traffic: Traffic, old: str, new: str, ready: float)
     assert s.versions_sent_after(ready) == {new}
 
 
+def _experiment_start(world, package: Path, e2e: str) -> subprocess.CompletedProcess:
+    params = str(world.root / "params.yaml")
+    return world.carprice(
+        "experiment", "start", "--share", "0.5", "--package", str(package), "--gate3", e2e,
+        "--params", params,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def second_release(world, second, production) -> str:
-    """Release 2, promoted by an A/B experiment against release 1 (in the store production logs
-    to) while production answers 8 concurrent connections."""
+    """Release 2, promoted by an A/B experiment against release 1 that the production container
+    serves (the champion's image with the challenger's bundle mounted); before it, the same
+    package with a tampered bundle is refused. The experiment's stop and the promotion run while
+    production answers 8 concurrent connections."""
     params = str(world.root / "params.yaml")
     package = second["PACKAGE"]
     for step in (
         ["package", "--data", second["VALIDATED"], "--out", package, "--params", params],
         ["image", "--package", package],
         ["e2e", "--package", package, "--out", second["E2E"], "--params", params],
-        [
-            "promote",
-            "--package",
-            package,
-            "--gate1",
-            second["VALIDATED"],
-            "--gate2",
-            second["EVALUATION"],
-            "--gate3",
-            second["E2E"],
-            "--params",
-            params,
-        ],
     ):
-        if step[0] == "promote":
-            champion = world.production()[1]
-            weeks = run_experiment(
-                world.home,
-                world.root / "ab",
-                champion,
-                Path(package) / "bundle",
-                load_params(params),
-            )
-            before = _get(production, "/readyz")["model_version"]
-            with Traffic(production) as traffic:
-                proc = world.carprice(*step, "--by-experiment")
-            world.switches["promote"] = (traffic, before, _new_container_ready(world))
-            world.switches["experiment"] = (weeks, proc)
-        else:
-            proc = world.carprice(*step)
+        proc = world.carprice(*step)
         if step[0] == "image":
             world.images.append(json.loads((Path(package) / "image.json").read_text())["tag"])
         assert proc.returncode == 0, proc.stderr[-3000:]
+    # the package gate 3 passed, its bundle altered afterwards (and re-signed)
+    tampered = world.root / "runs" / "second-tampered"
+    shutil.copytree(package, tampered)
+    _tamper(tampered / "bundle")
+    before = production_state(world.home)["container"]
+    refused = _experiment_start(world, tampered, second["E2E"])
+    unchanged = production_state(world.home)["container"] == before
+    world.switches["refused"] = (refused, unchanged, _get(production, "/readyz"))
+    proc = _experiment_start(world, Path(package), second["E2E"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    world.switches["ab"] = (json.loads(proc.stdout), _get(production, "/readyz"))
+    weeks = replay_experiment(world.home, production)
+    with Traffic(production) as traffic:
+        stopped = world.carprice("experiment", "stop")
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    world.switches["stop"] = (traffic, _get(production, "/readyz"), _new_container_ready(world))
+    before = _get(production, "/readyz")["model_version"]
+    promote_args = ["--gate1", second["VALIDATED"], "--gate2", second["EVALUATION"]]
+    promote_args += ["--gate3", second["E2E"], "--params", params, "--by-experiment"]
+    with Traffic(production) as traffic:
+        proc = world.carprice("promote", "--package", package, *promote_args)
+    world.switches["promote"] = (traffic, before, _new_container_ready(world))
+    world.switches["experiment"] = (weeks, proc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip()
+
+
+def test_a_challenger_failing_parity_in_the_champion_image_is_refused_with_one_sentence(
+    world, second_release
+):
+    refused, unchanged, ready = world.switches["refused"]
+    assert refused.returncode == 1
+    [sentence] = [x for x in refused.stderr.splitlines() if x.startswith("experiment refused")]
+    assert "fails gate 3 in the champion's image" in sentence and "parity (single)" in sentence
+    assert "experiment" not in ready  # production served on as it was, champion alone
+    first = promote.history(world.home)[0]["release"]
+    assert (
+        ready["model_version"]
+        == json.loads((promote.releases_dir(world.home) / first / "manifest.json").read_text())[
+            "model_version"
+        ]
+    )
+    ab_record, _ = world.switches["ab"]
+    store = Store(default_url(world.home))
+    try:  # the refused attempt wrote no experiment: the one that ran is the only one
+        assert store.latest_experiment()["experiment_id"] == ab_record["experiment_id"]
+        assert store.experiment(ab_record["experiment_id"])["stopped_at"] is not None
+    finally:
+        store.dispose()
+    assert unchanged  # no container was started for it
+
+
+def test_the_production_image_serves_both_arms_and_readyz_shows_each_identity(
+    world, second, second_release
+):
+    record, ready = world.switches["ab"]
+    releases = promote.releases_dir(world.home)
+    first = json.loads(
+        (releases / promote.history(world.home)[0]["release"] / "manifest.json").read_text()
+    )
+    package = json.loads((Path(second["PACKAGE"]) / "package.json").read_text())
+    image = first["image"]["id"]
+    assert ready["runtime"]["image_id"] == image
+    experiment = ready["experiment"]
+    assert (experiment["id"], experiment["share"]) == (record["experiment_id"], 0.5)
+    assert experiment["arms"] == {
+        "champion": {
+            "image_id": image,
+            "model_version": first["model_version"],
+            "bundle_checksums_sha256": first["bundle_checksums_sha256"],
+        },
+        "challenger": {
+            "image_id": image,
+            "model_version": package["model_version"],
+            "bundle_checksums_sha256": package["bundle_checksums_sha256"],
+        },
+    }
+    assert record["challenger_version"] == package["model_version"] != first["model_version"]
+
+
+def test_stopping_the_experiment_returns_to_the_champion_alone_without_a_failed_request(
+    world, second_release
+):
+    traffic, ready, taken = world.switches["stop"]
+    s = traffic.stats
+    print(
+        f"\nexperiment stop under {traffic.connections} connections: {s.requests} requests, "
+        f"{len(s.errors)} errors, {len(s.non_2xx)} non-2xx, max {s.max_seconds * 1000:.0f} ms"
+    )
+    assert s.requests > 100, s
+    assert s.errors == [] and s.non_2xx == [] and s.slow == [], s
+    assert "experiment" not in ready
+    assert any(sent > taken for _, sent, _, _ in s.answers)  # traffic ran past the handover
+    record, ab_ready = world.switches["ab"]
+    assert ready["runtime"] == ab_ready["runtime"]  # the same image, the challenger gone
 
 
 def test_a_promote_replaces_production_under_load_without_a_failed_or_slow_request(

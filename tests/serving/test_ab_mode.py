@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from carprice.runtime import pointer
 from carprice.runtime.bundle import load_bundle, write_bundle
 from carprice.runtime.experiment import assign_arm
+from carprice.runtime.home import file_sha256
 from carprice.runtime.predictor import Predictor
 from carprice.runtime.spool import drain
 from carprice.runtime.store import Store
@@ -45,12 +46,13 @@ def other_bundle(tmp_path_factory, params, market_frame):
     return path
 
 
-def _app(home, bundle_dir, challenger, share):
+def _app(home, bundle_dir, challenger, share, experiment_id=None):
     return create_app(
         {
             "BUNDLE": bundle_dir,
             "CHALLENGER_BUNDLE": challenger,
             "AB_SHARE": share,
+            "EXPERIMENT_ID": experiment_id,
             "CARPRICE_HOME": home,
             "DB_URL": f"sqlite:///{home / 'carprice.db'}",
         }
@@ -126,11 +128,18 @@ def test_a_running_experiment_assigns_by_its_salt_and_share_and_tags_its_rows(
     try:
         client = app.test_client()
         ready = client.get("/readyz").get_json()["experiment"]
+        arms = ready.pop("arms")
         assert ready == {
             "id": record["experiment_id"],
             "challenger_version": "challenger-2",
             "share": 0.25,
         }
+        for arm, path in (("champion", bundle_dir), ("challenger", other_bundle)):
+            assert arms[arm] == {
+                "image_id": None,  # not in a container
+                "model_version": "test-1" if arm == "champion" else "challenger-2",
+                "bundle_checksums_sha256": file_sha256(path / "checksums.json"),
+            }
         listings = _listings() + [golf()]  # and one without a key
         body = client.post("/v1/estimates", json={"listings": listings}).get_json()
         arms = [e["arm"] for e in body["estimates"]]
@@ -299,3 +308,32 @@ def test_a_listing_date_is_logged_with_the_estimate(home, bundle_dir):
     with store.engine.connect() as conn:
         [inputs] = conn.execute(sa.select(store.predictions.c.inputs)).scalars().all()
     assert inputs["listed_at"] == "2026-01-05" and inputs["listing_key"] == "ad-1"
+
+
+def test_a_named_experiment_is_served_only_while_it_runs_for_these_two_models(
+    home, bundle_dir, other_bundle
+):
+    """The production container is started with the experiment's id: it joins that record
+    (salt and share), and serves the champion alone when the record is stopped or another
+    experiment runs, so the release tooling sees no experiment on /readyz."""
+    store = Store(f"sqlite:///{home / 'carprice.db'}")
+    store.create()
+    first = store.start_experiment("test-1", "challenger-2", 0.25, plan={"metrics": {}})
+    store.stop_experiment()
+    second = store.start_experiment("test-1", "challenger-2", 0.75, plan={"metrics": {}})
+    store.dispose()
+    for named, expected in ((second, 0.75), (first, None)):
+        app = _app(home, bundle_dir, other_bundle, SHARE, named["experiment_id"])
+        try:
+            client = app.test_client()
+            ready = client.get("/readyz").get_json()
+            body = client.post("/v1/estimates", json={"listings": _listings()}).get_json()
+        finally:
+            app.extensions["carprice"].store.dispose()
+        arms = [e["arm"] for e in body["estimates"]]
+        if expected is None:
+            assert "experiment" not in ready and set(arms) == {"champion"}
+        else:
+            assert ready["experiment"]["id"] == second["experiment_id"]
+            assert ready["experiment"]["share"] == expected
+            assert arms == [assign_arm(k, expected, second["salt"]) for k in KEYS]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from carprice.release import promote
+from carprice.release import experiment, promote
+from carprice.release.experiment import ExperimentError
 from carprice.runtime import pointer
 
 
@@ -108,3 +109,32 @@ def test_a_stale_pid_file_naming_another_program_is_not_signalled(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def _gated_package(tmp_path, passed: bool, image: str) -> tuple[Path, Path]:
+    package, gate3 = tmp_path / "package", tmp_path / "e2e"
+    package.mkdir()
+    gate3.mkdir()
+    meta = {"registry_version": "2", "model_version": "m-2"}
+    (package / "package.json").write_text(json.dumps(meta))
+    (package / "image.json").write_text(json.dumps({"id": "image-2"}))
+    report = {**meta, "passed": passed, "target": {"id": image}}
+    (gate3 / "e2e.json").write_text(json.dumps(report))
+    return package, gate3
+
+
+@pytest.mark.parametrize(
+    ("passed", "image", "refusal"),
+    [
+        (False, "image-2", "the challenger m-2 did not pass gate 3"),
+        (True, "image-1", "the challenger has no gate 3 verdict: the gate 3 report in"),
+    ],
+)
+def test_an_experiment_of_a_challenger_without_a_passed_gate_3_on_its_image_is_refused(
+    tmp_path, passed, image, refusal
+):
+    """Before anything runs in production: the package's own gate 3 passed, on its image."""
+    package, gate3 = _gated_package(tmp_path, passed, image)
+    with pytest.raises(ExperimentError, match=refusal):
+        experiment.start(tmp_path / "home", package, gate3, {}, None, "m-1", 0.5, {}, print)
+    assert not (tmp_path / "home").exists()  # no bundle copied, no record, no container

@@ -1,8 +1,11 @@
 """The experiment subcommand of `carprice`: start, stop and show the A/B experiment record.
 
 `start` records the champion of record against the gated package's model, with the share, a
-fresh salt and the plan (each metric's margin, its reason and the planned listings per arm);
-a service in A/B mode with those two models serves it (docs/monitoring.md).
+fresh salt and the plan (each metric's margin, its reason and the planned listings per arm).
+While production runs as a container, the champion's image then serves it with the challenger's
+bundle mounted, once that bundle passed gate 3 in the image (carprice.release.experiment), and
+`stop` returns production to the champion alone; otherwise a service started in A/B mode with
+those two models serves it (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from carprice.cli.args import require_folder
 from carprice.cli.progress import say
 from carprice.config import Paths, load_params
 
 PACKAGE = "data/model/package"
+GATE3 = "reports/e2e"
 
 
 def _open_store(paths: Paths):
@@ -37,13 +42,15 @@ def _shown(record: dict) -> dict:
 
 def cmd_start(args: argparse.Namespace) -> int:
     from carprice.monitor.experiment_plan import ExperimentSettings, plan
+    from carprice.release import experiment
     from carprice.release.candidate import PACKAGE_JSON, read_json
     from carprice.release.promote import champion_of_record
     from carprice.runtime.experiment import parse_share
 
     paths = Paths.from_env()
     share = parse_share(args.share, "--share")
-    settings = ExperimentSettings.from_params(load_params(args.params).get("experiment"))
+    params = load_params(args.params)
+    the_plan = plan(ExperimentSettings.from_params(params.get("experiment")), share)
     package = require_folder("--package", args.package, (PACKAGE_JSON,), "carprice package")
     challenger = read_json(package / PACKAGE_JSON)["model_version"]
     champion = champion_of_record(paths.home)
@@ -52,7 +59,25 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 1
     store = _open_store(paths)
     try:
-        record = store.start_experiment(champion, challenger, share, plan(settings, share))
+        if (running := store.running_experiment()) is not None:
+            raise ValueError(f"experiment {running['experiment_id']} is running; stop it first")
+        if experiment.in_container(paths.home):
+            record = experiment.start(
+                paths.home,
+                package,
+                Path(args.gate3),
+                dict(params["gate3"]),
+                store,
+                champion,
+                share,
+                the_plan,
+                say,
+            )
+        else:
+            record = store.start_experiment(champion, challenger, share, the_plan)
+    except experiment.ExperimentError as err:
+        print(f"experiment refused: {err}", file=sys.stderr)
+        return 1
     finally:
         store.dispose()
     say(f"experiment {record['experiment_id']}: {challenger} against {champion}, share {share}")
@@ -61,7 +86,15 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    store = _open_store(Paths.from_env())
+    from carprice.release import experiment
+
+    paths = Paths.from_env()
+    try:  # the champion alone first: the window holds every A/B row
+        say(experiment.stop(paths.home, say))
+    except experiment.ExperimentError as err:
+        print(f"experiment not stopped: {err}", file=sys.stderr)
+        return 1
+    store = _open_store(paths)
     try:
         record = store.stop_experiment()
     finally:
@@ -97,7 +130,8 @@ def add_commands(sub) -> None:
     s = actions.add_parser("start", help="record a new experiment of the package's model")
     s.add_argument("--package", default=PACKAGE, help="the gated package (the challenger)")
     s.add_argument("--share", required=True, help="share of keyed listings for the challenger")
-    s.add_argument("--params", default="params.yaml", help="parameters: `experiment:`")
+    s.add_argument("--gate3", default=GATE3, help="the package's gate 3 report folder")
+    s.add_argument("--params", default="params.yaml", help="parameters: `experiment:`, `gate3:`")
     s.set_defaults(func=cmd_start)
     t = actions.add_parser("stop", help="end the running experiment's window")
     t.set_defaults(func=cmd_stop)

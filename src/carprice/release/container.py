@@ -76,9 +76,13 @@ class Engine:
             "labels": config.get("Labels") or {},
         }
 
-    def start(self, image: str, port: int, env: dict[str, str] | None = None) -> str:
-        """Start the service image detached, listening on 127.0.0.1:port; return its id."""
+    def start(self, image: str, port: int, env: dict[str, str] | None = None, mounts=()) -> str:
+        """Start the service image detached, listening on 127.0.0.1:port; return its id.
+
+        `mounts` are "host:container:ro" volume specifications."""
         args = ["run", "-d", "--rm=false"]
+        for mount in mounts:
+            args += ["-v", mount]
         variables = dict(env or {})
         if self.name == "podman":
             args += ["--network", "host"]

@@ -43,10 +43,13 @@ def run_gate3(
     local: bool = False,
     contracts_dir: Path = CONTRACTS_DIR,
     steps: Steps | None = None,
+    bundle: Path | None = None,
 ) -> dict:
     """Run gate 3 against `image` (or a local process); return the report (see docs/release.md).
 
-    `say` gets each check's verdict; `steps` is told which check runs before it starts.
+    `say` gets each check's verdict; `steps` is told which check runs before it starts. With
+    `bundle` (the package's bundle, or a copy of it), the image serves that bundle mounted
+    read-only instead of the one built into it: an A/B challenger in the champion's image.
     """
     package = Path(package)
     meta = json.loads((package / "package.json").read_text(encoding="utf-8"))
@@ -88,7 +91,7 @@ def run_gate3(
             check("image", False, f"image {image!r} not found: build it with `make image`")
             return _finish(report, started, "")
         try:
-            target = start_container(engine, image, settings["workers"])
+            target = start_container(engine, image, settings["workers"], bundle)
         except container.EngineError as err:
             check("container start", False, f"the container did not start: {err}")
             return _finish(report, started, "")

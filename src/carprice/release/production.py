@@ -10,6 +10,12 @@ is ready and serves the expected image (the engine runs it from that image, and 
 that id), and once all its workers are ready the kernel hands it every new connection
 (serving/handover.py); the old container then finishes what it accepted and stops on SIGTERM.
 
+During an A/B experiment (carprice.release.experiment) the same champion image serves with the
+challenger's bundle mounted read-only at CHALLENGER_MOUNT and the experiment's id in its
+environment; starting and ending the experiment are switches like a promotion's, from one
+container of the image to another, and a new container takes the port only once it reports the
+expected image and experiment (none, after the experiment) on /readyz.
+
 The container keeps its state in the host's CARPRICE_HOME, mounted at the same path and written
 as the invoking user: the SQLite prediction log (or CARPRICE_DB_URL, passed through with the other
 service settings, SERVICE_SETTINGS) is the one `carprice monitor` reads.
@@ -33,6 +39,7 @@ STATE_FILE = Path("run") / "production.json"
 READY_TIMEOUT_S = 120
 SETTLE_S = 1.0  # after the switch: connections already queued at the old listener are accepted
 STOP_TIMEOUT_S = 30  # gunicorn's graceful_timeout: in-flight requests finish
+CHALLENGER_MOUNT = "/srv/carprice/challenger"  # the A/B challenger's bundle, read-only
 
 Say = Callable[[str], None]
 
@@ -111,33 +118,42 @@ def _get(port: int, path: str) -> tuple[int, dict]:
         return 0, {}
 
 
-def _wait_ready(engine: container.Engine, cid: str, admin_port: int, image_id: str) -> dict:
-    """Wait until the container answers ready on its admin port and serves `image_id`."""
+def _serves(model: dict) -> tuple[str | None, str | None]:
+    """The image id and the experiment id a /readyz answer reports."""
+    return (model.get("runtime") or {}).get("image_id"), (model.get("experiment") or {}).get("id")
+
+
+def _wait_ready(
+    engine: container.Engine, cid: str, admin_port: int, image_id: str, experiment: str | None
+) -> dict:
+    """Wait until the container answers ready on its admin port and serves `image_id` and
+    `experiment` (None: no A/B)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not _running(engine, cid):
             raise ProductionError(f"container {cid[:12]} exited while starting")
         status, model = _get(admin_port, "/readyz")
         if status == 200:
-            served = (model.get("runtime") or {}).get("image_id")
-            if status == 200 and served == image_id:
+            served = _serves(model)
+            if served == (image_id, experiment):
                 return model
             raise ProductionError(
-                f"container {cid[:12]} is ready but reports image {served!r}, not {image_id}"
+                f"container {cid[:12]} is ready but reports image {served[0]!r} and experiment "
+                f"{served[1]!r}, not {image_id} and {experiment!r}"
             )
         time.sleep(0.25)
     raise ProductionError(f"container {cid[:12]} not ready within {READY_TIMEOUT_S} s")
 
 
-def _wait_serving(port: int, image_id: str, in_a_row: int = 10) -> None:
-    """Wait until the public port answers from `image_id` `in_a_row` times: the new container
-    has taken the port's new connections (its workers are all ready)."""
+def _wait_serving(port: int, image_id: str, experiment: str | None, in_a_row: int = 10) -> None:
+    """Wait until the public port answers from `image_id` (serving `experiment`) `in_a_row`
+    times: the new container has taken the port's new connections (its workers are all ready)."""
     deadline, streak = time.monotonic() + READY_TIMEOUT_S, 0
     while streak < in_a_row:
         if time.monotonic() > deadline:
             raise ProductionError(f"port {port} is not served by image {image_id} yet")
         _, model = _get(port, "/readyz")
-        streak = streak + 1 if (model.get("runtime") or {}).get("image_id") == image_id else 0
+        streak = streak + 1 if _serves(model) == (image_id, experiment) else 0
         time.sleep(0.05)
 
 
@@ -156,8 +172,11 @@ SERVICE_SETTINGS = (
 )
 
 
-def _start(engine: container.Engine, image_id: str, port: int, home: Path, workers: int) -> dict:
-    """Start the image on `port` (shared by SO_REUSEPORT) plus a private admin port."""
+def _start(
+    engine: container.Engine, image_id: str, port: int, home: Path, workers: int, ab: dict | None
+) -> dict:
+    """Start the image on `port` (shared by SO_REUSEPORT) plus a private admin port; with `ab`
+    (experiment_id, share, bundle) it serves that experiment."""
     admin_port = container.free_port()
     home = Path(home).resolve()
     env = {
@@ -170,6 +189,13 @@ def _start(engine: container.Engine, image_id: str, port: int, home: Path, worke
     env.update({name: os.environ[name] for name in SERVICE_SETTINGS if os.environ.get(name)})
     args = ["run", "-d", "--network", "host", "--user", f"{os.getuid()}:{os.getgid()}"]
     args += ["--label", "org.carprice.role=production", "-v", f"{home}:{home}"]
+    if ab is not None:
+        args += ["-v", f"{Path(ab['bundle']).resolve()}:{CHALLENGER_MOUNT}:ro"]
+        env.update(
+            CARPRICE_CHALLENGER_BUNDLE=CHALLENGER_MOUNT,
+            CARPRICE_AB_SHARE=str(ab["share"]),
+            CARPRICE_EXPERIMENT_ID=ab["experiment_id"],
+        )
     for key, value in env.items():
         args += ["-e", f"{key}={value}"]
     cid = engine.run(*args, image_id).strip()
@@ -180,7 +206,7 @@ def _start(engine: container.Engine, image_id: str, port: int, home: Path, worke
             f"container {cid[:12]} runs image {ran!r}, not the release's {image_id}"
         )
     try:
-        model = _wait_ready(engine, cid, admin_port, image_id)
+        model = _wait_ready(engine, cid, admin_port, image_id, ab and ab["experiment_id"])
     except ProductionError:
         log = engine.logs(cid)[-2000:]
         engine.remove(cid)
@@ -193,6 +219,7 @@ def _start(engine: container.Engine, image_id: str, port: int, home: Path, worke
         "admin_port": admin_port,
         "engine": engine.name,
         "workers": workers,
+        "experiment": ab,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -217,23 +244,35 @@ def replace(home: Path, chosen: dict, say: Say) -> str:
     current = running(home)
     if current is None:
         return "no production container running (`make serve` starts the champion)"
-    if chosen["image_id"] == current["image_id"]:
+    if chosen["image_id"] == current["image_id"] and not current.get("experiment"):
         return f"production already runs image {chosen['image_id'][:19]}"
     record = _switch(home, chosen, current["port"], current.get("workers", 2), current, say)
     return f"production container {record['container'][:12]} replaced {current['container'][:12]}"
 
 
-def _switch(home: Path, chosen: dict, port: int, workers: int, old: dict | None, say: Say):
+def switch_experiment(home: Path, ab: dict | None, say: Say) -> dict:
+    """Move the running production container to the champion image serving the experiment
+    `ab` (experiment_id, share, bundle), or (None) to the champion alone; return its record.
+
+    Raises ProductionError when none runs or the new container does not become ready: the old
+    one serves on."""
+    current, chosen = running(home), champion(home)
+    if current is None or chosen is None:
+        raise ProductionError("no production container running (`carprice serve` starts it)")
+    return _switch(home, chosen, current["port"], current.get("workers", 2), current, say, ab)
+
+
+def _switch(home: Path, chosen: dict, port: int, workers: int, old: dict | None, say: Say, ab=None):
     engine = _engine()
     say(f"starting release {chosen['release']} (image {chosen['image_id'][:19]}) on port {port}")
     started = time.perf_counter()
-    record = _start(engine, chosen["image_id"], port, home, workers)
+    record = _start(engine, chosen["image_id"], port, home, workers, ab)
     record["release"] = chosen["release"]
     _write_json(Path(home) / STATE_FILE, record)
     say(f"container {record['container'][:12]} ready in {time.perf_counter() - started:.1f} s")
     if old is not None:
         try:
-            _wait_serving(port, chosen["image_id"])
+            _wait_serving(port, chosen["image_id"], ab and ab["experiment_id"])
         except ProductionError:
             engine.remove(record["container"])  # the old container never stopped serving
             _write_json(Path(home) / STATE_FILE, old)

@@ -99,6 +99,26 @@ def _gate_passed(reports: dict[str, Path], name: str) -> bool:
     return bool(read_json(reports[name] / GATE_FILES[name][0]).get("passed"))
 
 
+def package_image(package_dir: Path) -> dict:
+    """The package's image record (image.json); ReleaseError when it has none."""
+    if not (Path(package_dir) / IMAGE_JSON).exists():
+        version = read_json(Path(package_dir) / PACKAGE_JSON)["registry_version"]
+        raise ReleaseError(f"release {version} has no image: build it with `make image`")
+    return read_json(Path(package_dir) / IMAGE_JSON)
+
+
+def gate3_report(package_dir: Path, folder: Path) -> dict:
+    """The gate 3 report in `folder`; ReleaseError unless it is about the package's version and
+    image (whether it passed is the caller's question)."""
+    version = read_json(Path(package_dir) / PACKAGE_JSON)["registry_version"]
+    image = package_image(package_dir)
+    path = Path(folder) / GATE_FILES["gate3"][0]
+    gate3 = read_json(path) if path.exists() else {}
+    if gate3.get("registry_version") != version or gate3.get("target", {}).get("id") != image["id"]:
+        raise ReleaseError(f"the gate 3 report in {folder} is not about this image")
+    return gate3
+
+
 def champion_of_record(home: Path) -> str | None:
     """The model version of the bundle the deploy pointer names (the champion's), or None."""
     bundle = pointer.read_pointer(home)
@@ -135,9 +155,7 @@ def promote(
     package_dir = Path(package_dir)
     meta = read_json(package_dir / PACKAGE_JSON)
     version = meta["registry_version"]
-    if not (package_dir / IMAGE_JSON).exists():
-        raise ReleaseError(f"release {version} has no image: build it with `make image`")
-    image = read_json(package_dir / IMAGE_JSON)
+    image = package_image(package_dir)
     registry.configure(paths)
     tags = registry.by_version(version, paths.home / "registry-cache").tags
     for gate in ("gate2", "gate3"):
@@ -146,9 +164,7 @@ def promote(
                 f"version {version} has {gate}={tags.get(gate, 'not run')!r}: only a version "
                 "that passed gates 2 and 3 is promoted"
             )
-    gate3 = read_json(reports["gate3"] / "e2e.json")
-    if gate3.get("registry_version") != version or gate3.get("target", {}).get("id") != image["id"]:
-        raise ReleaseError(f"the gate 3 report in {reports['gate3']} is not about this image")
+    gate3_report(package_dir, reports["gate3"])
     if not _gate_passed(reports, "gate1"):
         raise ReleaseError(f"the gate 1 report in {reports['gate1']} did not pass")
     params = load_params(params_file)

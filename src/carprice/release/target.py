@@ -42,6 +42,7 @@ _ADD_CLIENT = (
     "store.dispose()\n"
 )
 GATE3_CLIENT = "gate3"
+MOUNTED_BUNDLE = "/srv/carprice/mounted-bundle"  # where a bundle from outside the image is seen
 
 
 def _add_local_client(home: Path) -> str:
@@ -54,16 +55,24 @@ def _add_local_client(home: Path) -> str:
         store.dispose()
 
 
-def start_container(engine: container.Engine, image: str, workers: int) -> Target:
+def start_container(
+    engine: container.Engine, image: str, workers: int, bundle: Path | None = None
+) -> Target:
     """Run the image; the target stops (and removes) the container and returns its log.
 
     The container gets the image's full id (`image inspect`'s `Id`, what `carprice image` records
-    in image.json) as CARPRICE_IMAGE_ID, and reports it on `GET /v1/model`.
+    in image.json) as CARPRICE_IMAGE_ID, and reports it on `GET /v1/model`. With `bundle`, the
+    image serves that bundle, mounted read-only at MOUNTED_BUNDLE, instead of its own.
     """
     port = container.free_port()
     info = engine.image_info(image)
     env = {"CARPRICE_WORKERS": str(workers), "CARPRICE_IMAGE_ID": info["id"]}
-    cid = engine.start(image, port, env)
+    mounts = []
+    if bundle is not None:
+        mounts.append(f"{Path(bundle).resolve()}:{MOUNTED_BUNDLE}:ro")
+        env["CARPRICE_BUNDLE"] = MOUNTED_BUNDLE
+        info["bundle"] = str(Path(bundle).resolve())
+    cid = engine.start(image, port, env, mounts)
 
     def stop() -> str:
         log = engine.logs(cid)

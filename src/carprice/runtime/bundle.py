@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightgbm as lgb
@@ -50,6 +51,12 @@ class Bundle:
     @property
     def version(self) -> str:
         return str(self.metadata["model_version"])
+
+    @cached_property
+    def checksums_sha256(self) -> str:
+        """The bundle's identity: the sha256 of its checksums.json (a package and a release
+        manifest record it as `bundle_checksums_sha256`)."""
+        return file_sha256(self.path / CHECKSUMS)
 
 
 def _dump(path: Path, data) -> None:

@@ -23,18 +23,28 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def new_experiment_id() -> str:
+    return uuid.uuid4().hex
+
+
 class Experiments(Database):
     """Starting, stopping and reading A/B experiments."""
 
     def start_experiment(
-        self, champion: str, challenger: str, share: float, plan: dict, at=None
+        self,
+        champion: str,
+        challenger: str,
+        share: float,
+        plan: dict,
+        at=None,
+        experiment_id: str | None = None,
     ) -> dict:
-        """Record a new running experiment with a fresh salt and return it; ValueError when
-        one is running already."""
+        """Record a new running experiment with a fresh salt (and a fresh id unless given)
+        and return it; ValueError when one is running already."""
         if not 0 < share < 1:
             raise ValueError(f"share must lie strictly between 0 and 1, got {share}")
         row = {
-            "experiment_id": uuid.uuid4().hex,
+            "experiment_id": experiment_id or new_experiment_id(),
             "champion_version": champion,
             "challenger_version": challenger,
             "share": float(share),

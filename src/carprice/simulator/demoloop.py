@@ -6,6 +6,11 @@ retrain on the recent weeks plus the sold feedback (gates 1-3, not promoted) -> 
 model prices half of the listings as challenger, sellers react (carprice.simulator.sellers) ->
 monitor compares the arms (realised error, conversion) -> `carprice promote --by-experiment`.
 
+The A/B phase runs in the production image when a container engine answers: `carprice serve`
+starts the champion image, and `carprice experiment start` has it serve the challenger's bundle
+once that bundle passed gate 3 in it (carprice.release.experiment). Without an engine this
+checkout's service serves the experiment (`carprice serve --local` in A/B mode).
+
 State lives under CARPRICE_HOME (default var/demo) and data/demo/; the service listens on
 127.0.0.1 only and is stopped at the end.
 """
@@ -19,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from carprice.config import PROJECT_ROOT
@@ -83,6 +89,35 @@ def serve(env: dict) -> subprocess.Popen:
         return serve_local(Path(env["CARPRICE_HOME"]), PORT, env=env)
     except RuntimeError as err:
         raise SystemExit(f"demo stopped: {err}") from err
+
+
+def cli(*args: str, env: dict, ok=(0,)) -> int:
+    return run(sys.executable, "-m", "carprice.cli", *args, env=env, ok=ok)
+
+
+def ab_start(env: dict, home: Path, service: subprocess.Popen) -> subprocess.Popen | None:
+    """Stop the local service and start the experiment of the gated package: in the champion
+    image as the production container (return None), else in a local service (return it)."""
+    params = str(PROJECT_ROOT / "params.yaml")
+    start = ["experiment", "start", "--share", AB_SHARE, "--package", str(PACKAGE)]
+    start += ["--gate3", str(PROJECT_ROOT / "reports" / "e2e"), "--params", params]
+    stop(service)
+    if cli("serve", "--port", str(PORT), "--workers", "2", env=env, ok=(0, 1)) == 0:
+        cli(*start, env=env)
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=5) as answer:
+            ready = json.loads(answer.read())
+        e = ready["experiment"]
+        print(f"   /readyz: experiment {e['id']}, share {e['share']}")
+        for arm, what in e["arms"].items():
+            print(
+                f"   /readyz: {arm} {what['model_version']} in image {what['image_id'][:19]}, "
+                f"bundle {what['bundle_checksums_sha256'][:12]}"
+            )
+        return None
+    print("   no production container (no container engine): a local service serves the A/B")
+    pointer.swap_pointer(home, PACKAGE / "bundle", pointer.CHALLENGER, note="demo A/B")
+    cli(*start, env=env)
+    return serve({**env, "CARPRICE_AB_SHARE": AB_SHARE})
 
 
 def ab_traffic(week: int, drift: str | None, post) -> None:
@@ -240,12 +275,7 @@ def main() -> int:
         )
         retrain(data / "weeks-8-11", env, promote=False)
         step(f"A/B: the new model as challenger for {float(AB_SHARE):.0%} of listings")
-        pointer.swap_pointer(home, PACKAGE / "bundle", pointer.CHALLENGER, note="demo A/B")
-        params = str(PROJECT_ROOT / "params.yaml")
-        share = ["--share", AB_SHARE, "--package", str(PACKAGE), "--params", params]
-        run(sys.executable, "-m", "carprice.cli", "experiment", "start", *share, env=env)
-        stop(service)
-        service = serve({**env, "CARPRICE_AB_SHARE": AB_SHARE})
+        service = ab_start(env, home, service)
         step("weeks 12-13: A/B traffic; sellers change prices, sell or withdraw")
         ab_traffic(12, DRIFT, post)
         ab_traffic(13, DRIFT, post)
@@ -253,19 +283,13 @@ def main() -> int:
         step("the experiment: the new version next to the old one")
         experiment(report)
         step("promote by experiment")
-        promoted = run(
-            sys.executable,
-            "-m",
-            "carprice.cli",
-            "promote",
-            "--by-experiment",
-            *promote_args(),
-            env=env,
-            ok=(0, 1),
-        )
+        promoted = cli("promote", "--by-experiment", *promote_args(), env=env, ok=(0, 1))
         print("   promoted" if promoted == 0 else "   not promoted: the champion stays")
     finally:
-        stop(service)
+        if service is not None:
+            stop(service)
+        cli("serve", "--stop", env=env, ok=(0, 1))  # the production container, if it ran
+        cli("experiment", "stop", env=env, ok=(0, 1))  # the next demo starts its own
     step("demo finished; reports under reports/demo-monitoring/")
     return 0
 
