@@ -19,9 +19,10 @@ import pandas as pd
 from carprice.config import PROJECT_ROOT, load_params
 from carprice.data.cluster import DistributedParams
 from carprice.data.partitions import bucket_of
+from carprice.model.calibration import withdrawn_models
 from carprice.model.evaluate import evaluate
 from carprice.model.gate import ModelThresholds, check_model_gate
-from carprice.model.train import TEST, TRAIN, TrainParams, split_of, train, withdrawn_models
+from carprice.model.train import TEST, TRAIN, TrainParams, split_of, train
 from carprice.runtime.bundle import load_bundle, write_bundle
 from carprice.runtime.predictor import Predictor
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from carprice.data.partitions import read_partitioned
+from carprice.model.calibration import model_errors
 from carprice.model.dask_evaluate import evaluate_partitions
 from carprice.model.dask_train import fit_spec, with_split
 from carprice.model.evaluate import evaluate
@@ -25,7 +26,6 @@ from carprice.model.train import (
     LocalFitter,
     calibration_part,
     encode_part,
-    model_errors,
     split_of,
 )
 from carprice.runtime.bundle import load_bundle

@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from carprice.model.train import (
-    CALIBRATION,
-    LocalFitter,
-    Pricing,
-    conformal_quantile,
-    model_errors,
-    train,
-)
+from carprice.model.calibration import Pricing, conformal_quantile, model_errors
+from carprice.model.train import CALIBRATION, LocalFitter, train
 from carprice.runtime.listing import frame_model_keys
 from tests.conftest import small_params
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from carprice.config import Paths
+from carprice.model.calibration import conformal_quantile
 from carprice.model.cv import CURRENT, Variant, cv_rows, fold_plan, run_fold
 from carprice.model.noise import same_car
 from carprice.model.study import (
@@ -29,7 +30,7 @@ from carprice.model.study import (
 )
 from carprice.model.study_stage import EXPERIMENT, run_quality_study, settings_from
 from carprice.model.study_tables import VARIANTS, interval
-from carprice.model.train import TEST, conformal_quantile, split_of, train
+from carprice.model.train import TEST, split_of, train
 from carprice.runtime.features import FeatureSpec
 from carprice.runtime.listing import frame_model_keys
 from tests.conftest import run_cli

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from carprice.data import schema
+from carprice.model.calibration import withdrawn_models
 from carprice.model.noise import MILEAGE_BUCKET_KM, same_car
-from carprice.model.train import CALIBRATION, TEST, TRAIN, split_of, train, withdrawn_models
+from carprice.model.train import CALIBRATION, TEST, TRAIN, split_of, train
 from tests.conftest import small_params
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold
 
+from carprice.model.calibration import Pricing
 from carprice.model.gate import ModelThresholds
 from carprice.model.metrics import error_metrics
 from carprice.model.noise import same_car
@@ -32,7 +33,6 @@ from carprice.model.train import (
     TEST,
     TRAIN,
     LocalFitter,
-    Pricing,
     TrainParams,
     recipe,
     split_of,

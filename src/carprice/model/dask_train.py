@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from carprice.data.cluster import dask_client, worker_count
+from carprice.model.calibration import Pricing
 from carprice.model.distributed import fit_booster
 from carprice.model.train import (
     BUCKET,
@@ -25,7 +26,6 @@ from carprice.model.train import (
     SPLIT,
     TEST,
     TRAIN,
-    Pricing,
     TrainedModel,
     TrainParams,
     calibration_part,

@@ -17,21 +17,14 @@ from carprice.data.cluster import dask_client, worker_count
 from carprice.data.gate import GateResult
 from carprice.data.partitions import read_partitioned
 from carprice.model import registry
+from carprice.model.calibration import Pricing, supported_keys
 from carprice.model.dask_evaluate import evaluate_partitions
 from carprice.model.dask_train import train_dataset
 from carprice.model.evaluate import evaluate
 from carprice.model.gate import ModelThresholds, check_model_gate
 from carprice.model.lineage import git_commit, log_snapshot_input, snapshot_of, source_tags
 from carprice.model.report import write_evaluation
-from carprice.model.train import (
-    TEST,
-    TRAIN,
-    Pricing,
-    TrainParams,
-    split_of,
-    supported_keys,
-    train,
-)
+from carprice.model.train import TEST, TRAIN, TrainParams, split_of, train
 from carprice.runtime.bundle import load_bundle, write_bundle
 from carprice.runtime.listing import split_model_key
 from carprice.runtime.predictor import Predictor

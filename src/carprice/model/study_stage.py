@@ -22,12 +22,13 @@ from carprice.data.gate import DataThresholds, data_gate
 from carprice.data.ingest import read_listings
 from carprice.data.rules import ValidationRules, validate
 from carprice.model import registry
+from carprice.model.calibration import supported_keys
 from carprice.model.cv import CURRENT
 from carprice.model.gate import ModelThresholds
 from carprice.model.lineage import git_commit, source_tags
 from carprice.model.noise import BoundsRule
 from carprice.model.study import GROUPED, StudySettings, run_study
-from carprice.model.train import TrainParams, supported_keys
+from carprice.model.train import TrainParams
 from carprice.model.tune import TuneParams
 
 EXPERIMENT = "carprice-quality-study"

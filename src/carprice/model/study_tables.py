@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from carprice.model.calibration import conformal_quantile
 from carprice.model.cv import CURRENT, per_fold, spread, with_band
 from carprice.model.evaluate import PRICE_BANDS, segment_table
 from carprice.model.metrics import error_metrics
 from carprice.model.noise import floor_rows
-from carprice.model.train import conformal_quantile
 
 # name: (what it is, keyword arguments of `interval`)
 VARIANTS = {

@@ -6,9 +6,8 @@ never changes side between runs: `test` (held out for gate 2), `calibration` and
 boosters learn on train rows only. Calibration rows, cars unseen by them, set the conformal offsets
 (conformalised quantile regression) and measure each car model's error, so that a model priced
 far off is withdrawn without touching test rows; gate 2 judges cars that no booster saw. The
-offsets are set on the calibration rows of the car models the bundle will price (`Pricing`):
-rows of unsupported or withdrawn models are harder than the priced ones, and calibrating on them
-widens the band past its level on every priced car.
+offsets are set on the calibration rows of the car models the bundle will price
+(carprice.model.calibration).
 
 The sequence is written once (`recipe`) and run by a fitter: `LocalFitter` here (`lgb.train` on
 one machine) or carprice.model.dask_train's (`lightgbm.dask` on partitions). Both encode rows
@@ -28,10 +27,11 @@ import pandas as pd
 
 from carprice.config import from_section
 from carprice.data.cluster import DistributedParams
+from carprice.model.calibration import Pricing, conformal_interval, model_errors
 from carprice.model.noise import car_key
 from carprice.runtime.bundle import BOOSTERS
 from carprice.runtime.features import FEATURES, INPUTS, FeatureSpec
-from carprice.runtime.listing import frame_model_keys, model_key
+from carprice.runtime.listing import frame_model_keys
 
 TEST, CALIBRATION, TRAIN = "test", "calibration", "train"
 # Columns of an encoded partition besides the model features.
@@ -83,23 +83,6 @@ class TrainedModel:
     def boosters(self) -> dict[str, lgb.Booster]:
         """The boosters by their file name in a bundle (see carprice.runtime.bundle.BOOSTERS)."""
         return dict(zip(BOOSTERS, (self.point, self.low, self.high), strict=True))
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """Which car models a bundle prices: gate 1's supported ones (None: all) less those whose
-    calibration MAPE is above `withdraw_max_mape` on at least `withdraw_min_rows` rows."""
-
-    supported: frozenset[str] | None
-    withdraw_min_rows: int
-    withdraw_max_mape: float
-
-    def decide(self, errors: pd.DataFrame) -> tuple[set[str] | None, set[str]]:
-        """Return (priced model keys or None for all, withdrawn model keys)."""
-        withdrawn = withdrawn_models(errors, self.withdraw_min_rows, self.withdraw_max_mape)
-        if self.supported is None:
-            return None, withdrawn
-        return set(self.supported) - withdrawn, withdrawn
 
 
 def split_of(frame: pd.DataFrame, test_share: float, calibration_share: float) -> np.ndarray:
@@ -155,21 +138,6 @@ def calibration_part(encoded: pd.DataFrame, point, low, high) -> pd.DataFrame:
             "model": cal[MODEL].to_numpy(),
             "score": np.maximum(low.predict(x) - y, y - high.predict(x)) if len(cal) else [],
             "ape": np.abs(np.exp(point.predict(x)) - price) / price if len(cal) else [],
-        }
-    )
-
-
-def model_errors(calibration) -> pd.DataFrame:
-    """Rows and MAPE per (make, model) of calibration_part's rows (pandas or Dask)."""
-    table = calibration.groupby(["make", "model"])["ape"].agg(["count", "sum"])
-    table = table.compute() if hasattr(table, "compute") else table
-    table = table.reset_index().sort_values(["make", "model"], ignore_index=True)
-    return pd.DataFrame(
-        {
-            "make": table["make"],
-            "model": table["model"],
-            "rows": table["count"].astype("int64"),
-            "mape": table["sum"] / table["count"],
         }
     )
 
@@ -294,36 +262,3 @@ def train(
     """
     say = progress or (lambda _msg: None)
     return recipe(LocalFitter(frame, split, rounds), params, say, pricing)
-
-
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """Return the finite-sample conformal quantile of nonconformity scores (0 without any)."""
-    n = len(scores)
-    return float(np.quantile(scores, min(1.0, level * (n + 1) / n))) if n else 0.0
-
-
-def conformal_interval(scores: np.ndarray, level: float) -> dict:
-    """Offset that makes the quantile band cover `level` of the calibration conformity scores.
-
-    A score is max(low - y, y - high) of one calibration row, on log price.
-    """
-    offset = conformal_quantile(scores, level)
-    return {
-        "level": level,
-        "method": "conformalised quantile regression on log price",
-        "offset_low": offset,
-        "offset_high": offset,
-        "calibration_rows": len(scores),
-    }
-
-
-def withdrawn_models(errors: pd.DataFrame, min_rows: int, max_mape: float) -> set[str]:
-    """Return the keys of models whose calibration error is far outside the bound."""
-    bad = errors[(errors["rows"] >= min_rows) & (errors["mape"] > max_mape)]
-    return {model_key(a, b) for a, b in zip(bad["make"], bad["model"], strict=True)}
-
-
-def supported_keys(table: pd.DataFrame) -> set[str]:
-    """Return the model keys marked supported in a sufficiency table."""
-    rows = table[table["supported"]]
-    return {model_key(a, b) for a, b in zip(rows["make"], rows["model"], strict=True)}
