@@ -123,6 +123,45 @@ def judge(stats: list[dict], budgets: dict, max_error_rate: float) -> tuple[list
     return rows, problems
 
 
+def locust(url: str, key: str | None, users: int, duration: str, out: Path, classes=()) -> Path:
+    """Run one headless locust process against `url`; return its statistics CSV. `classes`
+    names the locustfile's user classes to run (default: all of them)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-H",
+            url,
+            "-u",
+            str(users),
+            "-r",
+            str(max(1, users // 2)),
+            "-t",
+            str(duration),
+            "--csv",
+            str(out / "load"),
+            "--html",
+            str(out / "load.html"),
+            "--json-file",
+            str(out / "load"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "10",
+            *classes,
+        ],
+        check=False,
+        timeout=_seconds(duration) + 120,
+        env={**os.environ, KEY_ENV: key or ""},
+    )
+    return out / "load_stats.csv"
+
+
 def run(host, users, duration, params: dict, bundle: str | None, out_root: Path) -> int:
     """Run the load test and return the exit code (0 within budget, 1 otherwise)."""
     cfg = params["load"]
@@ -135,39 +174,8 @@ def run(host, users, duration, params: dict, bundle: str | None, out_root: Path)
         api_key(host) as key,
     ):
         print(f"load: {users} users for {duration} against {url} (one locust process)")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(LOCUSTFILE),
-                "--headless",
-                "-H",
-                url,
-                "-u",
-                str(users),
-                "-r",
-                str(max(1, users // 2)),
-                "-t",
-                str(duration),
-                "--csv",
-                str(out / "load"),
-                "--html",
-                str(out / "load.html"),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-                "--stop-timeout",
-                "10",
-            ],
-            check=False,
-            timeout=_seconds(duration) + 120,
-            env={**os.environ, KEY_ENV: key or ""},
-        )
-    rows, problems = judge(
-        read_stats(out / "load_stats.csv"), cfg["budgets"], cfg["max_error_rate"]
-    )
+        stats = locust(url, key, users, duration, out)
+    rows, problems = judge(read_stats(stats), cfg["budgets"], cfg["max_error_rate"])
     print(
         f"{'request':<20}{'count':>8}{'fail':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}"
     )
