@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
 import re
 import socket
@@ -43,10 +42,9 @@ import urllib.request
 from pathlib import Path
 
 from bench_serving import BENCH_SETTINGS
-from locust.stats import calculate_response_time_percentile
 
 from carprice.config import load_params
-from carprice.release.loadtest import api_key, locust, service
+from carprice.release.loadtest import api_key, locust, read_stats, service
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = load_params(ROOT / "params.yaml")
@@ -169,36 +167,23 @@ def start(stack: contextlib.ExitStack, name: str, bundle: Path, work: Path, work
     return Server(name, url, key, home)
 
 
-def final_figures(path: Path) -> dict:
-    """Each request name's count, failures and p50/p95/p99 (ms) from locust's JSON statistics,
-    written once the run has ended (its CSV is rewritten every second while it runs, so the
-    last second's requests can be missing from it)."""
-    figures = {}
-    for entry in json.loads(path.read_text()):
-        if entry["name"] not in NAMES:
-            continue
-        times = {int(t): n for t, n in entry["response_times"].items()}
-        count = entry["num_requests"]
-        figures[entry["name"]] = {
-            "count": count,
-            "failures": entry["num_failures"],
-            **{
-                f"p{round(q * 100)}": calculate_response_time_percentile(times, count, q)
-                for q in (0.5, 0.95, 0.99)
-            },
-        }
-    return figures
-
-
 def one_run(server: Server, users: int, seconds: int, out: Path) -> dict:
     """One locust run against a running contender: its figures per request name, and the
     app's own feedback-duration histogram over the run."""
     _, classes = CONTENDERS[server.name]
     out.mkdir()
     before = feedback_in_app(server.url)
-    locust(server.url, server.key, users, f"{seconds}s", out, classes)
+    stats = locust(server.url, server.key, users, f"{seconds}s", out, classes)
     after = feedback_in_app(server.url)
-    figures = final_figures(out / "load.json")
+    figures = {
+        row["Name"]: {
+            "count": row["Request Count"],
+            "failures": row["Failure Count"],
+            **{f"p{q}": row[f"{q}%"] for q in (50, 95, 99)},
+        }
+        for row in read_stats(stats)
+        if row["Name"] in NAMES
+    }
     in_app = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
     return {"figures": figures, "in_app": in_app}
 
