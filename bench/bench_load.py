@@ -1,10 +1,11 @@
 """Benchmark: the load test's latencies per gunicorn worker class, contenders alternating.
 
-Each round starts a real gunicorn of this checkout per contender on 127.0.0.1 (2 workers, a home
-and SQLite store of its own, a small trained bundle), runs the locustfile of `carprice loadtest`
-against it through the same code (carprice.release.loadtest: service, api_key, locust) and
-stops it; the contenders alternate within each round (the order reversed every other round), so
-a machine that others share slows them alike. Reported per contender and request name: the
+It starts a real gunicorn of this checkout per contender on 127.0.0.1 (2 workers, a home and
+SQLite store of its own, the test suite's small bundle unless --bundle), warms each up, then runs
+the locustfile of `carprice loadtest` against them through the same code
+(carprice.release.loadtest: service, api_key, locust, read_stats), the contenders alternating
+within each round (the order reversed every other round), so a machine that others share slows
+them alike; the servers stop at the end. Reported per contender and request name: the
 median over rounds of p50/p95/p99 (ms), and each contender's p99 as a multiple of the first
 one's, side by side. Contenders:
 
@@ -19,7 +20,8 @@ one's, side by side. Contenders:
 Beside the client's figures, the service's own time per feedback post (its request-duration
 histogram, read from /metrics before the server stops): how many posts the app itself took over
 25 ms and over 50 ms; a slow post the app answered fast waited before the app saw it. Then, on
-the store the last run wrote, the feedback path's store calls one at a time, unloaded (µs).
+the first contender's store once the servers stopped, the feedback path's store calls one at a
+time, unloaded (µs).
 
     .venv/bin/python bench/bench_load.py [--bundle DIR] [--rounds 3] [--seconds 20] [--users 8]
         [--contenders gevent,sync,gevent-no-batch]
