@@ -35,7 +35,7 @@ FOLDS ?=
 
 .PHONY: help setup retrain seed-raw ingest validate train tune quality-study evaluate package image e2e promote \
 	rollback reproduce serve serve-stop serve-local releases container-setup monitor retrain-if-needed demo-loop \
-	loadtest mlflow-ui notebooks simulate test test-fast reliability audit lock lint format bench bench-monitor bench-distributed bench-serving \
+	loadtest mlflow-ui notebooks simulate test test-fast reliability audit lock lint format bench bench-monitor bench-distributed bench-serving bench-load \
 	clean
 
 help: ## list the targets (names in bold on a terminal, unless NO_COLOR is set)
@@ -216,6 +216,10 @@ bench-distributed: $(STAMP) ## peak memory per process of ingest, gate 1, train 
 bench-serving: $(STAMP) ## service throughput and latency vs a bare handler (needs wrk)
 	@command -v wrk >/dev/null || { echo "bench-serving needs wrk: apt-get install -y wrk"; exit 2; }
 	$(BIN)/python bench/bench_serving.py
+
+# make bench-load BENCH_LOAD_ARGS="--rounds 5 --contenders gevent,sync" (bench/bench_load.py -h)
+bench-load: $(STAMP) ## the load test's p50/p95/p99 per request: gevent vs sync workers, alternating
+	$(BIN)/python bench/bench_load.py $(BENCH_LOAD_ARGS)
 
 clean: ## remove derived data and reports (keeps data/raw/, .venv and CARPRICE_HOME)
 	rm -rf $(VALIDATED) $(MODEL) reports data/simulated

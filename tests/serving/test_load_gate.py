@@ -44,8 +44,8 @@ def _loadtest(tmp_path: Path, bundle: Path, budgets: dict | None, duration: str)
 
 # The passing side of the gate, with every request name budgeted ten times production's: a
 # 10 s run on a shared machine judges its p99 by its few slowest requests, so production's own
-# budgets are a benchmark (`make loadtest` against the champion), not a test. The failing side is
-# the test below.
+# budgets are a benchmark (`make loadtest` against the champion; `make bench-load` measures the
+# feedback tail: docs/serving.md), not a test. The failing side is the test below.
 ROOMY = {
     name: {k: 10 * v for k, v in budget.items()}
     for name, budget in load_params(PROJECT_ROOT / "params.yaml")["load"]["budgets"].items()

@@ -2,14 +2,15 @@
 
 Starts the service itself when no host is given (gunicorn with `serve_workers` workers on
 127.0.0.1), runs one locust process (so the generator takes one core and the service the other
-on a 2-core machine), writes CSV and HTML under reports/load/<timestamp>/, prints a one-screen
-summary and fails on any error or on a p95/p99 above its budget.
+on a 2-core machine), writes CSV, JSON and HTML under reports/load/<timestamp>/, prints a
+one-screen summary of the final statistics (the JSON) and fails on any error or on a p95/p99
+above its budget.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -86,9 +87,49 @@ def api_key(host: str | None):
         store.dispose()
 
 
+def percentile(times: dict[int, int], count: int, share: float) -> int:
+    """The smallest response time (ms) that at least `share` of the `count` requests took no
+    longer than; `times` maps locust's rounded response times to their counts."""
+    seen = 0
+    for took in sorted(times):
+        seen += times[took]
+        if seen >= share * count:
+            return took
+    return 0
+
+
 def read_stats(path: Path) -> list[dict]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    """Each request name's row, then "Aggregated", from locust's JSON statistics (written once
+    the run has ended: its CSV is rewritten every second while it runs, so it can miss the last
+    second's requests), with the columns of locust's CSV that `judge` and the bench read."""
+    entries = json.loads(path.read_text())
+    merged: dict[int, int] = {}
+    for entry in entries:
+        entry["response_times"] = {int(k): v for k, v in entry["response_times"].items()}
+        for took, n in entry["response_times"].items():
+            merged[took] = merged.get(took, 0) + n
+    stamps = [e["last_request_timestamp"] for e in entries if e["last_request_timestamp"]]
+    span = max(stamps, default=0.0) - min((e["start_time"] for e in entries), default=0.0)
+    total = {
+        "name": "Aggregated",
+        "num_requests": sum(e["num_requests"] for e in entries),
+        "num_failures": sum(e["num_failures"] for e in entries),
+        "response_times": merged,
+    }
+    rows = []
+    for entry in [*entries, total]:
+        count, times = entry["num_requests"], entry["response_times"]
+        row = {
+            "Name": entry["name"],
+            "Request Count": count,
+            "Failure Count": entry["num_failures"],
+            "Requests/s": count / span if span > 0 else 0.0,
+        }
+        for column, share in (("50%", 0.5), ("95%", 0.95), ("99%", 0.99)):
+            row[column] = percentile(times, count, share)
+        row["Median Response Time"] = row["50%"]
+        rows.append(row)
+    return rows
 
 
 def judge(stats: list[dict], budgets: dict, max_error_rate: float) -> tuple[list, list[str]]:
@@ -123,6 +164,45 @@ def judge(stats: list[dict], budgets: dict, max_error_rate: float) -> tuple[list
     return rows, problems
 
 
+def locust(url: str, key: str | None, users: int, duration: str, out: Path, classes=()) -> Path:
+    """Run one headless locust process against `url`; return its final statistics (JSON).
+    `classes` names the locustfile's user classes to run (default: all of them)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-H",
+            url,
+            "-u",
+            str(users),
+            "-r",
+            str(max(1, users // 2)),
+            "-t",
+            str(duration),
+            "--csv",
+            str(out / "load"),
+            "--html",
+            str(out / "load.html"),
+            "--json-file",
+            str(out / "load"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "10",
+            *classes,
+        ],
+        check=False,
+        timeout=_seconds(duration) + 120,
+        env={**os.environ, KEY_ENV: key or ""},
+    )
+    return out / "load.json"
+
+
 def run(host, users, duration, params: dict, bundle: str | None, out_root: Path) -> int:
     """Run the load test and return the exit code (0 within budget, 1 otherwise)."""
     cfg = params["load"]
@@ -135,45 +215,14 @@ def run(host, users, duration, params: dict, bundle: str | None, out_root: Path)
         api_key(host) as key,
     ):
         print(f"load: {users} users for {duration} against {url} (one locust process)")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(LOCUSTFILE),
-                "--headless",
-                "-H",
-                url,
-                "-u",
-                str(users),
-                "-r",
-                str(max(1, users // 2)),
-                "-t",
-                str(duration),
-                "--csv",
-                str(out / "load"),
-                "--html",
-                str(out / "load.html"),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-                "--stop-timeout",
-                "10",
-            ],
-            check=False,
-            timeout=_seconds(duration) + 120,
-            env={**os.environ, KEY_ENV: key or ""},
-        )
-    rows, problems = judge(
-        read_stats(out / "load_stats.csv"), cfg["budgets"], cfg["max_error_rate"]
-    )
+        stats = locust(url, key, users, duration, out)
+    rows, problems = judge(read_stats(stats), cfg["budgets"], cfg["max_error_rate"])
     print(
         f"{'request':<20}{'count':>8}{'fail':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}"
     )
     for name, count, fail, p50, p95, p99, rps in rows:
         print(f"{name:<20}{count:>8}{fail:>6}{p50:>9.0f}{p95:>9.0f}{p99:>9.0f}{rps:>9.1f}")
-    print(f"reports: {out}/load.html, {out}/load_stats.csv")
+    print(f"reports: {out}/load.html, {out}/load.json, {out}/load_stats.csv")
     for problem in problems:
         print(f"FAILED: {problem}")
     print("load test: " + ("FAILED" if problems else "passed, within every budget"))
