@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from carprice.data.canonical import canonical_text, normalise, with_numbers
+from carprice.data.canonical import canonical_text, with_numbers
 from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, expected_columns
 from carprice.data.sources import (
     ListingFileError,
@@ -34,7 +34,6 @@ __all__ = [
     "check_sources",
     "ingest",
     "load_listings",
-    "normalise",
     "read_listings",
 ]
 
