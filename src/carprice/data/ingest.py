@@ -19,23 +19,9 @@ import pandas as pd
 
 from carprice.data.canonical import canonical_text, with_numbers
 from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, expected_columns
-from carprice.data.sources import (
-    ListingFileError,
-    check_sources,
-    discover_sources,
-    no_listing_columns,
-    read_file,
-)
+from carprice.data.sources import ListingFileError, discover_sources, no_listing_columns, read_file
 from carprice.runtime.home import file_sha256
 from carprice.runtime.listing import REQUIRED_COLUMNS
-
-__all__ = [
-    "ListingFileError",
-    "check_sources",
-    "ingest",
-    "load_listings",
-    "read_listings",
-]
 
 INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
