@@ -47,7 +47,7 @@ LOOSE_GATE2 = {
 # The A/B experiment of this tier (tests/e2e/experiment.py) prices 4,000 listings, about 2,000
 # per arm of which about 86% are priced (1,700) and 85% of those sold, where production's margins
 # need 10,479 listings (conversion, 0.02) and 1,677 sold listings (realised MAPE, 0.01) per arm.
-# Its margins are what the power rule resolves at its own n (tests/monitoring/power.py):
+# Its margins are what the power rule resolves at its own n (experiment_plan.resolvable_margin):
 # conversion at 1,500 listings per arm (0.053), realised MAPE at 1,200 sold (0.012); days to
 # sell keeps production's.
 EXPERIMENT_N = {"conversion": 1500, "realised_mape": 1200}
