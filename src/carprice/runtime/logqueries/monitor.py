@@ -17,6 +17,7 @@ from carprice.runtime.logqueries.base import (
     is_sale,
     logged,
     median,
+    median_of,
     on_logged,
     ranked,
     sales,
@@ -122,10 +123,10 @@ def listing(store: Store, since: dt.date | None) -> dict:
     with_price = sa.select(sa.func.count(asking)).where(*logged(store, since))
     with store.engine.connect() as conn:
         n = conn.execute(with_price).scalar_one()
-        middle = conn.execute(sa.select(median(deviation, [], "deviation").c.median)).scalar()
+        middle = median_of(conn, deviation, "deviation")
     return {
         "with_listing_price": int(n),
-        "median_deviation": None if middle is None else float(middle),
+        "median_deviation": middle,
         "ratings": _counts(store, p.c.price_rating, since),
     }
 
