@@ -11,8 +11,9 @@ import pytest
 
 from carprice.data.canonical import numeric_kind, numeric_profile
 from carprice.data.dask_ingest import ingest_on_partitions
-from carprice.data.ingest import ListingFileError, ingest
+from carprice.data.ingest import ingest
 from carprice.data.schema import CANONICAL_COLUMNS
+from carprice.data.sources import ListingFileError
 
 # Manifest fields that must agree; the Parquet bytes differ (row groups), not their content.
 SAME_MANIFEST = ("snapshot_id", "ingest_version", "rows", "columns", "source", "sources")

@@ -19,13 +19,14 @@ import pytest
 import yaml
 
 from carprice.config import PROJECT_ROOT, load_params
-from carprice.monitor.experiment_plan import ExperimentSettings, resolvable_margin
+from carprice.monitor.experiment_plan import ExperimentSettings
 from carprice.release import container
 from carprice.release.golden import build_golden, write_golden
 from carprice.runtime import pointer
 from carprice.runtime.bundle import load_bundle
 from carprice.runtime.predictor import Predictor
 from tests.conftest import TODAY, skip_unless_required
+from tests.monitoring.power import resolvable_margin
 from tests.serving.conftest import ONE_ADDRESS_LOAD
 
 BIN = Path(sys.executable).parent

@@ -3,7 +3,7 @@ the salted arms, the checks before a verdict and promotion by experiment.
 
 These tests judge 300 listings per arm with extreme arms (the rates at the margin are in
 test_experiment_rates.py, at production's margins and planned n). Their margins are what the
-power rule resolves at that n (experiment_plan.resolvable_margin), as the test says: larger
+power rule resolves at that n (tests/monitoring/power.py), as the test says: larger
 than production's, which needs 10,479 listings per arm on conversion.
 """
 
@@ -21,11 +21,12 @@ from carprice.cli.main import main
 from carprice.config import load_params
 from carprice.monitor.experiment import compare
 from carprice.monitor.experiment_outcomes import outcomes
-from carprice.monitor.experiment_plan import ExperimentSettings, plan, resolvable_margin
+from carprice.monitor.experiment_plan import ExperimentSettings, plan
 from carprice.monitor.experiment_text import table_rows
 from carprice.release.promote import ReleaseError, require_experiment
 from carprice.runtime.experiment import assign_arm
 from carprice.runtime.store import Store
+from tests.monitoring.power import resolvable_margin
 from tests.serving.conftest import db, pg_url  # noqa: F401  (fixtures)
 
 PER_ARM, SHARE = 300, 0.5

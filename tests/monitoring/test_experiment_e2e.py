@@ -2,7 +2,7 @@
 
 The experiment is recorded first, then served. Its conversion margin is production's; its
 realised-MAPE margin is what the power rule resolves at its own n, about 1,000 sold listings
-per arm (experiment_plan.resolvable_margin: 0.013, production's 0.01 needs 1,677).
+per arm (tests/monitoring/power.py: 0.013, production's 0.01 needs 1,677).
 A challenger whose prices are 25% too high by construction must show up as worse on realised
 error and be refused by `promote --by-experiment`. A challenger equal to the champion, at 1,500
 listings per arm, is below the planned n on conversion: the verdict is "not yet known" with the
@@ -21,13 +21,14 @@ import yaml
 
 from carprice.config import PROJECT_ROOT
 from carprice.monitor.experiment import compare
-from carprice.monitor.experiment_plan import ExperimentSettings, plan, resolvable_margin
+from carprice.monitor.experiment_plan import ExperimentSettings, plan
 from carprice.runtime import pointer
 from carprice.runtime.store import Store
 from carprice.simulator.demo import simulated_week
 from carprice.simulator.replay import flask_post, replay_sellers
 from tests.conftest import run_cli
 from tests.monitoring.bundles import copy_bundle
+from tests.monitoring.power import resolvable_margin
 from tests.serving.conftest import with_key
 
 pytestmark = pytest.mark.slow

@@ -16,9 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carprice.data.rules import validate
-from carprice.data.schema import FUELS, GEARS, OFFER_TYPES
 from carprice.runtime.features import FeatureSpec
-from carprice.runtime.listing import HP_MAX, HP_MIN, MILEAGE_MAX, PRICE_MAX, PRICE_MIN, YEAR_MIN
+from carprice.runtime.listing import (
+    FUELS,
+    GEARS,
+    HP_MAX,
+    HP_MIN,
+    MILEAGE_MAX,
+    OFFER_TYPES,
+    PRICE_MAX,
+    PRICE_MIN,
+    YEAR_MIN,
+)
 from tests.conftest import listing
 from tests.unit.test_validate_properties import messy_frames
 

@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from carprice.data.ingest import ingest, load_listings, normalise, read_listings
+from carprice.data.canonical import canonical_text
+from carprice.data.ingest import ingest, load_listings, read_listings
 from carprice.data.schema import CANONICAL_COLUMNS
 from tests.conftest import frame, listing
 
@@ -20,7 +21,7 @@ def write_csv(path, *rows, **renames):
 
 def test_it_maps_api_and_export_spellings_to_canonical_names():
     raw = pd.DataFrame({"Mileage": [1], "offer_type": ["Used"], "Make ": ["BMW"], "extra": [0]})
-    out, ignored, missing = normalise(raw)
+    out, ignored, missing = canonical_text(raw)
     assert list(out.columns) == list(CANONICAL_COLUMNS)
     assert out.loc[0, "offerType"] == "Used" and out.loc[0, "make"] == "BMW"
     assert ignored == ["extra"]
@@ -30,7 +31,7 @@ def test_it_maps_api_and_export_spellings_to_canonical_names():
 def test_it_refuses_two_columns_that_mean_the_same_field():
     raw = pd.DataFrame({"offerType": ["Used"], "offer_type": ["New"]})
     with pytest.raises(ValueError, match="both map to 'offerType'"):
-        normalise(raw)
+        canonical_text(raw)
 
 
 def test_it_keeps_unparseable_numbers_as_text_for_validation_to_quarantine(tmp_path):

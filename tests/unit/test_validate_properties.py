@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carprice.data.rules import validate
-from carprice.data.schema import CANONICAL_COLUMNS, FUELS, GEARS, OFFER_TYPES
+from carprice.data.schema import CANONICAL_COLUMNS
+from carprice.runtime.listing import FUELS, GEARS, OFFER_TYPES
 
 messy_value = st.one_of(
     st.none(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -30,6 +31,21 @@ def date_arg(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from err
+
+
+def at_least(low: int):
+    """An argument type: a whole number from `low` on."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
+        return value
+
+    return parse
 
 
 def require_folder(option: str, folder: str, files: tuple[str, ...], then: str) -> Path:
@@ -61,6 +77,21 @@ def require_listings(option: str, text: str, snapshots: Path) -> None:
         f"{option} {text}: no such file, folder or snapshot id; expected a CSV/Parquet file, "
         f"a folder of them, or a snapshot from `carprice ingest` (in {snapshots})"
     )
+
+
+@contextlib.contextmanager
+def service_store(home: Path, create: bool = True):
+    """The service's store (CARPRICE_DB_URL, else SQLite under `home`), created unless not
+    `create`, disposed on exit."""
+    from carprice.runtime.store import Store, default_url
+
+    store = Store(default_url(home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+    try:
+        if create:
+            store.create()
+        yield store
+    finally:
+        store.dispose()
 
 
 def on_store(command, prog: str = "carprice clients"):

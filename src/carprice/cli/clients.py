@@ -15,19 +15,9 @@ import argparse
 import json
 
 from carprice.cli import clients_data
-from carprice.cli.args import on_store
+from carprice.cli.args import at_least, on_store
 from carprice.cli.progress import say
 from carprice.runtime.clients import KINDS, MARKET
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return value
 
 
 def cmd_add(store, args: argparse.Namespace) -> int:
@@ -99,9 +89,9 @@ def add_commands(sub) -> None:
     add.add_argument("name", help="the client's name (lower-case letters, digits, . _ -)")
     add.add_argument("--scopes", required=True, help="comma-separated: estimate, feedback")
     add.add_argument(
-        "--estimates-per-minute", type=_positive, help="quota (default: the service's)"
+        "--estimates-per-minute", type=at_least(1), help="quota (default: the service's)"
     )
-    add.add_argument("--feedback-per-day", type=_positive, help="quota (default: the service's)")
+    add.add_argument("--feedback-per-day", type=at_least(1), help="quota (default: the service's)")
     add.add_argument(
         "--kind",
         choices=KINDS,

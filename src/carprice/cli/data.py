@@ -36,7 +36,7 @@ def _distributed(args: argparse.Namespace) -> DistributedParams:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from carprice.data.ingest import check_sources
+    from carprice.data.sources import check_sources
     from carprice.data.stage import run_ingest, sold_feedback
 
     paths = Paths.from_env()
@@ -60,7 +60,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from carprice.cli.model import run_params
-    from carprice.data.ingest import check_sources
+    from carprice.data.sources import check_sources
     from carprice.data.stage import run_validation
 
     paths = Paths.from_env()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from carprice.cli.args import UsageError, require_folder
+from carprice.cli.args import UsageError, at_least, require_folder
 from carprice.cli.progress import Stage, say
 from carprice.config import Paths, load_params
 
@@ -121,19 +121,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_commands(sub) -> None:
     """Register the model subcommands on the `carprice` parser."""
     p = sub.add_parser("train", help="train the challenger on gate 1's clean rows and register it")
@@ -159,11 +146,11 @@ def add_commands(sub) -> None:
     )
     p.add_argument(
         "--candidates",
-        type=_at_least(1),
+        type=at_least(1),
         help="sampled settings to score (default: tune.candidates of --params)",
     )
     p.add_argument(
-        "--folds", type=_at_least(2), help="grouped CV folds (default: tune.folds of --params)"
+        "--folds", type=at_least(2), help="grouped CV folds (default: tune.folds of --params)"
     )
     p.add_argument(
         "--write",
@@ -179,11 +166,11 @@ def add_commands(sub) -> None:
         "--out", default="reports/study", help="folder for the report (a UTC-stamped run)"
     )
     p.add_argument(
-        "--folds", type=_at_least(2), help="grouped CV folds (default: tune.folds; 3 quick)"
+        "--folds", type=at_least(2), help="grouped CV folds (default: tune.folds; 3 quick)"
     )
     p.add_argument(
         "--jobs",
-        type=_at_least(1),
+        type=at_least(1),
         default=1,
         help="fold fits run in parallel (threads; each fit uses train.lgb's num_threads)",
     )

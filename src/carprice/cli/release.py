@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from carprice.cli.args import require_folder
+from carprice.cli.args import require_folder, service_store
 from carprice.cli.progress import Stage, say
 from carprice.config import Paths, load_params
 
@@ -119,25 +119,18 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
     """Print the A/B experiment's numbers; True (and why, on stderr) when it refuses the
     package's model (carprice.monitor.experiment, release.promote.require_experiment)."""
-    import os
-
     from carprice.monitor.experiment import compare
     from carprice.monitor.experiment_text import table_rows
     from carprice.release.candidate import PACKAGE_JSON, read_json
     from carprice.release.promote import ReleaseError, champion_of_record, require_experiment
     from carprice.runtime.logqueries.base import market
-    from carprice.runtime.store import Store, default_url
 
     package = require_folder("--package", args.package, (PACKAGE_JSON,), PACKAGE_CMD)
     version = read_json(package / PACKAGE_JSON)["model_version"]
-    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
-    try:
-        store.create()
+    with service_store(paths.home) as store:
         record = store.latest_experiment(challenger=version)
         # market traffic only, as the monitor judges it
         experiment = compare(market(store), load_params(args.params), record) if record else {}
-    finally:
-        store.dispose()
     for row in table_rows(experiment) if record else ():
         print("  ".join(row), file=sys.stderr)
     try:
@@ -151,18 +144,11 @@ def _experiment_refuses(args: argparse.Namespace, paths: Paths) -> bool:
 
 def _stop_experiment(paths: Paths, version: str) -> None:
     """End the running experiment whose challenger was just promoted (its window closes)."""
-    import os
-
-    from carprice.runtime.store import Store, default_url
-
-    store = Store(default_url(paths.home), os.environ.get("CARPRICE_DB_PREFIX", ""))
-    try:
+    with service_store(paths.home, create=False) as store:
         running = store.running_experiment()
         if running is not None and running["challenger_version"] == version:
             store.stop_experiment()
             say(f"experiment {running['experiment_id']} stopped: its challenger is the champion")
-    finally:
-        store.dispose()
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

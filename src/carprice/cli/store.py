@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from carprice.cli.args import service_store
 from carprice.runtime.home import home_dir
 
 
@@ -28,11 +29,8 @@ def retention_days(params: dict) -> int | None:
     return days
 
 
-def _open_store():
-    from carprice.runtime.store import Store, default_url
-
-    home = home_dir(Path(os.environ.get("CARPRICE_ROOT") or Path.cwd()))  # as carprice.config
-    return Store(default_url(home), os.environ.get("CARPRICE_DB_PREFIX", ""))
+def _home() -> Path:
+    return home_dir(Path(os.environ.get("CARPRICE_ROOT") or Path.cwd()))  # as carprice.config
 
 
 def cmd_store_maintain(args: argparse.Namespace) -> int:
@@ -41,22 +39,15 @@ def cmd_store_maintain(args: argparse.Namespace) -> int:
     days = retention_days(load_params(args.params))
     if args.retention_days is not None:
         days = retention_days({"prediction_log": {"retention_days": args.retention_days}})
-    store = _open_store()
-    try:
-        store.create()
+    with service_store(_home()) as store:
         report = store.maintain(days, dt.datetime.now(dt.UTC).date())
-    finally:
-        store.dispose()
     print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_store_upgrade(args: argparse.Namespace) -> int:
-    store = _open_store()
-    try:
+    with service_store(_home(), create=False) as store:
         before, after = store.upgrade(args.runtime_role or None)
-    finally:
-        store.dispose()
     print(f"store schema: {before or 'none'} -> {after}")
     if args.runtime_role:
         print(f"runtime role {args.runtime_role}: rights on the store's tables granted")

@@ -44,16 +44,6 @@ def canonical_text(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str
     return pd.DataFrame(out), ignored, missing
 
 
-def normalise(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Map a source frame to the canonical columns and parse its clean numeric columns.
-
-    Numeric columns become numbers only when every value parses; otherwise they stay text so
-    that validation can quarantine the bad values with a reason.
-    """
-    frame, ignored, missing = canonical_text(raw)
-    return with_numbers(frame), ignored, missing
-
-
 def with_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Parse each numeric column of a canonical text frame, deciding its type from all values."""
     kinds = {c: numeric_kind([numeric_profile(frame[c])]) for c in NUMERIC_COLUMNS}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from carprice.data.dask_rules import HISTOGRAMS, run_rules
-from carprice.data.gate import DataThresholds, GateResult, check_data_gate
+from carprice.data.gate import DataThresholds, GateResult, data_gate
 from carprice.data.partitions import read_partitioned
 from carprice.data.rules import ValidationResult, ValidationRules, column_problems
 from carprice.data.sufficiency import clean_counts, quarantined_counts, table_of
@@ -74,11 +74,4 @@ def validate_on_partitions(
     problems = column_problems(rules, list(raw.columns), rows_in, non_null)
     result = ValidationResult(plotted, quarantine, dict(sorted(counts.items())), problems)
     table = table_of(models, quarantined_counts(quarantine), thresholds.min_rows_per_model)
-    gate = check_data_gate(
-        rows_in=rows_in,
-        rows_clean=len(plotted),
-        supported_models=int(table["supported"].sum()),
-        column_problems=problems,
-        thresholds=thresholds,
-    )
-    return result, table, gate
+    return result, *data_gate(result, thresholds, table)

@@ -32,15 +32,10 @@ from carprice.data.ingest import (
     report_skipped,
     snapshot_dtypes,
     snapshot_id,
+    source_record,
 )
-from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS
-from carprice.data.sources import (
-    ListingFileError,
-    discover_sources,
-    no_listing_columns,
-    read_file,
-)
-from carprice.runtime.home import file_sha256
+from carprice.data.schema import NUMERIC_COLUMNS
+from carprice.data.sources import discover_sources, read_file
 
 BLOCKSIZE = "16MB"  # CSV bytes per partition: about 170,000 listings
 
@@ -66,21 +61,11 @@ def _open_sources(path: Path, blocksize: str | int, say: Callable[[str], None]) 
     opened, sources, skipped = [], [], []
     for source in discover_sources(path):
         frame = _read(source, blocksize)
-        _, ignored, missing = canonical_text(frame._meta)
-        if len(missing) == len(CANONICAL_COLUMNS):
-            if Path(path).is_file():
-                raise ListingFileError(no_listing_columns(source, frame.columns))
-            skipped.append({"path": str(source), "reason": "no listing columns"})
+        found = canonical_text(frame._meta)[1:]
+        record = source_record(path, source, frame.columns, found, 0, skipped)  # rows: pass 1
+        if record is None:
             continue
-        sources.append(
-            {
-                "path": str(source),
-                "sha256": file_sha256(source),
-                "rows": 0,  # counted in the first pass
-                "ignored_columns": ignored,
-                "missing_columns": missing,
-            }
-        )
+        sources.append(record)
         opened.append((frame._meta, frame.to_delayed()))
     report_skipped(path, skipped, bool(opened), say)
     return opened, {"sources": sources, "skipped": skipped}

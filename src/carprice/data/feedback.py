@@ -42,6 +42,8 @@ FEEDBACK_SOURCE = "feedback"
 IMPLAUSIBLE = "implausible_sold_price"
 NO_ESTIMATE = "no_estimate"
 CLIENT_SHARE = "client_share"
+# what `training_sales` returns of each sale
+SALE_COLUMNS = ["prediction_id", "inputs", "status", "price", "sold_price", "client", "feedback_id"]
 
 
 @dataclass(frozen=True)
@@ -109,18 +111,7 @@ def feedback_rows(store: Store, check: FeedbackCheck | None = None) -> FeedbackR
     columns = [*CANONICAL_COLUMNS, "source", "prediction_id"]
     on_hold = {h["client"] for h in store.held_clients()}
     held = sales_per_client(store, on_hold)
-    joined = pd.DataFrame(
-        training_sales(store, excluding=on_hold),
-        columns=[
-            "prediction_id",
-            "inputs",
-            "status",
-            "price",
-            "sold_price",
-            "client",
-            "feedback_id",
-        ],
-    )
+    joined = pd.DataFrame(training_sales(store, excluding=on_hold), columns=SALE_COLUMNS)
     if joined.empty:
         empty = pd.DataFrame(columns=columns)
         return FeedbackRows(empty, empty.assign(estimate=[], reasons=[]), held)

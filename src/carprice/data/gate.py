@@ -65,11 +65,13 @@ def check_data_gate(
     return GateResult("gate 1 (data)", not reasons, reasons)
 
 
-def data_gate(result, thresholds: DataThresholds):
-    """Gate 1 on a validation result: return the sufficiency table and the verdict."""
+def data_gate(result, thresholds: DataThresholds, table=None):
+    """Gate 1 on a validation result: return the sufficiency table (`table` when already
+    counted, as on partitions) and the verdict."""
     from carprice.data.sufficiency import sufficiency
 
-    table = sufficiency(result.clean, result.quarantine, thresholds.min_rows_per_model)
+    if table is None:
+        table = sufficiency(result.clean, result.quarantine, thresholds.min_rows_per_model)
     gate = check_data_gate(
         rows_in=result.rows_in,
         rows_clean=len(result.clean),

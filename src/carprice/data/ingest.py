@@ -17,26 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from carprice.data.canonical import canonical_text, normalise, with_numbers
+from carprice.data.canonical import canonical_text, with_numbers
 from carprice.data.schema import CANONICAL_COLUMNS, NUMERIC_COLUMNS, expected_columns
-from carprice.data.sources import (
-    ListingFileError,
-    check_sources,
-    discover_sources,
-    no_listing_columns,
-    read_file,
-)
+from carprice.data.sources import ListingFileError, discover_sources, no_listing_columns, read_file
 from carprice.runtime.home import file_sha256
 from carprice.runtime.listing import REQUIRED_COLUMNS
-
-__all__ = [
-    "ListingFileError",
-    "check_sources",
-    "ingest",
-    "load_listings",
-    "normalise",
-    "read_listings",
-]
 
 INGEST_VERSION = "carprice-ingest-2"
 LISTING_SOURCE = "listing"
@@ -65,18 +50,9 @@ def read_listings(
     for source in discover_sources(path):
         raw = read_file(source)
         frame, ignored, missing = canonical_text(raw)
-        if len(missing) == len(CANONICAL_COLUMNS):
-            if Path(path).is_file():
-                raise ListingFileError(no_listing_columns(source, raw.columns))
-            skipped.append({"path": str(source), "reason": "no listing columns"})
+        record = source_record(path, source, raw.columns, (ignored, missing), len(frame), skipped)
+        if record is None:
             continue
-        record = {
-            "path": str(source),
-            "sha256": file_sha256(source),
-            "rows": len(frame),
-            "ignored_columns": ignored,
-            "missing_columns": missing,
-        }
         sources.append(record)
         frames.append(frame)
         if progress:
@@ -85,6 +61,26 @@ def read_listings(
     # One type per column over every file: a column dirty in one file stays text in all.
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return with_numbers(frame.reset_index(drop=True)), {"sources": sources, "skipped": skipped}
+
+
+def source_record(
+    path: Path, source: Path, columns, found: tuple, rows: int, skipped: list[dict]
+) -> dict | None:
+    """The record of one source file at `path` (`found`: its ignored and missing columns), or
+    None, noted in `skipped`, when it holds no listing column; a file named alone is refused."""
+    ignored, missing = found
+    if len(missing) == len(CANONICAL_COLUMNS):
+        if Path(path).is_file():
+            raise ListingFileError(no_listing_columns(source, columns))
+        skipped.append({"path": str(source), "reason": "no listing columns"})
+        return None
+    return {
+        "path": str(source),
+        "sha256": file_sha256(source),
+        "rows": rows,
+        "ignored_columns": ignored,
+        "missing_columns": missing,
+    }
 
 
 def report_skipped(
@@ -243,13 +239,16 @@ def publish(
 
 def load_listings(path: Path | str, snapshots_dir: Path | None = None) -> pd.DataFrame:
     """Load a snapshot (parquet path, manifest or id) or read raw listings without snapshotting."""
-    path = Path(path)
-    if not path.exists() and snapshots_dir is not None:
-        candidate = Path(snapshots_dir) / f"{path.name}.parquet"
-        if candidate.exists():
-            path = candidate
-    if path.suffix == ".json" and path.is_file():
-        path = path.with_suffix(".parquet")
+    path = resolve(path, snapshots_dir)
     if path.is_file() and path.parent.name == "snapshots" and path.suffix == ".parquet":
         return pd.read_parquet(path)
     return read_listings(path)[0]
+
+
+def resolve(listings: str | Path, snapshots: Path | None) -> Path:
+    """The path `listings` names: itself, or a snapshot id's Parquet file in `snapshots`; a
+    snapshot's manifest stands for its Parquet file."""
+    path = Path(listings)
+    if not path.exists() and snapshots and (Path(snapshots) / f"{path.name}.parquet").exists():
+        path = Path(snapshots) / f"{path.name}.parquet"
+    return path.with_suffix(".parquet") if path.suffix == ".json" and path.is_file() else path

@@ -87,12 +87,14 @@ class ValidationResult:
         return len(self.clean) + len(self.quarantine)
 
 
-def rules_schema(rules: ValidationRules) -> pa.DataFrameSchema:
-    """Return gate 1's listing schema for these rules; its named checks are the reason codes."""
+def rules_schema(rules: ValidationRules, clean: bool = False) -> pa.DataFrameSchema:
+    """Return gate 1's listing schema for these rules (of clean rows when `clean`); its named
+    checks are the reason codes."""
     return listing_schema(
         year_max=rules.year_max,
         required=rules.required_fields,
         non_car_makes=rules.non_car_makes,
+        clean=clean,
     )
 
 
@@ -259,11 +261,6 @@ def split_rows(source, frame, flags, problems, rules) -> ValidationResult:
         clean[name] = clean[name].astype("Int64" if name in optional else "int64")
     clean = clean.reset_index(drop=True)
     # The contract of clean data; a failure here is a bug in the rules, not in the data.
-    listing_schema(
-        year_max=rules.year_max,
-        required=rules.required_fields,
-        non_car_makes=rules.non_car_makes,
-        clean=True,
-    ).validate(clean)
+    rules_schema(rules, clean=True).validate(clean)
     counts = {code: int(mask.sum()) for code, mask in sorted(flags.items())}
     return ValidationResult(clean, quarantine.reset_index(drop=True), counts, problems)

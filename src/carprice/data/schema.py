@@ -8,9 +8,6 @@ import numpy as np
 import pandera.pandas as pa
 
 from carprice.runtime import listing
-from carprice.runtime.listing import FUELS, GEARS, OFFER_TYPES
-
-__all__ = ["FUELS", "GEARS", "OFFER_TYPES"]  # re-exported: the schema is where callers look
 
 # Canonical columns, in the order of the AutoScout24 export (the listing contract's `column`).
 CANONICAL_COLUMNS = listing.CANONICAL_COLUMNS

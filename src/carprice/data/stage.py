@@ -20,7 +20,7 @@ from carprice.config import Paths, load_params
 from carprice.data.cluster import DistributedParams
 from carprice.data.feedback import FeedbackCheck, feedback_rows
 from carprice.data.gate import DataThresholds, GateResult, data_gate
-from carprice.data.ingest import Snapshot, ingest, load_listings
+from carprice.data.ingest import Snapshot, ingest, load_listings, resolve
 from carprice.data.report import build_report, write_outputs, write_run_report
 from carprice.data.rules import ValidationRules, validate
 from carprice.runtime import pointer
@@ -34,11 +34,9 @@ RUNS = "runs"
 
 def source_hash(listings: str | Path, snapshots: Path, frame: pd.DataFrame) -> str:
     """Return a 12-character id of the input: its snapshot id, or a hash of its rows."""
-    path = Path(listings)
-    if not path.exists() and (Path(snapshots) / f"{path.name}.parquet").exists():
-        path = Path(snapshots) / f"{path.name}.parquet"
+    path = resolve(listings, snapshots)
     manifest = path.with_suffix(".json")
-    if path.suffix in (".parquet", ".json") and manifest.is_file():
+    if path.suffix == ".parquet" and manifest.is_file():
         try:
             snapshot_id = json.loads(manifest.read_text(encoding="utf-8")).get("snapshot_id")
         except (OSError, ValueError, AttributeError):
@@ -174,11 +172,7 @@ def _run_on_partitions(
 
 def snapshot_path(listings: str | Path, snapshots: Path) -> Path | None:
     """Return the snapshot Parquet file `listings` names (path, manifest or id), if it is one."""
-    path = Path(listings)
-    if not path.exists() and (Path(snapshots) / f"{path.name}.parquet").exists():
-        path = Path(snapshots) / f"{path.name}.parquet"
-    if path.suffix == ".json" and path.is_file():
-        path = path.with_suffix(".parquet")
+    path = resolve(listings, snapshots)
     if path.is_file() and path.suffix == ".parquet" and path.with_suffix(".json").is_file():
         return path
     return None

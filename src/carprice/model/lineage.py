@@ -12,46 +12,34 @@ from carprice.config import PROJECT_ROOT
 DIGEST_CHARS = 36  # the longest dataset digest MLflow accepts
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> str:
-    """Return the current commit, suffixed `-dirty` when tracked files have changed."""
+def _git(root: Path, *args: str) -> str | None:
+    """The output of one git command in `root`, or None when git cannot answer."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_commit(root: Path = PROJECT_ROOT) -> str:
+    """Return the current commit, suffixed `-dirty` when tracked files have changed."""
+    commit = _git(root, "rev-parse", "HEAD")
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if commit is None or dirty is None:
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
 
 
-def git_source(root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """Return the branch and origin URL of the checkout, where git knows them."""
-    out = {}
-    for key, args in (
-        ("branch", ["rev-parse", "--abbrev-ref", "HEAD"]),
-        ("repo_url", ["remote", "get-url", "origin"]),
-    ):
-        try:
-            value = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            continue
-        if value and value != "HEAD":
-            out[key] = value
-    return out
+def _report_source(validated_dir: Path) -> Path:
+    """The listings a gate 1 output folder was made from (its data report's `source`)."""
+    report = json.loads((Path(validated_dir) / "data_report.json").read_text(encoding="utf-8"))
+    return Path(report["source"])
 
 
 def snapshot_file(validated_dir: Path) -> Path | None:
     """Return the snapshot Parquet file a gate 1 output folder was made from, if it was one."""
-    report = json.loads((Path(validated_dir) / "data_report.json").read_text(encoding="utf-8"))
-    source = Path(report["source"])
+    source = _report_source(validated_dir)
     if source.suffix == ".parquet" and source.with_suffix(".json").is_file():
         return source
     return None
@@ -63,11 +51,9 @@ def snapshot_of(validated_dir: Path) -> dict:
     The source is the manifest's `real` or `simulated`; anything not known to be simulated is
     `real` (gate 2's stricter bounds).
     """
-    report = json.loads((Path(validated_dir) / "data_report.json").read_text(encoding="utf-8"))
-    source = Path(report["source"])
-    manifest = source.with_suffix(".json")
-    if source.suffix == ".parquet" and manifest.is_file():
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
+    path = snapshot_file(validated_dir)
+    if path is not None:
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         return {
             "snapshot_id": meta["snapshot_id"],
             "snapshot_sha256": meta["parquet_sha256"],
@@ -75,7 +61,7 @@ def snapshot_of(validated_dir: Path) -> dict:
             "snapshot_source": meta.get("source", "real"),
         }
     return {
-        "snapshot_id": "unsnapshotted:" + str(source),
+        "snapshot_id": "unsnapshotted:" + str(_report_source(validated_dir)),
         "snapshot_sha256": "",
         "snapshot_rows": None,
         "snapshot_source": "real",
@@ -94,11 +80,13 @@ def source_tags(commit: str, command: str) -> dict[str, str]:
     if commit != "unknown":
         out[tags.MLFLOW_GIT_COMMIT] = commit.removesuffix("-dirty")
         out[tags.MLFLOW_GIT_DIRTY] = str(commit.endswith("-dirty")).lower()
-    source = git_source()
-    if "branch" in source:
-        out[tags.MLFLOW_GIT_BRANCH] = source["branch"]
-    if "repo_url" in source:
-        out[tags.MLFLOW_GIT_REPO_URL] = source["repo_url"]
+    for tag, args in (
+        (tags.MLFLOW_GIT_BRANCH, ("rev-parse", "--abbrev-ref", "HEAD")),
+        (tags.MLFLOW_GIT_REPO_URL, ("remote", "get-url", "origin")),
+    ):
+        value = _git(PROJECT_ROOT, *args)  # the branch and origin, where git knows them
+        if value and value != "HEAD":
+            out[tag] = value
     return out
 
 

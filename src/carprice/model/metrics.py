@@ -67,11 +67,9 @@ def coverage_upper_bound(coverage: float, rows: int, confidence: float) -> float
     A segment's interval is judged under-covered only when even this bound is below the
     minimum: a few hundred rows cannot tell 69% from 71%, and many segments are judged at once.
     """
-    from statistics import NormalDist
+    from statsmodels.stats.proportion import proportion_confint
 
     if rows <= 0:
         return 1.0
-    z = NormalDist().inv_cdf(confidence)
-    centre = coverage + z * z / (2 * rows)
-    spread = z * np.sqrt(coverage * (1 - coverage) / rows + z * z / (4 * rows * rows))
-    return float(min(1.0, (centre + spread) / (1 + z * z / rows)))
+    alpha = 2 * (1 - confidence)  # the two-sided level whose upper end is the one-sided bound
+    return float(min(1.0, proportion_confint(coverage * rows, rows, alpha, method="wilson")[1]))

@@ -126,18 +126,22 @@ def set_alias(alias: str, version: str) -> None:
     _client().set_registered_model_alias(MODEL_NAME, alias, version)
 
 
-def drop_alias_from(alias: str, version: str) -> bool:
-    """Remove `alias` when it names `version`; return whether it did."""
+def _named(alias: str):
+    """The model version `alias` names, or None when it names none."""
     import mlflow
 
-    client = _client()
     try:
-        holder = client.get_model_version_by_alias(MODEL_NAME, alias)
+        return _client().get_model_version_by_alias(MODEL_NAME, alias)
     except mlflow.exceptions.MlflowException:
+        return None
+
+
+def drop_alias_from(alias: str, version: str) -> bool:
+    """Remove `alias` when it names `version`; return whether it did."""
+    holder = _named(alias)
+    if holder is None or str(holder.version) != str(version):
         return False
-    if str(holder.version) != str(version):
-        return False
-    client.delete_registered_model_alias(MODEL_NAME, alias)
+    _client().delete_registered_model_alias(MODEL_NAME, alias)
     return True
 
 
@@ -149,14 +153,8 @@ def set_tags(version: str, tags: dict[str, str]) -> None:
 
 def by_alias(alias: str, cache_dir: Path) -> RegisteredBundle | None:
     """Return the version behind an alias with its bundle on local disk, or None if unset."""
-    import mlflow
-
-    client = _client()
-    try:
-        mv = client.get_model_version_by_alias(MODEL_NAME, alias)
-    except mlflow.exceptions.MlflowException:
-        return None
-    return _materialise(mv, cache_dir)
+    mv = _named(alias)
+    return None if mv is None else _materialise(mv, cache_dir)
 
 
 def by_version(version: str, cache_dir: Path) -> RegisteredBundle:

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from carprice.config import from_section
 from carprice.runtime.logqueries import clients as queries
@@ -68,15 +68,8 @@ class ClientCheck:
 
 
 def sign_test(above: int, n: int) -> float:
-    """Two-sided p-value of `above` successes in `n` fair coin flips (exact binomial)."""
-    if n == 0:
-        return 1.0
-    k = max(above, n - above)
-    log_terms = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
-        for i in range(k, n + 1)
-    ]
-    return min(1.0, 2.0 * float(np.exp(log_terms).sum()))
+    """Two-sided p-value of `above` successes in `n` fair coin flips (scipy's exact binomial)."""
+    return float(binomtest(above, n).pvalue) if n else 1.0
 
 
 def stats_row(

@@ -35,8 +35,6 @@ from carprice.monitor.experiment_plan import GATING, METRICS, ExperimentSettings
 from carprice.monitor.experiment_stats import difference, summary
 from carprice.runtime.experiment import ARMS, CHALLENGER, CHAMPION
 
-__all__ = ["ExperimentSettings", "analyse", "compare", "promotion"]
-
 
 def compare(store, params: dict, experiment: dict | None = None, as_of=None) -> dict:
     """Compare the arms of one experiment (default: the one started last; see the module

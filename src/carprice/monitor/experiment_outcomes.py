@@ -15,13 +15,10 @@ import datetime as dt
 import numpy as np
 
 from carprice.runtime.experiment import CHALLENGER, CHAMPION
+from carprice.runtime.logqueries.base import utc
 from carprice.runtime.logqueries.feedback import feedback_events, keyed_estimates
 
 COMPLAINTS = ("too_low", "too_high")  # a seller's opinion that the estimate is wrong
-
-
-def _utc(stamp: dt.datetime) -> dt.datetime:
-    return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
 
 
 def outcomes(store, experiment: dict, days: int = 30, as_of: dt.datetime | None = None) -> dict:
@@ -64,7 +61,7 @@ def outcomes(store, experiment: dict, days: int = 30, as_of: dt.datetime | None 
 
 
 def _record(row: dict, events: list[dict], days: int, as_of: dt.datetime) -> dict:
-    created = _utc(row["created_at"])
+    created = utc(row["created_at"])
     # days count from the client's listing date; one after the estimate cannot be right
     listed = row["inputs"].get("listed_at")
     start = created.date()

@@ -75,16 +75,6 @@ def planned_n(settings: ExperimentSettings, name: str, share: float) -> list[int
     return [math.ceil(champion), math.ceil(champion * ratio)]
 
 
-def resolvable_margin(settings: ExperimentSettings, name: str, n: int, share: float) -> float:
-    """The smallest margin the power rule resolves with `n` champion listings (its inverse):
-    what a smaller experiment may claim, never less."""
-    power = settings.power ** (1 / len(GATING))
-    effect = NormalIndPower().solve_power(
-        nobs1=n, alpha=settings.alpha, power=power, ratio=share / (1 - share), alternative="larger"
-    )
-    return float(effect * metric_sd(settings, name))
-
-
 def plan(settings: ExperimentSettings, share: float) -> dict:
     """The record's plan: per metric its margin, reason, minimum detectable effect (the
     margin: the test is powered at a true difference of 0) and planned n per arm."""

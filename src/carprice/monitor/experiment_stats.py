@@ -92,48 +92,39 @@ def verdict(ci: list[float] | None, better: int) -> str:
     return "not yet known"
 
 
+def _share(values: np.ndarray, level: float, **extra) -> dict:
+    """n (then `extra`), the share and its Wilson interval of a 0/1 sample."""
+    n = int(values.size)
+    share = float(values.mean()) if n else None
+    return {"n": n, **extra, "share": share, "ci": wilson(int(values.sum()), n, level)}
+
+
+def _centre(values: np.ndarray, stat: Callable, key: str, s, level: float, rng) -> dict:
+    """n, stat(values) as `key` and its bootstrap interval."""
+    return {
+        "n": int(values.size),
+        key: float(stat(values)) if values.size else None,
+        "ci": bootstrap(values, stat, s.bootstrap_rounds, level, rng),
+    }
+
+
 def summary(samples: dict[str, np.ndarray], s, rng) -> dict:
     """Each metric of one arm: its value, rows and interval (`s`: the settings)."""
     level = 2 * s.alpha
     conv, adjusted, moves = samples["conversion"], samples["adjusted"], samples["adjustment"]
     days, deviation = samples["days_to_sell"], samples["listing_deviation"]
-    mape = samples["realised_mape"]
+    mape, towards = samples["realised_mape"], samples["towards"]
     return {
-        "conversion": {
-            "n": int(conv.size),
-            "sold": int(conv.sum()),
-            "share": float(conv.mean()) if conv.size else None,
-            "ci": wilson(int(conv.sum()), int(conv.size), level),
-        },
-        "days_to_sell": {
-            "n": int(days.size),
-            "median": float(np.median(days)) if days.size else None,
-            "ci": bootstrap(days, np.median, s.bootstrap_rounds, level, rng),
-        },
+        "conversion": _share(conv, level, sold=int(conv.sum())),
+        "days_to_sell": _centre(days, np.median, "median", s, level, rng),
         "adjusted": {
-            "n": int(adjusted.size),
-            "share": float(adjusted.mean()) if adjusted.size else None,
-            "ci": wilson(int(adjusted.sum()), int(adjusted.size), level),
+            **_share(adjusted, level),
             "median_change_of_estimate": float(np.median(moves)) if moves.size else None,
-            "towards_estimate_share": (
-                float(samples["towards"].mean()) if samples["towards"].size else None
-            ),
+            "towards_estimate_share": float(towards.mean()) if towards.size else None,
         },
-        "listing_deviation": {
-            "n": int(deviation.size),
-            "median": float(np.median(deviation)) if deviation.size else None,
-            "ci": bootstrap(deviation, np.median, s.bootstrap_rounds, level, rng),
-        },
-        "complaints": {
-            "n": int(samples["complaints"].size),
-            "share": float(samples["complaints"].mean()) if samples["complaints"].size else None,
-            "ci": wilson(int(samples["complaints"].sum()), int(samples["complaints"].size), level),
-        },
-        "realised_mape": {
-            "n": int(mape.size),
-            "value": float(mape.mean()) if mape.size else None,
-            "ci": bootstrap(mape, np.mean, s.bootstrap_rounds, level, rng),
-        },
+        "listing_deviation": _centre(deviation, np.median, "median", s, level, rng),
+        "complaints": _share(samples["complaints"], level),
+        "realised_mape": _centre(mape, np.mean, "value", s, level, rng),
     }
 
 

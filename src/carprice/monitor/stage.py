@@ -26,22 +26,20 @@ from carprice.runtime.spool import SPOOL_FILE, Spool
 from carprice.runtime.store import Store, default_url
 
 
-def deployed_version(home: Path, name: str = pointer.CURRENT) -> str | None:
-    """Return the model version a deploy pointer names (None without that pointer)."""
+def deployed(home: Path, name: str = pointer.CURRENT) -> dict | None:
+    """Return the metadata of the bundle a deploy pointer names (None without that pointer)."""
     bundle = pointer.read_pointer(home, name)
     if bundle is None:
         return None
-    meta = json.loads((Path(bundle) / "metadata.json").read_text(encoding="utf-8"))
-    return meta.get("model_version")
+    return json.loads((bundle / "metadata.json").read_text(encoding="utf-8"))
 
 
 def champion_snapshot(paths: Paths) -> tuple[str | None, Path | None, str]:
     """Return the champion's version, the snapshot it was trained on (None when there is no
     champion or the file is gone) and a note naming the snapshot and its source."""
-    bundle = pointer.read_pointer(paths.home, pointer.CURRENT)
-    if bundle is None:
+    meta = deployed(paths.home)
+    if meta is None:
         return None, None, "no deployed champion"
-    meta = json.loads((Path(bundle) / "metadata.json").read_text(encoding="utf-8"))
     snapshot_id = meta.get("lineage", {}).get("snapshot_id", "")
     snapshot = paths.snapshots / f"{snapshot_id}.parquet"
     if not snapshot.exists():
@@ -135,7 +133,7 @@ def run_monitoring(
         "traffic": "market and synthetic" if include_synthetic else "market",
         "window": span,
         "champion": champion,
-        "challenger": deployed_version(paths.home, pointer.CHALLENGER),
+        "challenger": (deployed(paths.home, pointer.CHALLENGER) or {}).get("model_version"),
         "reference": note,
         "freshness": freshness(paths.home),
         "experiment": experiment,

@@ -161,6 +161,19 @@ def median_of(conn: sa.Connection, values: sa.FromClause, value: str) -> float |
     return None if found is None else float(found)
 
 
+def fetch(store: Store, query: sa.Executable) -> list[sa.Row]:
+    """Run one query on a connection of its own; return its rows."""
+    with store.engine.connect() as conn:
+        return conn.execute(query).all()
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A time as UTC-aware (SQLite gives stored UTC times back without a zone)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def ranked(rows) -> dict:
     """{value: count} from (value, count) rows, most frequent first (ties by value)."""
     return {value: int(k) for value, k in sorted(rows, key=lambda r: (-r[1], str(r[0])))}

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from carprice.runtime.logqueries.base import (
     ANONYMOUS,
     client_name,
+    fetch,
     field,
     median,
     median_of,
@@ -38,8 +39,7 @@ def volume(
     query = (
         sa.select(name, sa.func.count(), sa.func.count(f.c.sold_price)).where(*where).group_by(name)
     )
-    with store.engine.connect() as conn:
-        return [(str(c), int(n), int(s)) for c, n, s in conn.execute(query).all()]
+    return [(str(c), int(n), int(s)) for c, n, s in fetch(store, query)]
 
 
 def segment_sales(store: Store, since: dt.date | None = None) -> list[tuple[str, str, str, int]]:
@@ -53,8 +53,7 @@ def segment_sales(store: Store, since: dt.date | None = None) -> list[tuple[str,
         .where(make.is_not(None), model.is_not(None))
         .group_by(make, model, name)
     )
-    with store.engine.connect() as conn:
-        return [(str(a), str(b), str(c), int(n)) for a, b, c, n in conn.execute(query).all()]
+    return [(str(a), str(b), str(c), int(n)) for a, b, c, n in fetch(store, query)]
 
 
 def _table() -> sa.Table:

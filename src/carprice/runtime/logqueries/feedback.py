@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from carprice.runtime.logqueries.base import in_window, is_sale, market, sales
+from carprice.runtime.logqueries.base import fetch, in_window, is_sale, market, sales, utc
 from carprice.runtime.store import Store
 
 
@@ -34,8 +34,7 @@ def training_sales(store: Store, excluding: Iterable[str] = ()) -> list[dict]:
         .select_from(sales(store, excluding=excluding, per_client=True))
         .order_by(p.c.prediction_id, f.c.feedback_id)
     )
-    with store.engine.connect() as conn:
-        return [dict(row) for row in conn.execute(query).mappings()]
+    return [dict(row._mapping) for row in fetch(store, query)]
 
 
 def sales_per_client(store: Store, clients: Iterable[str]) -> dict[str, int]:
@@ -49,8 +48,7 @@ def sales_per_client(store: Store, clients: Iterable[str]) -> dict[str, int]:
         .where(f.c.client.in_(clients), *is_sale(store))
         .group_by(f.c.client)
     )
-    with store.engine.connect() as conn:
-        return {str(c): int(n) for c, n in conn.execute(query).all()}
+    return {str(c): int(n) for c, n in fetch(store, query)}
 
 
 def keyed_estimates(
@@ -73,15 +71,8 @@ def keyed_estimates(
         )
         .order_by(p.c.created_at, p.c.prediction_id)
     )
-    with store.engine.connect() as conn:  # only the experiment's estimates leave the database
-        return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A time as UTC-aware (SQLite gives stored UTC times back without a zone)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    # only the experiment's estimates leave the database
+    return [dict(r._mapping) for r in fetch(store, query)]
 
 
 def feedback_events(
@@ -107,10 +98,9 @@ def feedback_events(
         served = sa.select(p.c.prediction_id).where(p.c.experiment_id == experiment_id)
         query = query.where(f.c.prediction_id.in_(served))
     if isinstance(since, dt.datetime):
-        since = _utc(since)
+        since = utc(since)
     query = query.where(*in_window(f.c.received_at, since))
-    with store.engine.connect() as conn:
-        rows = [dict(row) for row in conn.execute(query).mappings()]
+    rows = [dict(row._mapping) for row in fetch(store, query)]
     for row in rows:
-        row["event_at"], row["received_at"] = _utc(row["event_at"]), _utc(row["received_at"])
+        row["event_at"], row["received_at"] = utc(row["event_at"]), utc(row["received_at"])
     return rows

@@ -12,13 +12,16 @@ from carprice.runtime.clients import MARKET
 from carprice.runtime.logqueries.base import (
     ANONYMOUS,
     client_name,
+    fetch,
     field,
     is_sale,
     logged,
     median,
+    median_of,
     on_logged,
     ranked,
     sales,
+    utc,
 )
 from carprice.runtime.store import Store
 
@@ -33,8 +36,7 @@ def _counts(store: Store, column: sa.ColumnElement, since: dt.date | None) -> di
         .where(column.is_not(None), *logged(store, since))
         .group_by(column)
     )
-    with store.engine.connect() as conn:
-        return ranked(conn.execute(query).all())
+    return ranked(fetch(store, query))
 
 
 def _day(store: Store) -> sa.ColumnElement:
@@ -53,8 +55,7 @@ def usage(store: Store, since: dt.date | None) -> dict:
         sa.func.count(sa.distinct(p.c.request_id)),
         sa.func.count().filter(p.c.status != "ok"),
     ).where(*logged(store, since))
-    with store.engine.connect() as conn:
-        n, requests, unsupported = conn.execute(query).one()
+    n, requests, unsupported = fetch(store, query)[0]
     per_day = _counts(store, _day(store), since)
     return {
         "requests": int(requests),
@@ -91,11 +92,8 @@ def usage_by_client(store: Store, since: dt.date | None) -> list[dict]:
     return sorted(table, key=lambda r: (r["kind"], r["client"]))
 
 
-def _utc(stamp: dt.datetime | None) -> str | None:
-    if stamp is None:
-        return None
-    stamp = stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(stamp: dt.datetime | None) -> str | None:
+    return None if stamp is None else utc(stamp).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def window(store: Store, since: dt.date | None) -> dict:
@@ -104,12 +102,11 @@ def window(store: Store, since: dt.date | None) -> dict:
     query = sa.select(
         sa.func.min(p.c.created_at), sa.func.max(p.c.created_at), sa.func.count()
     ).where(*logged(store, since))
-    with store.engine.connect() as conn:
-        first, last, n = conn.execute(query).one()
+    first, last, n = fetch(store, query)[0]
     return {
         "since": str(since) if since else None,
-        "first_estimate": _utc(first),
-        "last_estimate": _utc(last),
+        "first_estimate": _iso(first),
+        "last_estimate": _iso(last),
         "estimates": int(n),
     }
 
@@ -126,10 +123,10 @@ def listing(store: Store, since: dt.date | None) -> dict:
     with_price = sa.select(sa.func.count(asking)).where(*logged(store, since))
     with store.engine.connect() as conn:
         n = conn.execute(with_price).scalar_one()
-        middle = conn.execute(sa.select(median(deviation, [], "deviation").c.median)).scalar()
+        middle = median_of(conn, deviation, "deviation")
     return {
         "with_listing_price": int(n),
-        "median_deviation": None if middle is None else float(middle),
+        "median_deviation": middle,
         "ratings": _counts(store, p.c.price_rating, since),
     }
 
@@ -166,8 +163,7 @@ def bin_counts(
     selects = [b for c, e in zip(values.c, edges.values(), strict=True) for b in _bins(c, e)]
     if not selects:  # no field, or each with a single edge: no bin to count
         return {name: [] for name in edges}
-    with store.engine.connect() as conn:
-        row = iter(conn.execute(sa.select(*selects)).one())
+    row = iter(fetch(store, sa.select(*selects))[0])
     return {name: [int(next(row)) for _ in range(len(e) - 1)] for name, e in edges.items()}
 
 
@@ -181,8 +177,7 @@ def combinations(store: Store, names: list[str], since: dt.date | None) -> list[
         .subquery()
     )
     query = sa.select(*values.c, sa.func.count()).group_by(*values.c)
-    with store.engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(query).all()]
+    return [tuple(row) for row in fetch(store, query)]
 
 
 SEGMENTS = ("make", "fuel")  # listing fields the realised error is also grouped by
@@ -280,10 +275,8 @@ def opinions(store: Store, since: dt.date | None) -> list[dict]:
         .group_by(p.c.model_version, arm)
         .order_by(p.c.model_version, arm)
     )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
     out = []
-    for version, arm_name, n, *counts in rows:
+    for version, arm_name, n, *counts in fetch(store, query):
         entry = {"model_version": version, "arm": arm_name, "opinions": int(n)}
         entry.update(zip(OPINIONS, map(int, counts), strict=True))
         entry["complaint_rate"] = (entry["too_low"] + entry["too_high"]) / n
