@@ -47,7 +47,7 @@ LOOSE_GATE2 = {
 # The A/B experiment of this tier (tests/e2e/experiment.py) prices 4,000 listings, about 2,000
 # per arm of which about 86% are priced (1,700) and 85% of those sold, where production's margins
 # need 10,479 listings (conversion, 0.02) and 1,677 sold listings (realised MAPE, 0.01) per arm.
-# Its margins are what the power rule resolves at its own n (experiment_plan.resolvable_margin),
+# Its margins are what the power rule resolves at its own n (tests/monitoring/power.py),
 # at the power a test needs rather than production's 0.8: each run draws a fresh salt, so at 0.8
 # one run in five of a challenger no worse than the champion would be refused by chance. At
 # TIER_POWER (0.999) that is one in a thousand: conversion at 1,500 listings per arm (0.090),
