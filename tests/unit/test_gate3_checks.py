@@ -182,8 +182,9 @@ class FakeEngine:
     def image_info(self, ref):
         return {"id": IMAGE, "user": "10001", "healthcheck": ["CMD"], "cmd": [], "labels": {}}
 
-    def start(self, image, port, env=None):
+    def start(self, image, port, env=None, mounts=()):
         self.started = (image, env)
+        self.mounts = list(mounts)
         return "c" * 64
 
 
@@ -193,6 +194,7 @@ def test_the_container_is_told_the_id_of_its_image():
     image, env = engine.started
     assert image == "carprice:dev"
     assert env == {"CARPRICE_WORKERS": "2", "CARPRICE_IMAGE_ID": IMAGE}
+    assert engine.mounts == []  # the image serves its own bundle
     assert started.info["id"] == IMAGE
 
 
