@@ -131,6 +131,10 @@ def test_the_readme_quickstart_runs_as_written(world, tmp_path):
     for name in ("CARPRICE_DB_URL", "CARPRICE_BUNDLE", "MLFLOW_TRACKING_URI"):
         env.pop(name, None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # a reader's shell, not a make recipe: under `make test` a nested make would announce the
+    # directories it enters ("make[1]: Entering directory ...")
+    for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        env.pop(name, None)
     # The venv is the one this suite runs in, set up before (by `make test`, or the README's
     # `make retrain`): `make serve` must find it current, never reinstall it from a test.
     stamp = subprocess.run(["make", "-q", ".venv/.installed"], cwd=PROJECT_ROOT, check=False)
