@@ -100,19 +100,19 @@ def free_port() -> int:
 def environment(values: dict):
     """Set (None: unset) environment variables for the service and the key, then restore."""
     saved = {name: os.environ.get(name) for name in values}
+    _set(values)
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set(saved)
+
+
+def _set(values: dict) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def feedback_in_app(url: str) -> dict:

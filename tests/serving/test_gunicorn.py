@@ -273,6 +273,14 @@ def test_gunicorn_refuses_to_start_on_an_older_store_schema(make_bundle, tmp_pat
     assert "`carprice store upgrade` first." in log
 
 
+def _refuses_others(port: int, reason: str, *calls: tuple[str, str]) -> None:
+    """A listener of its own answers an estimate and each of `calls` with 404 naming itself."""
+    for method, path in (("POST", "/v1/estimates"), *calls):
+        body = {"listings": [golf()]} if method == "POST" else None
+        status, problem = _call(port, method, path, body)
+        assert status == 404 and reason in problem["detail"], (path, problem)
+
+
 def test_the_probe_and_metrics_ports_answer_their_paths_only_and_slow_clients_starve_neither(
     make_bundle, tmp_path
 ):
@@ -291,23 +299,11 @@ def test_the_probe_and_metrics_ports_answer_their_paths_only_and_slow_clients_st
         assert (
             _call(probe, "GET", "/readyz")[0] == 200 and _call(probe, "GET", "/healthz")[0] == 200
         )
-        for method, path, body in (
-            ("POST", "/v1/estimates", {"listings": [golf()]}),
-            ("GET", "/metrics", None),
-            ("GET", "/docs", None),
-        ):
-            status, problem = _call(probe, method, path, body)
-            assert status == 404 and "probe port" in problem["detail"], (path, problem)
+        _refuses_others(probe, "probe port", ("GET", "/metrics"), ("GET", "/docs"))
         assert server.call("POST", "/v1/estimates", {"listings": [golf()]})[0] == 200
         status, text = _call(metrics, "GET", "/metrics")
         assert status == 200 and 'carprice_estimates_total{status="ok"}' in text, text[:500]
-        for method, path, body in (
-            ("POST", "/v1/estimates", {"listings": [golf()]}),
-            ("GET", "/readyz", None),
-            ("GET", "/openapi.json", None),
-        ):
-            status, problem = _call(metrics, method, path, body)
-            assert status == 404 and "metrics port" in problem["detail"], (path, problem)
+        _refuses_others(metrics, "metrics port", ("GET", "/readyz"), ("GET", "/openapi.json"))
         status, problem = server.call("GET", "/metrics")  # the estimate port tells nothing
         assert status == 404 and "metrics port" in problem["detail"], problem
         figures = attack(server.port, probe, connections=64, interval=1.0, seconds=8.0)

@@ -89,7 +89,9 @@ def api_key(host: str | None):
 
 def percentile(times: dict[int, int], count: int, share: float) -> int:
     """The smallest response time (ms) that at least `share` of the `count` requests took no
-    longer than; `times` maps locust's rounded response times to their counts."""
+    longer than; `times` maps locust's rounded response times to their counts. (Locust's own
+    `calculate_response_time_percentile` is not imported: importing locust monkey-patches the
+    socket module of the process that imports it.)"""
     seen = 0
     for took in sorted(times):
         seen += times[took]
